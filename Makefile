@@ -1,0 +1,39 @@
+# ferrocache: `make run` serves 127.0.0.1:11211 in the foreground;
+# `make test` runs every check CI runs.
+CARGO ?= cargo
+BIN_DEBUG := target/debug/ferrocache
+BIN_RELEASE := target/release/ferrocache
+
+.PHONY: all build release run test lint unit integration clients deps bench clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+run: release
+	$(BIN_RELEASE) -l 127.0.0.1 -p 11211
+
+# Everything CI runs: formatting, lints, unit + integration tests, and
+# third-party clients against the real binary.
+test: lint unit clients
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
+
+unit:
+	$(CARGO) test --all-targets
+
+clients: build
+	scripts/pymemcache-integration $(BIN_DEBUG)
+
+bench:
+	$(CARGO) bench
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,107 @@
+//! Dispatch: reply bytes and counters for requests run against a real store.
+
+use super::*;
+use crate::config::Config;
+use crate::protocol::text::parse;
+use crate::storage::clock::Clock;
+use crate::storage::StoreConfig;
+
+fn shared(args: &[&str]) -> Shared {
+    let config = Config::parse_from(std::iter::once("ferrocache").chain(args.iter().copied())).unwrap();
+    let store =
+        Store::new(&StoreConfig { shards: 2, ..config.storage.clone() }, Arc::new(Clock::manual(1_700_000_000)));
+    Shared::new(config, store)
+}
+
+/// Runs every request in `input` and returns the replies and last action.
+fn run(sh: &Shared, input: &[u8]) -> (Vec<u8>, Action) {
+    let w = sh.stats.worker(0);
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut action = Action::Continue;
+    while at < input.len() {
+        let (req, used) = parse(&input[at..], &sh.config.server.limits).expect("whole requests");
+        action = dispatch(sh, &w, req, &mut out);
+        at += used;
+    }
+    (out, action)
+}
+
+#[test]
+fn noreply_writes_nothing_for_every_command() {
+    let sh = shared(&["-t", "1"]);
+    let (out, _) = run(
+        &sh,
+        b"set a 0 0 1 noreply\r\nx\r\nadd a 0 0 1 noreply\r\ny\r\nappend a 0 0 1 noreply\r\nz\r\n\
+incr a 1 noreply\r\ntouch a 10 noreply\r\ndelete a noreply\r\ndelete a noreply\r\nflush_all noreply\r\n\
+verbosity 0 noreply\r\nset a 0 0 x noreply\r\n",
+    );
+    assert_eq!(out, b"");
+}
+
+#[test]
+fn counters_follow_memcached() {
+    let sh = shared(&["-t", "1"]);
+    let (out, _) = run(
+        &sh,
+        b"set a 0 0 1\r\n1\r\nget a b\r\ngets a\r\nincr a 1\r\nincr b 1\r\ndecr a 1\r\ndelete b\r\n\
+touch a 0\r\ngat 0 a b\r\ncas a 0 0 1 1\r\nx\r\ncas z 0 0 1 1\r\nx\r\n",
+    );
+    assert!(out.ends_with(b"EXISTS\r\nNOT_FOUND\r\n"), "{}", String::from_utf8_lossy(&out));
+    let t = sh.stats.totals();
+    assert_eq!((t.cmd_get, t.get_hits, t.get_misses), (3, 2, 1));
+    assert_eq!((t.incr_hits, t.incr_misses, t.decr_hits), (1, 1, 1));
+    assert_eq!(t.delete_misses, 1);
+    assert_eq!((t.cmd_touch, t.touch_hits, t.touch_misses), (3, 2, 1));
+    assert_eq!((t.cmd_set, t.cas_badval, t.cas_misses), (3, 1, 1));
+}
+
+#[test]
+fn too_large_set_swallows_and_drops_the_old_value() {
+    let sh = shared(&["-t", "1", "-I", "1k", "-m", "8"]);
+    let (_, _) = run(&sh, b"set k 0 0 1\r\nx\r\n");
+    let w = sh.stats.worker(0);
+    let mut out = Vec::new();
+    let (req, _) = parse(b"set k 0 0 5000\r\n", &sh.config.server.limits).unwrap();
+    assert_eq!(dispatch(&sh, &w, req, &mut out), Action::Swallow(5002));
+    assert_eq!(out, c::TOO_LARGE);
+    let (out, _) = run(&sh, b"get k\r\n");
+    assert_eq!(out, b"END\r\n");
+}
+
+#[test]
+fn quit_closes_and_shutdown_needs_the_flag() {
+    let sh = shared(&["-t", "1"]);
+    assert_eq!(run(&sh, b"quit\r\n"), (Vec::new(), Action::Close));
+    assert_eq!(run(&sh, b"shutdown\r\n").0, c::SHUTDOWN_DISABLED);
+    let sh = shared(&["-t", "1", "-A"]);
+    assert_eq!(run(&sh, b"shutdown now\r\n").0, c::INVALID_SHUTDOWN);
+    assert_eq!(run(&sh, b"shutdown\r\n"), (Vec::new(), Action::Close));
+    assert!(sh.stopping.load(Ordering::SeqCst));
+}
+
+#[test]
+fn flush_all_can_be_disabled_and_memlimit_has_a_floor() {
+    let sh = shared(&["-t", "1", "-F"]);
+    assert_eq!(run(&sh, b"flush_all\r\n").0, c::FLUSH_DISABLED);
+    assert_eq!(run(&sh, b"cache_memlimit 7\r\n").0, c::MEMLIMIT_TOO_SMALL);
+    assert_eq!(run(&sh, b"cache_memlimit 100\r\n").0, c::OK);
+    assert_eq!(sh.store.stats().limit_maxbytes, 100 * 1024 * 1024);
+}
+
+#[test]
+fn stats_groups_answer_and_unknown_ones_are_errors() {
+    let sh = shared(&["-t", "1"]);
+    run(&sh, b"set a 0 0 1\r\nx\r\n");
+    for group in ["", " settings", " items", " slabs", " sizes", " conns"] {
+        let (out, _) = run(&sh, format!("stats{group}\r\n").as_bytes());
+        assert!(out.ends_with(b"END\r\n"), "stats{group}: {}", String::from_utf8_lossy(&out));
+    }
+    assert_eq!(run(&sh, b"stats bogus\r\n").0, b"ERROR\r\n");
+    assert_eq!(run(&sh, b"stats cachedump\r\n").0, b"CLIENT_ERROR bad command line\r\n");
+    assert_eq!(run(&sh, b"stats cachedump 0 1\r\n").0, b"CLIENT_ERROR Illegal slab id\r\n");
+    assert_eq!(run(&sh, b"stats cachedump 1 0\r\n").0, b"ITEM a [1 b; 0 s]\r\nEND\r\n");
+    assert_eq!(run(&sh, b"stats reset\r\n").0, b"RESET\r\n");
+    let (out, _) = run(&sh, b"stats\r\n");
+    assert!(String::from_utf8_lossy(&out).contains("STAT cmd_set 0\r\n"));
+}

@@ -1,0 +1,43 @@
+//! Startup and runtime errors of the daemon (not protocol errors: those are
+//! replies, see `protocol::ProtocolError`).
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line could not be parsed (also `--help`/`--version`).
+    Usage(clap::Error),
+    /// A flag's value is invalid.
+    Config(String),
+    /// Binding or listening on an address failed.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// Dropping privileges (`-u`) failed.
+    User(String),
+    /// Any other I/O failure at startup.
+    Io { what: &'static str, source: io::Error },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(e) => write!(f, "{e}"),
+            Error::Config(msg) => write!(f, "{msg}"),
+            Error::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
+            Error::User(msg) => write!(f, "{msg}"),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Usage(e) => Some(e),
+            Error::Bind { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Config(_) | Error::User(_) => None,
+        }
+    }
+}

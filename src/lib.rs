@@ -1,0 +1,47 @@
+//! ferrocache: a memcached-compatible, multi-threaded cache daemon.
+//!
+//! ```text
+//!             clients (text protocol over TCP)
+//!                 |          |          |
+//!   SO_REUSEPORT  v          v          v
+//!            +---------+ +---------+ +---------+
+//!            | loop-0  | | loop-1  | | loop-N  |   server::event_loop
+//!            | mio Poll| | mio Poll| | mio Poll|   one per -t thread
+//!            +----+----+ +----+----+ +----+----+
+//!                 | bytes -> protocol::text::parse -> Request
+//!                 | Request -> dispatch -> Store calls -> reply bytes
+//!                 v
+//!   +--------------------------------------------------+
+//!   | storage::Store: shards by key hash, each one      |
+//!   | Mutex<Shard> = hash table + slab classes + LRUs   |
+//!   | pages of -I bytes from one PagePool of -m bytes   |
+//!   +--------------------------------------------------+
+//!        ^ maintenance thread: clock tick, expiry crawler
+//! ```
+//!
+//! Module rules: `protocol` and `storage` depend on nothing else in the
+//! crate but the leaf `num`; `dispatch` is the only module that uses both;
+//! `server` drives `protocol` and `dispatch` and never reaches into
+//! `storage` internals. See `docs/architecture.md`.
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod num;
+pub mod protocol;
+pub mod server;
+pub mod stats;
+pub mod storage;
+pub mod sys;
+
+/// Maps memcached's verbosity (0..=3) to a log level: `-v` shows info,
+/// `-vv` debug, `-vvv` trace; without it, warnings and errors.
+pub fn log_level(verbosity: u8) -> log::LevelFilter {
+    match verbosity {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
+}

@@ -1,0 +1,66 @@
+//! `ferrocache`: parse flags, set up logging, run the server.
+
+use std::process::ExitCode;
+
+use ferrocache::config::Config;
+use ferrocache::error::Error;
+
+fn main() -> ExitCode {
+    let config = match Config::parse_from(std::env::args_os()) {
+        Ok(c) => c,
+        Err(Error::Usage(e)) => {
+            // --help and --version print and exit 0; bad flags exit 64.
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(64) } else { ExitCode::SUCCESS };
+        }
+        Err(e) => {
+            eprintln!("ferrocache: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    // The logger passes everything; the `log` max level is the gate, so
+    // that the `verbosity` command can change it at run time. RUST_LOG, if
+    // set, filters per module as usual.
+    let mut logger = env_logger::Builder::new();
+    logger.filter_level(log::LevelFilter::Trace);
+    let rust_log = std::env::var("RUST_LOG").ok();
+    if let Some(spec) = &rust_log {
+        logger.parse_filters(spec);
+    }
+    logger.init();
+    if rust_log.is_none() {
+        log::set_max_level(ferrocache::log_level(config.verbosity));
+    }
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    if config.print_config {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    if config.daemon {
+        if let Err(e) = ferrocache::sys::daemonize() {
+            eprintln!("ferrocache: failed to daemonize: {e}");
+            return ExitCode::from(71);
+        }
+    }
+    if let Some(path) = &config.pidfile {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            eprintln!("ferrocache: cannot write pid file {}: {e}", path.display());
+            return ExitCode::from(73);
+        }
+    }
+    let pidfile = config.pidfile.clone();
+    let result = ferrocache::server::run(config);
+    if let Some(path) = pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("ferrocache: {e}");
+            ExitCode::from(71)
+        }
+    }
+}

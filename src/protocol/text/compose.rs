@@ -1,0 +1,107 @@
+//! Text protocol replies, appended to a connection's output buffer.
+//!
+//! Every reply line here is byte for byte what memcached 1.6 sends.
+//! `noreply` is applied by the caller (it writes nothing); this module only
+//! knows how each reply looks.
+
+use crate::num::push_u64;
+use crate::protocol::ProtocolError;
+
+pub const STORED: &[u8] = b"STORED\r\n";
+pub const NOT_STORED: &[u8] = b"NOT_STORED\r\n";
+pub const EXISTS: &[u8] = b"EXISTS\r\n";
+pub const NOT_FOUND: &[u8] = b"NOT_FOUND\r\n";
+pub const DELETED: &[u8] = b"DELETED\r\n";
+pub const TOUCHED: &[u8] = b"TOUCHED\r\n";
+pub const END: &[u8] = b"END\r\n";
+pub const OK: &[u8] = b"OK\r\n";
+pub const RESET: &[u8] = b"RESET\r\n";
+pub const ERROR: &[u8] = b"ERROR\r\n";
+pub const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
+pub const OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR out of memory storing object\r\n";
+pub const DELTA_OUT_OF_MEMORY: &[u8] = b"SERVER_ERROR out of memory\r\n";
+pub const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
+pub const INVALID_SHUTDOWN: &[u8] = b"CLIENT_ERROR invalid shutdown mode\r\n";
+pub const FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
+pub const MEMLIMIT_TOO_SMALL: &[u8] = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
+pub const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
+
+/// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`
+#[inline]
+pub fn value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
+    out.reserve(key.len() + data.len() + 64);
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    push_u64(out, u64::from(flags));
+    out.push(b' ');
+    push_u64(out, data.len() as u64);
+    if let Some(cas) = cas {
+        out.push(b' ');
+        push_u64(out, cas);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A bare number line (incr/decr result).
+pub fn number(out: &mut Vec<u8>, n: u64) {
+    push_u64(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `VERSION <version>`
+pub fn version(out: &mut Vec<u8>, version: &str) {
+    out.extend_from_slice(b"VERSION ");
+    out.extend_from_slice(version.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One `STAT <name> <value>` line.
+pub fn stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "STAT {name} {value}\r\n");
+}
+
+/// The reply for a refused request.
+pub fn error(out: &mut Vec<u8>, e: ProtocolError) {
+    out.extend_from_slice(match e {
+        ProtocolError::UnknownCommand => ERROR,
+        ProtocolError::BadFormat => b"CLIENT_ERROR bad command line format\r\n",
+        ProtocolError::BadDataChunk => b"CLIENT_ERROR bad data chunk\r\n",
+        ProtocolError::InvalidExptime => b"CLIENT_ERROR invalid exptime argument\r\n",
+        ProtocolError::InvalidDelta => b"CLIENT_ERROR invalid numeric delta argument\r\n",
+        ProtocolError::DeleteUsage => b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
+        ProtocolError::BadCommandLine => b"CLIENT_ERROR bad command line\r\n",
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_lines_match_memcached() {
+        let mut out = Vec::new();
+        value(&mut out, b"a", 0, b"x", None);
+        value(&mut out, b"key", 4294967295, b"", Some(36));
+        assert_eq!(out, b"VALUE a 0 1\r\nx\r\nVALUE key 4294967295 0 36\r\n\r\n");
+    }
+
+    #[test]
+    fn small_replies() {
+        let mut out = Vec::new();
+        number(&mut out, 18446744073709551615);
+        version(&mut out, "1.6.18");
+        stat(&mut out, "curr_items", 3);
+        error(&mut out, ProtocolError::DeleteUsage);
+        assert_eq!(
+            out,
+            &b"18446744073709551615\r\nVERSION 1.6.18\r\nSTAT curr_items 3\r\n\
+CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"[..]
+        );
+    }
+}

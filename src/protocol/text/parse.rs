@@ -1,0 +1,282 @@
+//! Text protocol parser: `&[u8]` -> [`Request`] | Incomplete | Close. No I/O.
+//!
+//! A request is a command line ending in `\n` (an optional `\r` before it is
+//! dropped) and, for storage commands, `<bytes>` of data plus `\r\n`. Tokens
+//! are separated by one or more spaces, as memcached's `tokenize_command`
+//! splits them. Which token counts are accepted, and which error each bad
+//! request gets, follow memcached 1.6's `process_command_ascii`, except that
+//! numbers overflowing their 32-bit fields and keys with control characters
+//! are refused rather than truncated or accepted.
+//!
+//! The parser waits for more bytes only while what is buffered can still be
+//! a legal request: a line with no newline past [`Limits::max_line`] (or
+//! [`Limits::max_get_line`] for retrieval commands) closes the connection,
+//! and a value over [`Limits::max_value`] is refused before its data is read.
+
+use crate::num::{parse_signed, parse_unsigned};
+use crate::protocol::{CloseReason, Keys, Limits, ParseError, ProtocolError, Request, StoreCommand};
+
+/// Largest key (memcached's KEY_MAX_LENGTH).
+pub const MAX_KEY_LEN: usize = 250;
+/// Tokens looked at for non-retrieval commands; more is always an error.
+const MAX_TOKENS: usize = 8;
+
+/// Parses one request from the front of `buf`; on success also returns
+/// how many bytes it used.
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize), ParseError> {
+    let limit = if is_retrieval(buf) { limits.max_get_line } else { limits.max_line };
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        return if buf.len() > limit {
+            Err(ParseError::Close(CloseReason::LineTooLong))
+        } else {
+            Err(ParseError::Incomplete)
+        };
+    };
+    if nl > limit {
+        return Err(ParseError::Close(CloseReason::LineTooLong));
+    }
+    let line = &buf[..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let consumed = nl + 1;
+    let req = parse_line(line, &buf[consumed..], limits)?;
+    match req {
+        Line::Done(r) => Ok((r, consumed)),
+        Line::WithData(r, data_len) => Ok((r, consumed + data_len)),
+        Line::NeedData => Err(ParseError::Incomplete),
+    }
+}
+
+/// Whether the buffered bytes start a retrieval command, whose lines may be
+/// longer. Decided on the first bytes, so a partial line is judged the same
+/// way as the whole one.
+fn is_retrieval(buf: &[u8]) -> bool {
+    buf.starts_with(b"get ") || buf.starts_with(b"gets ") || buf.starts_with(b"gat ") || buf.starts_with(b"gats ")
+}
+
+enum Line<'a> {
+    Done(Request<'a>),
+    /// The request also used this many bytes after the line.
+    WithData(Request<'a>, usize),
+    /// A storage command whose data has not all arrived.
+    NeedData,
+}
+
+fn invalid(error: ProtocolError, noreply: bool) -> Line<'static> {
+    Line::Done(Request::Invalid { error, noreply })
+}
+
+/// A key memcached would accept, minus control characters.
+#[inline]
+fn valid_key(k: &[u8]) -> bool {
+    !k.is_empty() && k.len() <= MAX_KEY_LEN && k.iter().all(|&b| b > b' ' && b != 0x7f)
+}
+
+fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Line<'a>, ParseError> {
+    let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
+    let mut n = 0;
+    for t in line.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
+        if n < MAX_TOKENS {
+            toks[n] = t;
+        }
+        n += 1;
+    }
+    if n == 0 || toks[0].len() < 2 {
+        return Ok(invalid(ProtocolError::UnknownCommand, false));
+    }
+    let last = line.split(|&b| b == b' ').rfind(|t| !t.is_empty()).unwrap_or(b"");
+    let noreply = last == b"noreply";
+    let cmd = toks[0];
+    let r = match cmd {
+        b"get" | b"bget" => retrieval(line, cmd, n, false, false),
+        b"gets" => retrieval(line, cmd, n, true, false),
+        b"gat" => retrieval(line, cmd, n, false, true),
+        b"gats" => retrieval(line, cmd, n, true, true),
+        b"set" => storage(StoreCommand::Set, &toks, n, noreply, rest, limits),
+        b"add" => storage(StoreCommand::Add, &toks, n, noreply, rest, limits),
+        b"replace" => storage(StoreCommand::Replace, &toks, n, noreply, rest, limits),
+        b"append" => storage(StoreCommand::Append, &toks, n, noreply, rest, limits),
+        b"prepend" => storage(StoreCommand::Prepend, &toks, n, noreply, rest, limits),
+        b"cas" => storage(StoreCommand::Cas, &toks, n, noreply, rest, limits),
+        b"incr" | b"decr" => arithmetic(cmd == b"incr", &toks, n, noreply),
+        b"touch" => touch(&toks, n, noreply),
+        b"delete" => delete(&toks, n, noreply),
+        b"flush_all" => flush_all(&toks, n, noreply),
+        b"version" => Line::Done(Request::Version),
+        b"quit" => Line::Done(Request::Quit),
+        b"verbosity" => verbosity(&toks, n, noreply),
+        b"stats" => {
+            let args = trim_spaces(&line[5..]);
+            Line::Done(Request::Stats { args })
+        }
+        b"shutdown" => Line::Done(match n {
+            1 => Request::Shutdown { graceful: false, valid: true },
+            2 if toks[1] == b"graceful" => Request::Shutdown { graceful: true, valid: true },
+            _ => Request::Shutdown { graceful: false, valid: false },
+        }),
+        b"cache_memlimit" => memlimit(&toks, n, noreply),
+        _ if last.starts_with(b"HTTP/") => return Err(ParseError::Close(CloseReason::Http)),
+        _ => invalid(ProtocolError::UnknownCommand, false),
+    };
+    Ok(r)
+}
+
+fn trim_spaces(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| b != b' ').unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
+
+/// An exptime: a signed number that fits memcached's 32-bit field.
+fn exptime(t: &[u8]) -> Option<i64> {
+    parse_signed(t).filter(|&e| i32::try_from(e).is_ok())
+}
+
+fn retrieval<'a>(line: &'a [u8], cmd: &[u8], n: usize, cas: bool, touch: bool) -> Line<'a> {
+    if n < 2 {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    // Everything after the command word (and the exptime, for gat).
+    let mut rest = trim_spaces(&line[cmd.len()..]);
+    let mut exp = 0;
+    if touch {
+        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        match exptime(&rest[..end]) {
+            Some(e) => exp = e,
+            None => return invalid(ProtocolError::InvalidExptime, false),
+        }
+        rest = trim_spaces(&rest[end..]);
+    }
+    let keys = Keys(rest);
+    if !keys.iter().all(valid_key) {
+        return invalid(ProtocolError::BadFormat, false);
+    }
+    Line::Done(if touch { Request::Gat { exptime: exp, keys, cas } } else { Request::Get { keys, cas } })
+}
+
+fn storage<'a>(
+    command: StoreCommand,
+    toks: &[&'a [u8]; MAX_TOKENS],
+    n: usize,
+    noreply: bool,
+    rest: &'a [u8],
+    limits: &Limits,
+) -> Line<'a> {
+    let base = if command == StoreCommand::Cas { 6 } else { 5 };
+    if n != base && n != base + 1 {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    let key = toks[1];
+    let (Some(flags), Some(exp), Some(len)) = (
+        parse_unsigned(toks[2]).and_then(|f| u32::try_from(f).ok()),
+        exptime(toks[3]),
+        parse_signed(toks[4]).filter(|&l| (0..=i64::from(i32::MAX) - 2).contains(&l)),
+    ) else {
+        return invalid(ProtocolError::BadFormat, noreply);
+    };
+    if !valid_key(key) {
+        return invalid(ProtocolError::BadFormat, noreply);
+    }
+    let cas = if command == StoreCommand::Cas {
+        match parse_unsigned(toks[5]) {
+            Some(c) => c,
+            None => return invalid(ProtocolError::BadFormat, noreply),
+        }
+    } else {
+        0
+    };
+    let len = len as usize;
+    if len > limits.max_value {
+        return Line::Done(Request::TooLarge { key, set: command == StoreCommand::Set, swallow: len + 2, noreply });
+    }
+    if rest.len() < len + 2 {
+        return Line::NeedData;
+    }
+    if &rest[len..len + 2] != b"\r\n" {
+        return Line::WithData(Request::Invalid { error: ProtocolError::BadDataChunk, noreply }, len + 2);
+    }
+    Line::WithData(Request::Store { command, key, flags, exptime: exp, data: &rest[..len], cas, noreply }, len + 2)
+}
+
+fn arithmetic<'a>(incr: bool, toks: &[&'a [u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'a> {
+    if n != 3 && n != 4 {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    let key = toks[1];
+    if !valid_key(key) {
+        return invalid(ProtocolError::BadFormat, noreply);
+    }
+    let Some(delta) = parse_unsigned(toks[2]) else {
+        return invalid(ProtocolError::InvalidDelta, noreply);
+    };
+    Line::Done(if incr { Request::Incr { key, delta, noreply } } else { Request::Decr { key, delta, noreply } })
+}
+
+fn touch<'a>(toks: &[&'a [u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'a> {
+    if n != 3 && n != 4 {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    let key = toks[1];
+    if !valid_key(key) {
+        return invalid(ProtocolError::BadFormat, noreply);
+    }
+    match exptime(toks[2]) {
+        Some(exptime) => Line::Done(Request::Touch { key, exptime, noreply }),
+        None => invalid(ProtocolError::InvalidExptime, noreply),
+    }
+}
+
+fn delete<'a>(toks: &[&'a [u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'a> {
+    if !(2..=4).contains(&n) {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    if n > 2 {
+        // `delete <key> 0` is an old form memcached still takes.
+        let hold_zero = toks[2] == b"0";
+        let ok = (n == 3 && (hold_zero || noreply)) || (n == 4 && hold_zero && noreply);
+        if !ok {
+            return invalid(ProtocolError::DeleteUsage, noreply);
+        }
+    }
+    let key = toks[1];
+    if !valid_key(key) {
+        return invalid(ProtocolError::BadFormat, noreply);
+    }
+    Line::Done(Request::Delete { key, noreply })
+}
+
+fn flush_all(toks: &[&[u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'static> {
+    if n > 3 {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    let mut exp = 0;
+    if n != if noreply { 2 } else { 1 } {
+        match exptime(toks[1]) {
+            Some(e) => exp = e,
+            None => return invalid(ProtocolError::InvalidExptime, noreply),
+        }
+    }
+    Line::Done(Request::FlushAll { exptime: exp, noreply })
+}
+
+fn verbosity(toks: &[&[u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'static> {
+    if n != 2 && n != 3 {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    match parse_unsigned(toks[1]).and_then(|l| u32::try_from(l).ok()) {
+        Some(level) => Line::Done(Request::Verbosity { level, noreply }),
+        None => invalid(ProtocolError::BadFormat, noreply),
+    }
+}
+
+fn memlimit(toks: &[&[u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'static> {
+    if n != 2 && n != 3 {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    match parse_unsigned(toks[1]).filter(|&m| u32::try_from(m).is_ok()) {
+        Some(megabytes) => Line::Done(Request::CacheMemlimit { megabytes, noreply }),
+        None => invalid(ProtocolError::UnknownCommand, false),
+    }
+}
+
+#[cfg(test)]
+mod tests;

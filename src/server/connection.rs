@@ -1,0 +1,207 @@
+//! One client connection: its socket, input and output buffers, and the
+//! loop that drains input into requests and requests into output.
+//!
+//! The edge-trigger invariant (mio's "Draining readiness"): the socket is
+//! registered once for READABLE | WRITABLE, edge-triggered. [`Connection::serve`]
+//! returns only when one of these holds, so an event will come back:
+//! - the socket read returned WouldBlock (a readable edge will follow new
+//!   data), or
+//! - the socket write returned WouldBlock with output queued (a writable
+//!   edge will follow), or
+//! - it used up its `-R` request budget with input still buffered: it then
+//!   says [`Served::Yielded`] and the event loop calls it again without
+//!   waiting for an event.
+//!
+//! Memory per connection is bounded: input holds at most one partial
+//! request (a line up to the parser's limit, a value up to `-I`) plus one
+//! read; input is not parsed while more than [`OUTPUT_HIGH_WATER`] bytes of
+//! replies wait to be sent.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+
+use crate::dispatch::{dispatch, Action, Shared};
+use crate::protocol::text::parse;
+use crate::protocol::ParseError;
+use crate::stats::WorkerStats;
+
+/// Input read size, and the initial input buffer.
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop parsing requests while this much output is queued.
+pub const OUTPUT_HIGH_WATER: usize = 1024 * 1024;
+/// Buffers larger than this are released once empty.
+const SHRINK_ABOVE: usize = 256 * 1024;
+
+/// How a [`Connection::serve`] call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// Waiting for a readiness event.
+    Waiting,
+    /// Request budget used up with input left: serve again soon.
+    Yielded,
+    /// Close the connection now.
+    Closed,
+}
+
+/// A client connection owned by one event loop.
+pub struct Connection {
+    pub stream: TcpStream,
+    pub id: u64,
+    pub peer: SocketAddr,
+    /// Input bytes are `rbuf[start..filled]`; `rbuf` is always initialised.
+    rbuf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    /// Output bytes not yet written are `wbuf[wpos..]`.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Input bytes still to discard (a refused value).
+    swallow: usize,
+    close_after_write: bool,
+    peer_closed: bool,
+    /// Relative time of the last input, for idle_timeout and stats conns.
+    pub last_active: Arc<AtomicU32>,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, id: u64, peer: SocketAddr, now: u32) -> Connection {
+        Connection {
+            stream,
+            id,
+            peer,
+            rbuf: vec![0; READ_CHUNK],
+            start: 0,
+            filled: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            swallow: 0,
+            close_after_write: false,
+            peer_closed: false,
+            last_active: Arc::new(AtomicU32::new(now)),
+        }
+    }
+
+    /// Output queued and not yet written.
+    pub fn pending_output(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    /// Handles whatever is readable and writable now (see the module doc).
+    pub fn serve(&mut self, sh: &Shared, w: &WorkerStats) -> Served {
+        let budget = sh.config.server.reqs_per_event;
+        loop {
+            let mut handled = 0;
+            // Parse and run what is buffered.
+            while !self.close_after_write && self.pending_output() < OUTPUT_HIGH_WATER {
+                if self.swallow > 0 {
+                    let n = self.swallow.min(self.filled - self.start);
+                    self.start += n;
+                    self.swallow -= n;
+                    if self.swallow > 0 {
+                        break;
+                    }
+                }
+                if handled == budget {
+                    break;
+                }
+                match parse(&self.rbuf[self.start..self.filled], &sh.config.server.limits) {
+                    Ok((req, used)) => {
+                        let action = dispatch(sh, w, req, &mut self.wbuf);
+                        self.start += used;
+                        handled += 1;
+                        match action {
+                            Action::Continue => {}
+                            Action::Swallow(n) => self.swallow = n,
+                            Action::Close => self.close_after_write = true,
+                        }
+                    }
+                    Err(ParseError::Incomplete) => break,
+                    Err(ParseError::Close(why)) => {
+                        log::warn!("closing {}: {why:?}", self.peer);
+                        return Served::Closed;
+                    }
+                }
+            }
+            if self.start == self.filled {
+                self.start = 0;
+                self.filled = 0;
+                if self.rbuf.len() > SHRINK_ABOVE {
+                    self.rbuf = vec![0; READ_CHUNK];
+                }
+            }
+            if self.flush(w).is_err() {
+                return Served::Closed;
+            }
+            if self.close_after_write {
+                return if self.pending_output() == 0 { Served::Closed } else { Served::Waiting };
+            }
+            if self.pending_output() >= OUTPUT_HIGH_WATER {
+                // The client is not reading; wait for a writable edge.
+                return Served::Waiting;
+            }
+            if handled == budget && self.start < self.filled {
+                w.conn_yields.incr();
+                return Served::Yielded;
+            }
+            if self.peer_closed {
+                return Served::Closed;
+            }
+            match self.read(w) {
+                Ok(0) => self.peer_closed = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Served::Waiting,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Served::Closed,
+            }
+        }
+    }
+
+    /// One read into the input buffer, growing it if a partial request
+    /// fills it (the parser bounds how far that goes).
+    fn read(&mut self, w: &WorkerStats) -> io::Result<usize> {
+        if self.start > 0 {
+            self.rbuf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
+        if self.rbuf.len() - self.filled < READ_CHUNK / 2 {
+            let grow = self.rbuf.len().max(READ_CHUNK);
+            self.rbuf.resize(self.rbuf.len() + grow, 0);
+        }
+        let n = self.stream.read(&mut self.rbuf[self.filled..])?;
+        self.filled += n;
+        w.bytes_read.add(n as u64);
+        Ok(n)
+    }
+
+    /// Writes queued output until done or WouldBlock.
+    pub fn flush(&mut self, w: &WorkerStats) -> io::Result<()> {
+        while self.wpos < self.wbuf.len() {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.wpos += n;
+                    w.bytes_written.add(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        if self.wbuf.capacity() > SHRINK_ABOVE {
+            self.wbuf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Notes activity for idle_timeout and `stats conns`.
+    pub fn touch(&self, now: u32) {
+        self.last_active.store(now, Ordering::Relaxed);
+    }
+}

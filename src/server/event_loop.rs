@@ -1,0 +1,222 @@
+//! One event loop: a mio `Poll` with this thread's listeners and
+//! connections. Tokens: connections are their `slab` key; listeners and the
+//! waker sit at the top of the token space.
+//!
+//! A loop accepts on its own listeners (SO_REUSEPORT gives each loop its
+//! share of new connections), serves its connections until they block, and
+//! serves again, without waiting, those that yielded at their `-R` budget.
+//! Once a second it closes connections idle past `-o idle_timeout`.
+
+use std::io::{self, Write};
+use std::net::TcpListener as StdListener;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::dispatch::{ConnInfo, Shared};
+use crate::protocol::text::compose::TOO_MANY_CONNECTIONS;
+use crate::stats::WorkerStats;
+
+use super::connection::{Connection, Served};
+
+const WAKER: Token = Token(usize::MAX);
+/// Listener `i` has token `LISTENER_BASE - i`.
+const LISTENER_BASE: usize = usize::MAX - 1;
+/// How long shutdown waits for queued replies to drain.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One event loop and everything it owns.
+pub struct EventLoop {
+    index: usize,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: Slab<Connection>,
+    shared: Arc<Shared>,
+    stats: Arc<WorkerStats>,
+    /// Connections that yielded with input left.
+    ready: Vec<usize>,
+    next_id: u64,
+}
+
+impl EventLoop {
+    /// Builds loop `index` over its listeners; returns it and the waker
+    /// that interrupts its poll (for shutdown).
+    pub fn new(index: usize, listeners: Vec<StdListener>, shared: Arc<Shared>) -> io::Result<(EventLoop, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut mio_listeners = Vec::with_capacity(listeners.len());
+        for (i, l) in listeners.into_iter().enumerate() {
+            let mut l = TcpListener::from_std(l);
+            poll.registry().register(&mut l, Token(LISTENER_BASE - i), Interest::READABLE)?;
+            mio_listeners.push(l);
+        }
+        let stats = shared.stats.worker(index);
+        let ev = EventLoop {
+            index,
+            poll,
+            listeners: mio_listeners,
+            conns: Slab::new(),
+            shared,
+            stats,
+            ready: Vec::new(),
+            next_id: (index as u64) << 48,
+        };
+        Ok((ev, waker))
+    }
+
+    /// Runs until shutdown.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let idle_timeout = self.shared.config.server.idle_timeout;
+        let mut last_idle_check = Instant::now();
+        loop {
+            let timeout = if !self.ready.is_empty() {
+                Some(Duration::ZERO)
+            } else if idle_timeout > 0 {
+                Some(Duration::from_secs(1))
+            } else {
+                None
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("event loop {}: poll failed: {e}", self.index);
+                break;
+            }
+            if self.shared.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            let now = self.shared.store.clock().now();
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                        self.accept(LISTENER_BASE - t, now)
+                    }
+                    Token(key) => self.serve(key, now),
+                }
+            }
+            for key in std::mem::take(&mut self.ready) {
+                self.serve(key, now);
+            }
+            if idle_timeout > 0 && last_idle_check.elapsed() >= Duration::from_secs(1) {
+                last_idle_check = Instant::now();
+                self.close_idle(now, idle_timeout);
+            }
+        }
+        self.drain();
+    }
+
+    fn accept(&mut self, i: usize, now: u32) {
+        loop {
+            let (mut stream, peer) = match self.listeners[i].accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: leave the rest in the backlog.
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            let sh = &self.shared;
+            let max = sh.config.server.max_connections;
+            if sh.curr_connections.fetch_add(1, Ordering::AcqRel) >= max {
+                sh.curr_connections.fetch_sub(1, Ordering::AcqRel);
+                self.stats.rejected_connections.incr();
+                // As memcached: say why, then hang up. Best effort: a fresh
+                // socket's send buffer takes this short line.
+                let _ = stream.write(TOO_MANY_CONNECTIONS);
+                log::warn!("rejected connection from {peer}: too many open connections ({max})");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if let Err(e) =
+                self.poll.registry().register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE)
+            {
+                log::warn!("cannot register connection from {peer}: {e}");
+                sh.curr_connections.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+            self.next_id += 1;
+            let conn = Connection::new(stream, self.next_id, peer, now);
+            let local = conn.stream.local_addr().unwrap_or(peer);
+            sh.conns.lock().insert(
+                conn.id,
+                ConnInfo { fd: raw_fd(&conn.stream), peer, local, last_cmd: conn.last_active.clone() },
+            );
+            self.stats.total_connections.incr();
+            log::debug!("accepted {peer} on loop {}", self.index);
+            entry.insert(conn);
+        }
+    }
+
+    fn serve(&mut self, key: usize, now: u32) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        conn.touch(now);
+        match conn.serve(&self.shared, &self.stats) {
+            Served::Waiting => {}
+            Served::Yielded => self.ready.push(key),
+            Served::Closed => self.close(key),
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if let Some(mut conn) = self.conns.try_remove(key) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.shared.conns.lock().remove(&conn.id);
+            self.shared.curr_connections.fetch_sub(1, Ordering::AcqRel);
+            log::debug!("closed {}", conn.peer);
+        }
+    }
+
+    fn close_idle(&mut self, now: u32, idle_timeout: u32) {
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout)
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.stats.idle_kicks.incr();
+            self.close(key);
+        }
+    }
+
+    /// Shutdown: stop accepting, send what is queued (for a while), close.
+    fn drain(&mut self) {
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let mut events = Events::with_capacity(256);
+        while Instant::now() < deadline {
+            let mut waiting = false;
+            for (_, c) in self.conns.iter_mut() {
+                if c.flush(&self.stats).is_ok() && c.pending_output() > 0 {
+                    waiting = true;
+                }
+            }
+            if !waiting {
+                break;
+            }
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(50)));
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key);
+        }
+    }
+}
+
+fn raw_fd(s: &mio::net::TcpStream) -> i32 {
+    use std::os::fd::AsRawFd;
+    s.as_raw_fd()
+}

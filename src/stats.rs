@@ -1,0 +1,149 @@
+//! Per-event-loop counters, merged on demand for `stats`.
+//!
+//! Each event loop owns one [`WorkerStats`] and is its only writer, so a
+//! bump is a relaxed load and store, no locked instruction; `stats` reads
+//! every loop's counters with relaxed loads (a figure may lag by a request,
+//! as memcached's do). `stats reset` does not write into other threads'
+//! counters: it records the current totals as a baseline that later reports
+//! subtract ([`Stats::reset`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// Declares the counter set once: the struct, a snapshot type and the
+/// field list used for merging and reporting.
+macro_rules! counters {
+    ($($name:ident),* $(,)?) => {
+        /// One event loop's counters.
+        #[derive(Debug, Default)]
+        pub struct WorkerStats {
+            $(pub $name: Counter,)*
+        }
+
+        /// A plain copy of counters, summed over loops.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct Totals {
+            $(pub $name: u64,)*
+        }
+
+        impl WorkerStats {
+            fn add_to(&self, t: &mut Totals) {
+                $(t.$name += self.$name.get();)*
+            }
+        }
+
+        impl Totals {
+            fn minus(&self, base: &Totals) -> Totals {
+                Totals { $($name: self.$name.wrapping_sub(base.$name),)* }
+            }
+        }
+    };
+}
+
+counters!(
+    cmd_get,
+    cmd_set,
+    cmd_flush,
+    cmd_touch,
+    get_hits,
+    get_misses,
+    delete_hits,
+    delete_misses,
+    incr_hits,
+    incr_misses,
+    decr_hits,
+    decr_misses,
+    cas_hits,
+    cas_misses,
+    cas_badval,
+    touch_hits,
+    touch_misses,
+    store_too_large,
+    store_no_memory,
+    bytes_read,
+    bytes_written,
+    total_connections,
+    rejected_connections,
+    conn_yields,
+    idle_kicks,
+);
+
+/// A counter with one writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning loop calls this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn incr(&self) {
+        self.add(1)
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// All loops' counters plus the reset baseline.
+#[derive(Debug, Default)]
+pub struct Stats {
+    workers: Vec<Arc<WorkerStats>>,
+    baseline: Mutex<Totals>,
+}
+
+impl Stats {
+    /// Counters for `n` event loops.
+    pub fn new(n: usize) -> Stats {
+        Stats { workers: (0..n).map(|_| Arc::new(WorkerStats::default())).collect(), baseline: Mutex::default() }
+    }
+
+    /// Loop `i`'s counters.
+    pub fn worker(&self, i: usize) -> Arc<WorkerStats> {
+        self.workers[i].clone()
+    }
+
+    fn raw(&self) -> Totals {
+        let mut t = Totals::default();
+        for w in &self.workers {
+            w.add_to(&mut t);
+        }
+        t
+    }
+
+    /// Sums over loops since the last reset.
+    pub fn totals(&self) -> Totals {
+        self.raw().minus(&self.baseline.lock())
+    }
+
+    /// `stats reset`.
+    pub fn reset(&self) {
+        *self.baseline.lock() = self.raw();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_loops_and_reset_uses_a_baseline() {
+        let s = Stats::new(2);
+        s.worker(0).cmd_get.add(3);
+        s.worker(1).cmd_get.incr();
+        s.worker(1).get_hits.incr();
+        assert_eq!(s.totals().cmd_get, 4);
+        s.reset();
+        assert_eq!(s.totals(), Totals::default());
+        s.worker(0).cmd_get.incr();
+        assert_eq!(s.totals().cmd_get, 1);
+        assert_eq!(s.totals().get_hits, 0);
+    }
+}

@@ -1,0 +1,340 @@
+//! Slab classes, pages and chunks.
+//!
+//! Memory for items comes in pages of `-I` bytes from one global budget of
+//! `-m` megabytes ([`PagePool`]). A page is handed to one slab class of one
+//! shard and carved into equal chunks of that class's size; an item lives in
+//! the smallest class whose chunk holds it. Class sizes grow by `-f` from
+//! `HEADER_LEN + -n`, rounded up to 8 bytes, and the last class is one
+//! chunk per page, as memcached's `slabs_init` builds them.
+//!
+//! A [`Class`] owns its pages (`Box<[u8]>`, allocated zeroed so untouched
+//! parts cost no RSS), a free list threaded through the chunks' `next`
+//! field, and the carve point of its newest page. Pages are carved in order,
+//! so every page but the last is fully carved. LRU links live in the chunks
+//! too (see `lru.rs`); this module only hands chunks out and takes them back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::item::{ItemMut, ItemRef, HEADER_LEN, NIL};
+
+/// memcached's limit: class ids are 1..=63.
+pub const MAX_CLASSES: usize = 63;
+/// Chunk sizes are multiples of this (memcached's CHUNK_ALIGN_BYTES).
+const CHUNK_ALIGN: usize = 8;
+
+/// The chunk size of every class, shared by all shards.
+#[derive(Debug, Clone)]
+pub struct SlabSizes {
+    sizes: Vec<usize>,
+    page_size: usize,
+}
+
+impl SlabSizes {
+    /// Builds classes from `min_space` (`-n`), `factor` (`-f`) and
+    /// `page_size` (`-I`).
+    pub fn new(min_space: usize, factor: f64, page_size: usize) -> SlabSizes {
+        let align = |n: usize| n.div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
+        let mut sizes = Vec::new();
+        let mut size = align(HEADER_LEN + min_space);
+        while sizes.len() < MAX_CLASSES - 1 && (size as f64) <= page_size as f64 / factor {
+            sizes.push(size);
+            let next = align((size as f64 * factor) as usize);
+            size = next.max(size + CHUNK_ALIGN);
+        }
+        sizes.push(page_size);
+        SlabSizes { sizes, page_size }
+    }
+
+    /// Number of classes.
+    pub fn count(&self) -> usize {
+        self.sizes.len()
+    }
+
+    /// Bytes in one page.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Largest item (header + key + value) a chunk can hold.
+    pub fn max_item(&self) -> usize {
+        self.page_size
+    }
+
+    /// Chunk size of class `id` (1-based).
+    pub fn chunk_size(&self, id: u8) -> usize {
+        self.sizes[usize::from(id) - 1]
+    }
+
+    /// The class (1-based) for an item of `total` bytes, if any holds it.
+    #[inline]
+    pub fn class_for(&self, total: usize) -> Option<u8> {
+        let i = self.sizes.partition_point(|&s| s < total);
+        (i < self.sizes.len()).then_some(i as u8 + 1)
+    }
+}
+
+/// The global page budget: `-m` bytes in pages.
+#[derive(Debug)]
+pub struct PagePool {
+    limit: AtomicUsize,
+    used: AtomicUsize,
+}
+
+impl PagePool {
+    pub fn new(limit_pages: usize) -> PagePool {
+        PagePool { limit: AtomicUsize::new(limit_pages), used: AtomicUsize::new(0) }
+    }
+
+    /// Claims one page of the budget.
+    pub fn try_take(&self) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        self.used.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| (u < limit).then_some(u + 1)).is_ok()
+    }
+
+    /// Returns one page to the budget.
+    pub fn give_back(&self) {
+        self.used.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the budget (`cache_memlimit`). Pages already handed out stay
+    /// where they are; a lower limit takes effect as no new pages are given.
+    pub fn set_limit(&self, pages: usize) {
+        self.limit.store(pages, Ordering::Relaxed);
+    }
+}
+
+/// Per-class counters for `stats items` and `stats slabs`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClassCounters {
+    pub evicted: u64,
+    pub evicted_nonzero: u64,
+    pub evicted_time: u32,
+    pub evicted_unfetched: u64,
+    pub outofmemory: u64,
+    pub reclaimed: u64,
+    pub expired_unfetched: u64,
+    pub crawler_reclaimed: u64,
+    pub get_hits: u64,
+    pub cmd_set: u64,
+    pub delete_hits: u64,
+    pub incr_hits: u64,
+    pub decr_hits: u64,
+    pub cas_hits: u64,
+    pub cas_badval: u64,
+    pub touch_hits: u64,
+}
+
+/// One slab class inside one shard.
+pub struct Class {
+    pub chunk: usize,
+    pub per_page: u32,
+    pub pages: Vec<Box<[u8]>>,
+    /// Chunks carved from the newest page.
+    pub carved: u32,
+    pub free_head: u32,
+    pub free_count: u32,
+    pub lru_head: u32,
+    pub lru_tail: u32,
+    /// Linked items.
+    pub items: u32,
+    /// Sum of linked items' total lengths (`mem_requested`).
+    pub bytes: u64,
+    pub counters: ClassCounters,
+}
+
+impl Class {
+    pub fn new(chunk: usize, page_size: usize) -> Class {
+        Class {
+            chunk,
+            per_page: (page_size / chunk).max(1) as u32,
+            pages: Vec::new(),
+            carved: 0,
+            free_head: NIL,
+            free_count: 0,
+            lru_head: NIL,
+            lru_tail: NIL,
+            items: 0,
+            bytes: 0,
+            counters: ClassCounters::default(),
+        }
+    }
+
+    #[inline]
+    fn locate(&self, idx: u32) -> (usize, usize) {
+        let page = (idx / self.per_page) as usize;
+        let off = (idx % self.per_page) as usize * self.chunk;
+        (page, off)
+    }
+
+    /// The bytes of chunk `idx`.
+    #[inline]
+    pub fn chunk(&self, idx: u32) -> &[u8] {
+        let (p, off) = self.locate(idx);
+        &self.pages[p][off..off + self.chunk]
+    }
+
+    /// Mutable bytes of chunk `idx`.
+    #[inline]
+    pub fn chunk_mut(&mut self, idx: u32) -> &mut [u8] {
+        let (p, off) = self.locate(idx);
+        &mut self.pages[p][off..off + self.chunk]
+    }
+
+    #[inline]
+    pub fn item(&self, idx: u32) -> ItemRef<'_> {
+        ItemRef(self.chunk(idx))
+    }
+
+    #[inline]
+    pub fn item_mut(&mut self, idx: u32) -> ItemMut<'_> {
+        ItemMut(self.chunk_mut(idx))
+    }
+
+    /// Chunks carved so far, over all pages.
+    pub fn total_carved(&self) -> u32 {
+        match self.pages.len() {
+            0 => 0,
+            n => (n as u32 - 1) * self.per_page + self.carved,
+        }
+    }
+
+    /// Chunks the class's pages hold in all.
+    pub fn total_chunks(&self) -> u32 {
+        self.pages.len() as u32 * self.per_page
+    }
+
+    /// A chunk from the free list or the newest page, if either has one.
+    pub fn alloc_chunk(&mut self) -> Option<u32> {
+        if self.free_head != NIL {
+            let idx = self.free_head;
+            self.free_head = self.item(idx).next();
+            self.free_count -= 1;
+            return Some(idx);
+        }
+        if !self.pages.is_empty() && self.carved < self.per_page {
+            let idx = (self.pages.len() as u32 - 1) * self.per_page + self.carved;
+            self.carved += 1;
+            return Some(idx);
+        }
+        None
+    }
+
+    /// Adds a fresh page; its chunks are carved on demand.
+    pub fn add_page(&mut self, page: Box<[u8]>) {
+        debug_assert!(self.pages.is_empty() || self.carved == self.per_page);
+        self.pages.push(page);
+        self.carved = 0;
+    }
+
+    /// Puts an unlinked chunk on the free list.
+    pub fn free_chunk(&mut self, idx: u32) {
+        let head = self.free_head;
+        let mut it = self.item_mut(idx);
+        it.set_iflags(0);
+        it.set_next(head);
+        self.free_head = idx;
+        self.free_count += 1;
+    }
+
+    /// Detaches the newest page. The caller has already unlinked every
+    /// item in it; this drops its chunks from the free list.
+    pub fn take_last_page(&mut self) -> Option<Box<[u8]>> {
+        let last = self.pages.len().checked_sub(1)?;
+        let first = last as u32 * self.per_page;
+        // Rebuild the free list without chunks of the last page.
+        let mut keep = Vec::new();
+        let mut cur = self.free_head;
+        while cur != NIL {
+            let next = self.item(cur).next();
+            if cur < first {
+                keep.push(cur);
+            }
+            cur = next;
+        }
+        self.free_head = NIL;
+        self.free_count = 0;
+        let page = self.pages.pop();
+        for idx in keep.into_iter().rev() {
+            self.free_chunk(idx);
+        }
+        self.carved = if self.pages.is_empty() { 0 } else { self.per_page };
+        page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_classes_grow_by_the_factor() {
+        let s = SlabSizes::new(48, 1.25, 1 << 20);
+        assert_eq!(s.chunk_size(1), 88); // 34 + 48 = 82, aligned to 8
+        assert_eq!(s.chunk_size(2), 112); // 88 * 1.25 = 110 -> 112
+        assert_eq!(s.chunk_size(s.count() as u8), 1 << 20);
+        for id in 2..=s.count() as u8 {
+            assert!(s.chunk_size(id) > s.chunk_size(id - 1));
+        }
+        assert!(s.count() <= MAX_CLASSES);
+    }
+
+    #[test]
+    fn class_selection_picks_the_smallest_chunk_that_fits() {
+        let s = SlabSizes::new(48, 1.25, 1 << 20);
+        assert_eq!(s.class_for(1), Some(1));
+        assert_eq!(s.class_for(88), Some(1));
+        assert_eq!(s.class_for(89), Some(2));
+        assert_eq!(s.class_for(1 << 20), Some(s.count() as u8));
+        assert_eq!(s.class_for((1 << 20) + 1), None);
+    }
+
+    #[test]
+    fn tiny_factor_is_capped_at_63_classes() {
+        let s = SlabSizes::new(48, 1.01, 1 << 20);
+        assert_eq!(s.count(), MAX_CLASSES);
+        assert_eq!(s.chunk_size(MAX_CLASSES as u8), 1 << 20);
+    }
+
+    #[test]
+    fn pool_hands_out_at_most_its_limit() {
+        let p = PagePool::new(2);
+        assert!(p.try_take());
+        assert!(p.try_take());
+        assert!(!p.try_take());
+        p.give_back();
+        assert!(p.try_take());
+        p.set_limit(5);
+        assert!(p.try_take());
+        assert_eq!(p.used(), 3);
+    }
+
+    #[test]
+    fn carve_free_and_take_last_page() {
+        let mut c = Class::new(100, 1000); // 10 chunks a page
+        assert_eq!(c.alloc_chunk(), None);
+        c.add_page(vec![0; 1000].into_boxed_slice());
+        let a: Vec<u32> = (0..10).map(|_| c.alloc_chunk().unwrap()).collect();
+        assert_eq!(a, (0..10).collect::<Vec<_>>());
+        assert_eq!(c.alloc_chunk(), None);
+        c.add_page(vec![0; 1000].into_boxed_slice());
+        let b = c.alloc_chunk().unwrap();
+        assert_eq!(b, 10);
+        c.free_chunk(3);
+        c.free_chunk(b);
+        assert_eq!(c.free_count, 2);
+        let page = c.take_last_page().unwrap();
+        assert_eq!(page.len(), 1000);
+        assert_eq!(c.free_count, 1, "chunk 10 left with its page");
+        assert_eq!(c.alloc_chunk(), Some(3));
+        assert_eq!(c.alloc_chunk(), None);
+        assert_eq!(c.total_carved(), 10);
+    }
+}

@@ -1,0 +1,377 @@
+//! Store tests: every operation's outcomes, LRU and eviction, expiry and
+//! flush on a manual clock, and a model check under random operations.
+
+use super::*;
+
+fn store_with(memory_pages: usize, page: usize, evictions: bool) -> (Store, Arc<Clock>) {
+    let clock = Arc::new(Clock::manual(1_700_000_000));
+    let cfg = StoreConfig {
+        memory_limit: memory_pages * page,
+        item_size_max: page,
+        evictions,
+        shards: 1,
+        hashpower: 4,
+        ..StoreConfig::default()
+    };
+    (Store::new(&cfg, clock.clone()), clock)
+}
+
+fn small() -> (Store, Arc<Clock>) {
+    store_with(64, 64 * 1024, true)
+}
+
+fn get(s: &Store, k: &[u8]) -> Option<Vec<u8>> {
+    s.get(k, None, |it| it.value.to_vec())
+}
+
+fn gets(s: &Store, k: &[u8]) -> Option<(u32, u64, Vec<u8>)> {
+    s.get(k, None, |it| (it.flags, it.cas, it.value.to_vec()))
+}
+
+#[test]
+fn set_then_get_returns_value_and_flags() {
+    let (s, _) = small();
+    assert_eq!(s.store(StoreMode::Set, b"k", 42, 0, b"hello"), StoreOutcome::Stored);
+    let (flags, cas, v) = gets(&s, b"k").unwrap();
+    assert_eq!((flags, v.as_slice()), (42, &b"hello"[..]));
+    assert_ne!(cas, 0);
+    assert_eq!(get(&s, b"other"), None);
+}
+
+#[test]
+fn set_replaces_and_frees_the_old_chunk() {
+    let (s, _) = small();
+    s.store(StoreMode::Set, b"k", 0, 0, b"one");
+    s.store(StoreMode::Set, b"k", 0, 0, &[b'x'; 500]);
+    assert_eq!(get(&s, b"k").unwrap(), vec![b'x'; 500]);
+    let st = s.stats();
+    assert_eq!(st.curr_items, 1);
+    assert_eq!(st.total_items, 2);
+    assert_eq!(st.bytes as usize, item::total_len(1, 500));
+}
+
+#[test]
+fn add_replace_append_prepend_follow_memcached() {
+    let (s, _) = small();
+    assert_eq!(s.store(StoreMode::Replace, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Append, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Prepend, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Add, b"k", 7, 0, b"mid"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Add, b"k", 0, 0, b"no"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Append, b"k", 99, 0, b">"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Prepend, b"k", 99, 0, b"<"), StoreOutcome::Stored);
+    let (flags, _, v) = gets(&s, b"k").unwrap();
+    assert_eq!(v, b"<mid>");
+    assert_eq!(flags, 7, "append/prepend keep the original flags");
+    assert_eq!(s.store(StoreMode::Replace, b"k", 1, 0, b"new"), StoreOutcome::Stored);
+    assert_eq!(get(&s, b"k").unwrap(), b"new");
+}
+
+#[test]
+fn cas_succeeds_once_per_token() {
+    let (s, _) = small();
+    assert_eq!(s.store(StoreMode::Cas(1), b"k", 0, 0, b"v"), StoreOutcome::NotFound);
+    s.store(StoreMode::Set, b"k", 0, 0, b"v");
+    let (_, token, _) = gets(&s, b"k").unwrap();
+    assert_eq!(s.store(StoreMode::Cas(token + 1), b"k", 0, 0, b"bad"), StoreOutcome::Exists);
+    assert_eq!(s.store(StoreMode::Cas(token), b"k", 0, 0, b"good"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Cas(token), b"k", 0, 0, b"again"), StoreOutcome::Exists);
+    assert_eq!(get(&s, b"k").unwrap(), b"good");
+    let (_, token2, _) = gets(&s, b"k").unwrap();
+    assert!(token2 > token);
+}
+
+#[test]
+fn disabled_cas_reads_zero() {
+    let clock = Arc::new(Clock::manual(0));
+    let s = Store::new(&StoreConfig { use_cas: false, ..StoreConfig::default() }, clock);
+    s.store(StoreMode::Set, b"k", 0, 0, b"v");
+    assert_eq!(gets(&s, b"k").unwrap().1, 0);
+    assert_eq!(s.store(StoreMode::Cas(0), b"k", 0, 0, b"w"), StoreOutcome::Stored);
+}
+
+#[test]
+fn delete_and_touch() {
+    let (s, clock) = small();
+    assert!(!s.delete(b"k"));
+    assert!(!s.touch(b"k", 10));
+    s.store(StoreMode::Set, b"k", 0, 5, b"v");
+    assert!(s.touch(b"k", 100));
+    clock.advance(50);
+    assert_eq!(get(&s, b"k").unwrap(), b"v", "touch extended the TTL");
+    assert!(s.delete(b"k"));
+    assert!(!s.delete(b"k"));
+    assert_eq!(s.stats().curr_items, 0);
+}
+
+#[test]
+fn expiry_follows_the_clock() {
+    let (s, clock) = small();
+    s.store(StoreMode::Set, b"ttl", 0, 10, b"v");
+    s.store(StoreMode::Set, b"forever", 0, 0, b"v");
+    s.store(StoreMode::Set, b"neg", 0, -1, b"v");
+    assert_eq!(get(&s, b"neg"), None, "negative exptime is expired at once");
+    clock.advance(9);
+    assert!(get(&s, b"ttl").is_some());
+    clock.advance(1);
+    assert_eq!(get(&s, b"ttl"), None);
+    assert!(get(&s, b"forever").is_some());
+    assert_eq!(s.stats().get_expired, 2);
+    // absolute unix exptime
+    let at = clock.unix_now() as i64 + 20;
+    s.store(StoreMode::Set, b"abs", 0, at, b"v");
+    clock.advance(19);
+    assert!(get(&s, b"abs").is_some());
+    clock.advance(1);
+    assert_eq!(get(&s, b"abs"), None);
+}
+
+#[test]
+fn expired_items_are_not_replaced_by_add_semantics() {
+    let (s, clock) = small();
+    s.store(StoreMode::Set, b"k", 0, 1, b"old");
+    clock.advance(5);
+    assert_eq!(s.store(StoreMode::Add, b"k", 0, 0, b"new"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Replace, b"gone", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(get(&s, b"k").unwrap(), b"new");
+}
+
+#[test]
+fn crawler_reclaims_dead_items_without_traffic() {
+    let (s, clock) = small();
+    for i in 0..100 {
+        s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, if i % 2 == 0 { 5 } else { 0 }, b"v");
+    }
+    clock.advance(10);
+    let mut reclaimed = 0;
+    for _ in 0..10 {
+        reclaimed += s.crawl(64);
+    }
+    assert_eq!(reclaimed, 50);
+    let st = s.stats();
+    assert_eq!(st.curr_items, 50);
+    assert_eq!(st.crawler_reclaimed, 50);
+    assert_eq!(st.expired_unfetched, 50);
+}
+
+#[test]
+fn flush_all_now_and_with_delay() {
+    let (s, clock) = small();
+    s.store(StoreMode::Set, b"a", 0, 0, b"1");
+    s.flush_all(0);
+    assert_eq!(get(&s, b"a"), None);
+    assert_eq!(s.stats().get_flushed, 1);
+    s.store(StoreMode::Set, b"b", 0, 0, b"2");
+    assert!(get(&s, b"b").is_some(), "items stored after a flush live");
+
+    s.flush_all(10);
+    clock.advance(9);
+    assert!(get(&s, b"b").is_some(), "not yet");
+    clock.advance(1);
+    assert_eq!(get(&s, b"b"), None, "delay passed");
+    s.store(StoreMode::Set, b"c", 0, 0, b"3");
+    clock.advance(100);
+    assert!(get(&s, b"c").is_some(), "a delayed flush fires once");
+}
+
+#[test]
+fn incr_decr_edges() {
+    let (s, _) = small();
+    assert_eq!(s.delta(b"n", true, 1), DeltaOutcome::NotFound);
+    s.store(StoreMode::Set, b"n", 0, 0, b"10");
+    assert_eq!(s.delta(b"n", true, 5), DeltaOutcome::Value(15));
+    assert_eq!(s.delta(b"n", false, 100), DeltaOutcome::Value(0), "decr clamps at 0");
+    assert_eq!(get(&s, b"n").unwrap(), b"0 ", "shorter result is space padded in place");
+    s.store(StoreMode::Set, b"m", 0, 0, b"18446744073709551615");
+    assert_eq!(s.delta(b"m", true, 1), DeltaOutcome::Value(0), "incr wraps");
+    assert_eq!(get(&s, b"m").unwrap(), b"0                   ");
+    s.store(StoreMode::Set, b"g", 3, 0, b"99");
+    assert_eq!(s.delta(b"g", true, 1), DeltaOutcome::Value(100));
+    assert_eq!(gets(&s, b"g").unwrap().2, b"100", "longer result is a new item");
+    assert_eq!(gets(&s, b"g").unwrap().0, 3, "and keeps its flags");
+    s.store(StoreMode::Set, b"s", 0, 0, b" 12  ");
+    assert_eq!(s.delta(b"s", true, 1), DeltaOutcome::Value(13));
+    for bad in [&b"abc"[..], b"", b"-5", b"12abc", b"1234567890123456789012345", b"18446744073709551616"] {
+        s.store(StoreMode::Set, b"x", 0, 0, bad);
+        assert_eq!(s.delta(b"x", true, 1), DeltaOutcome::NonNumeric, "{:?}", bad);
+    }
+}
+
+#[test]
+fn incr_changes_cas() {
+    let (s, _) = small();
+    s.store(StoreMode::Set, b"n", 0, 0, b"1");
+    let c1 = gets(&s, b"n").unwrap().1;
+    s.delta(b"n", true, 1);
+    assert_ne!(gets(&s, b"n").unwrap().1, c1);
+}
+
+#[test]
+fn too_large_items_are_refused_and_a_failed_set_drops_the_old_value() {
+    let (s, _) = small();
+    s.store(StoreMode::Set, b"k", 0, 0, b"old");
+    let big = vec![0u8; 64 * 1024];
+    assert_eq!(s.store(StoreMode::Set, b"k", 0, 0, &big), StoreOutcome::TooLarge);
+    assert_eq!(get(&s, b"k"), None);
+    let fits = vec![0u8; 64 * 1024 - item::HEADER_LEN - 1];
+    assert_eq!(s.store(StoreMode::Set, b"k", 0, 0, &fits), StoreOutcome::Stored);
+}
+
+#[test]
+fn lru_evicts_least_recently_used_first() {
+    // One 64 KiB page of class 1 holds 744 chunks of 88 bytes.
+    let (s, _) = store_with(1, 64 * 1024, true);
+    let per_page = (64 * 1024 / 88) as usize;
+    for i in 0..per_page {
+        assert_eq!(s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v"), StoreOutcome::Stored);
+    }
+    assert_eq!(s.stats().evictions, 0);
+    // Touch the oldest: now k0001 is the LRU tail.
+    assert!(get(&s, b"k0000").is_some());
+    s.store(StoreMode::Set, b"new1", 0, 0, b"v");
+    assert!(get(&s, b"k0000").is_some(), "recently read survives");
+    assert_eq!(get(&s, b"k0001"), None, "least recently used went first");
+    s.store(StoreMode::Set, b"new2", 0, 0, b"v");
+    assert_eq!(get(&s, b"k0002"), None);
+    let st = s.stats();
+    assert_eq!(st.evictions, 2);
+    assert_eq!(st.evicted_unfetched, 2);
+    assert_eq!(st.curr_items as usize, per_page);
+}
+
+#[test]
+fn dead_tail_items_are_reclaimed_before_live_ones_are_evicted() {
+    let (s, clock) = store_with(1, 64 * 1024, true);
+    let per_page = 64 * 1024 / 88;
+    s.store(StoreMode::Set, b"short", 0, 1, b"v");
+    for i in 1..per_page {
+        s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v");
+    }
+    clock.advance(2);
+    s.store(StoreMode::Set, b"new", 0, 0, b"v");
+    let st = s.stats();
+    assert_eq!((st.evictions, st.reclaimed), (0, 1));
+}
+
+#[test]
+fn without_evictions_a_full_cache_answers_out_of_memory() {
+    let (s, _) = store_with(1, 64 * 1024, false);
+    let per_page = 64 * 1024 / 88;
+    for i in 0..per_page {
+        assert_eq!(s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v"), StoreOutcome::Stored);
+    }
+    assert_eq!(s.store(StoreMode::Set, b"more", 0, 0, b"v"), StoreOutcome::OutOfMemory);
+    assert!(get(&s, b"k0000").is_some(), "nothing was evicted");
+    assert_eq!(s.class_stats()[0].counters.outofmemory, 1);
+}
+
+#[test]
+fn memory_stays_within_the_limit_and_a_starved_class_takes_a_page() {
+    let (s, _) = store_with(4, 64 * 1024, true);
+    for i in 0..20_000 {
+        s.store(StoreMode::Set, format!("small{i}").as_bytes(), 0, 0, b"v");
+    }
+    let st = s.stats();
+    assert!(st.pages <= 4);
+    assert!(st.bytes <= 4 * 64 * 1024);
+    assert!(st.evictions > 0);
+    // A class that owns no page still gets room, by taking one.
+    let big = vec![7u8; 10_000];
+    assert_eq!(s.store(StoreMode::Set, b"big", 0, 0, &big), StoreOutcome::Stored);
+    assert_eq!(get(&s, b"big").unwrap(), big);
+    assert!(s.stats().pages <= 4);
+    // and the small class still works afterwards
+    assert_eq!(s.store(StoreMode::Set, b"small-again", 0, 0, b"v"), StoreOutcome::Stored);
+    assert!(get(&s, b"small-again").is_some());
+}
+
+#[test]
+fn class_stats_and_dump_report_items() {
+    let (s, _) = small();
+    s.store(StoreMode::Set, b"a", 0, 0, b"1");
+    s.store(StoreMode::Set, b"b", 0, 0, &[0u8; 100]);
+    let cs = s.class_stats();
+    assert_eq!(cs[0].used_chunks, 1);
+    assert_eq!(cs[0].total_pages, 1);
+    let id = s.sizes().class_for(item::total_len(1, 100)).unwrap();
+    assert_eq!(cs[usize::from(id) - 1].used_chunks, 1);
+    let dump = s.dump_class(1, 10);
+    assert_eq!(dump, vec![(b"a".to_vec(), 1, 0)]);
+}
+
+#[test]
+fn memory_limit_can_be_raised_at_runtime() {
+    let (s, _) = store_with(1, 64 * 1024, false);
+    let per_page = 64 * 1024 / 88;
+    for i in 0..per_page {
+        s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v");
+    }
+    assert_eq!(s.store(StoreMode::Set, b"x", 0, 0, b"v"), StoreOutcome::OutOfMemory);
+    s.set_memory_limit(2 * 64 * 1024);
+    assert_eq!(s.store(StoreMode::Set, b"x", 0, 0, b"v"), StoreOutcome::Stored);
+    assert_eq!(s.stats().limit_maxbytes, 2 * 64 * 1024);
+}
+
+/// Random operations against the store and a model. A cache may forget, so
+/// the check is: a read returns nothing or exactly the latest value stored,
+/// never an older or a foreign one.
+#[test]
+fn model_check_reads_are_latest_or_absent() {
+    use std::collections::HashMap;
+    let (s, clock) = store_with(3, 16 * 1024, true);
+    let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for step in 0..60_000u64 {
+        let r = rnd();
+        let key = format!("key{}", r % 300).into_bytes();
+        let len = (rnd() % 3000) as usize;
+        let value: Vec<u8> = (0..len).map(|i| (step as usize + i) as u8).collect();
+        match r % 7 {
+            0 | 1 => {
+                if s.store(StoreMode::Set, &key, 0, 0, &value) == StoreOutcome::Stored {
+                    model.insert(key, value);
+                } else {
+                    model.remove(&key);
+                }
+            }
+            2 => {
+                if s.store(StoreMode::Append, &key, 0, 0, &value[..len.min(50)]) == StoreOutcome::Stored {
+                    let m = model.get_mut(&key).expect("append only succeeds on a present key");
+                    m.extend_from_slice(&value[..len.min(50)]);
+                } else {
+                    model.remove(&key);
+                }
+            }
+            3 => {
+                s.delete(&key);
+                model.remove(&key);
+            }
+            4 => {
+                if let Some((_, cas, _)) = gets(&s, &key) {
+                    let out = s.store(StoreMode::Cas(cas), &key, 0, 0, &value);
+                    assert_ne!(out, StoreOutcome::Exists, "no one else wrote in between");
+                    if out == StoreOutcome::Stored {
+                        model.insert(key.clone(), value.clone());
+                    }
+                    // a stale token never succeeds
+                    assert_ne!(s.store(StoreMode::Cas(cas), &key, 0, 0, b"stale"), StoreOutcome::Stored);
+                }
+            }
+            5 if step % 1000 == 0 => clock.advance(1),
+            _ => {
+                if let Some(v) = get(&s, &key) {
+                    assert_eq!(Some(&v), model.get(&key), "step {step}: stale or foreign value");
+                }
+            }
+        }
+    }
+    let st = s.stats();
+    assert!(st.pages <= 3);
+    assert!(st.evictions > 0, "the test exercised eviction");
+}

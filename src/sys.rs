@@ -1,0 +1,125 @@
+//! The few operating-system calls std does not wrap: resource usage,
+//! signal waiting, dropping privileges, detaching. All of the crate's
+//! `unsafe` is here, each block with the invariant it relies on.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::time::Duration;
+
+/// User and system CPU time of this process (`getrusage(RUSAGE_SELF)`).
+pub fn rusage() -> (Duration, Duration) {
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct,
+    // and getrusage(2) only writes into the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage; RUSAGE_SELF is a valid `who`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
+    (tv(ru.ru_utime), tv(ru.ru_stime))
+}
+
+/// Signals the daemon handles itself.
+const HANDLED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before sigaddset reads it;
+    // the set is a local plain struct.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in HANDLED {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every
+/// thread it starts afterwards, so that only [`wait_signal`] sees them.
+/// Call before starting any thread.
+pub fn block_signals() -> io::Result<()> {
+    let set = handled_set();
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// A signal the daemon acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT or SIGTERM: shut down.
+    Stop,
+    /// SIGHUP: reopen/reload (nothing to reload yet; logged).
+    Hangup,
+}
+
+/// Waits for one of the blocked signals (see [`block_signals`]).
+pub fn wait_signal() -> Signal {
+    let set = handled_set();
+    loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is initialised and `sig` is a valid out pointer.
+        let rc = unsafe { libc::sigwait(&set, &mut sig) };
+        if rc != 0 {
+            continue;
+        }
+        return if sig == libc::SIGHUP { Signal::Hangup } else { Signal::Stop };
+    }
+}
+
+/// Sends SIGTERM to this process (the `shutdown` command).
+pub fn raise_stop() {
+    // SAFETY: kill(2) on our own pid with a valid signal number.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGTERM);
+    }
+}
+
+/// Whether the process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Switches to `user`'s uid and gid (memcached's `-u`).
+pub fn drop_privileges(user: &str) -> Result<(), String> {
+    let name = CString::new(user).map_err(|_| format!("invalid user name: {user}"))?;
+    // SAFETY: getpwnam(3) reads a NUL-terminated name and returns a pointer
+    // to static storage or null; we copy the ids out before any other call.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("can't find the user {user} to switch to"));
+    }
+    // SAFETY: `pw` is non-null and points to a valid passwd record.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    // SAFETY: plain syscalls on integer ids; failure is reported by rc.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
+            return Err(format!("failed to drop supplementary groups: {}", io::Error::last_os_error()));
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(format!("failed to assume the group of {user}: {}", io::Error::last_os_error()));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(format!("failed to assume the identity of {user}: {}", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// Detaches from the terminal (`-d`). Call before starting any thread.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: daemon(3) forks; we call it before any thread exists, so the
+    // child has the whole process state. nochdir=1 keeps relative paths.
+    if unsafe { libc::daemon(1, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
