@@ -1,0 +1,208 @@
+//! Starts the real `ferrocache` binary on an ephemeral loopback port and
+//! speaks raw bytes to it. Every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before it fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running daemon; SIGTERM on drop.
+pub struct Server {
+    pub child: Child,
+    pub addrs: Vec<SocketAddr>,
+    pub stderr: Option<std::process::ChildStderr>,
+}
+
+impl Server {
+    /// Starts `ferrocache -l 127.0.0.1 -p 0 <args>` and waits for its
+    /// ready line.
+    pub fn start(args: &[&str]) -> Server {
+        let mut full = vec!["-l", "127.0.0.1", "-p", "0"];
+        full.extend_from_slice(args);
+        Server::start_raw(&full)
+    }
+
+    /// Starts the binary with exactly `args`.
+    pub fn start_raw(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferrocache");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines.next().and_then(Result::ok).unwrap_or_else(|| {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("ferrocache printed no ready line; stderr: {err}")
+        });
+        let list = line.strip_prefix("ferrocache listening on ").unwrap_or_else(|| panic!("ready line: {line}"));
+        let addrs = list.split(',').map(|a| a.parse().unwrap()).collect();
+        let stderr = child.stderr.take();
+        Server { child, addrs, stderr }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+
+    /// A raw connection with bounded reads.
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr())
+    }
+
+    /// Sends a signal and waits (bounded) for the process to exit.
+    pub fn signal_and_wait(&mut self, sig: i32) -> ExitStatus {
+        // SAFETY-free: kill(1) via the command line keeps tests free of unsafe.
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        self.wait()
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "ferrocache did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the daemon wrote to stderr (after it exited).
+    pub fn stderr_text(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// `stats` as name -> value.
+    pub fn stats(&self, group: &str) -> std::collections::HashMap<String, String> {
+        let mut c = self.connect();
+        let cmd = if group.is_empty() { "stats\r\n".to_string() } else { format!("stats {group}\r\n") };
+        c.send(cmd.as_bytes());
+        let text = c.read_until(b"END\r\n");
+        String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("STAT "))
+            .map(|l| {
+                let (k, v) = l.split_once(' ').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let deadline = Instant::now() + TIMEOUT;
+            while let Ok(None) = self.child.try_wait() {
+                if Instant::now() > deadline {
+                    let _ = self.child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// A raw TCP client.
+pub struct Client {
+    pub stream: TcpStream,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client { stream }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads exactly `n` bytes.
+    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.stream.read_exact(&mut buf).unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+        buf
+    }
+
+    /// Reads until the input ends with `end`.
+    pub fn read_until(&mut self, end: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut byte = [0u8; 4096];
+        while !out.ends_with(end) {
+            let n = self.stream.read(&mut byte).expect("read");
+            assert!(n > 0, "connection closed; got {:?}", String::from_utf8_lossy(&out));
+            out.extend_from_slice(&byte[..n]);
+        }
+        out
+    }
+
+    /// Like [`Client::read_until`], but `None` if the connection ends or
+    /// fails first.
+    pub fn try_read_until(&mut self, end: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !out.ends_with(end) {
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        Some(out)
+    }
+
+    /// Sends `req` and asserts the reply is exactly `want`.
+    pub fn expect(&mut self, req: &[u8], want: &[u8]) {
+        self.send(req);
+        let got = self.read_exact(want.len());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want),
+            "request {:?}",
+            String::from_utf8_lossy(req)
+        );
+    }
+
+    /// True once the server has closed the connection (bounded wait).
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Nothing more arrives within `wait`.
+    pub fn silent_for(&mut self, wait: Duration) -> bool {
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut b = [0u8; 64];
+        let r = self.stream.read(&mut b);
+        self.stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+    }
+}

@@ -1,0 +1,289 @@
+//! The daemon as an operator sees it: flags, stats, memory bound,
+//! connection limits, signals, many threads and clients at once.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Client, Server};
+
+#[test]
+fn stats_has_memcacheds_fields() {
+    let server = Server::start(&["-t", "3", "-m", "32", "-c", "77"]);
+    let mut c = server.connect();
+    c.expect(b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\n", b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\nEND\r\n");
+    let st = server.stats("");
+    for field in [
+        "pid",
+        "uptime",
+        "time",
+        "version",
+        "pointer_size",
+        "rusage_user",
+        "rusage_system",
+        "curr_connections",
+        "total_connections",
+        "rejected_connections",
+        "cmd_get",
+        "cmd_set",
+        "cmd_flush",
+        "cmd_touch",
+        "get_hits",
+        "get_misses",
+        "get_expired",
+        "delete_misses",
+        "delete_hits",
+        "incr_misses",
+        "incr_hits",
+        "decr_misses",
+        "decr_hits",
+        "cas_misses",
+        "cas_hits",
+        "cas_badval",
+        "touch_hits",
+        "touch_misses",
+        "bytes_read",
+        "bytes_written",
+        "limit_maxbytes",
+        "threads",
+        "bytes",
+        "curr_items",
+        "total_items",
+        "evictions",
+        "reclaimed",
+        "expired_unfetched",
+        "evicted_unfetched",
+    ] {
+        assert!(st.contains_key(field), "stats lacks {field}");
+    }
+    assert_eq!(st["pid"], server.child.id().to_string());
+    assert_eq!(st["threads"], "3");
+    assert_eq!(st["limit_maxbytes"], (32 * 1024 * 1024).to_string());
+    assert_eq!(st["max_connections"], "77");
+    assert_eq!((st["cmd_get"].as_str(), st["get_hits"].as_str(), st["get_misses"].as_str()), ("2", "1", "1"));
+    assert_eq!(st["curr_items"], "1");
+    assert_eq!(st["curr_connections"], "2", "this stats connection and the one above");
+    let settings = server.stats("settings");
+    assert_eq!(settings["tcpport"], server.port().to_string());
+    assert_eq!(settings["maxconns"], "77");
+    let slabs = server.stats("slabs");
+    assert_eq!(slabs["1:used_chunks"], "1");
+    let items = server.stats("items");
+    assert_eq!(items["items:1:number"], "1");
+    let conns = server.stats("conns");
+    assert!(conns.keys().any(|k| k.ends_with(":secs_since_last_cmd")));
+}
+
+#[test]
+fn memory_stays_bounded_when_filled_four_times_over() {
+    let server = Server::start(&["-m", "8", "-t", "2"]);
+    let mut c = server.connect();
+    let value = vec![b'v'; 1000];
+    let limit = 8 * 1024 * 1024usize;
+    let per_batch = 200;
+    let total = 4 * limit / value.len();
+    let mut i = 0;
+    while i < total {
+        let mut req = Vec::new();
+        for _ in 0..per_batch {
+            req.extend_from_slice(format!("set key:{i} 0 0 {} noreply\r\n", value.len()).as_bytes());
+            req.extend_from_slice(&value);
+            req.extend_from_slice(b"\r\n");
+            i += 1;
+        }
+        c.send(&req);
+    }
+    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    let st = server.stats("");
+    let bytes: usize = st["bytes"].parse().unwrap();
+    let evictions: u64 = st["evictions"].parse().unwrap();
+    assert!(bytes <= limit, "bytes {bytes} over -m {limit}");
+    assert!(bytes > limit / 2, "the cache is used: {bytes}");
+    assert!(evictions > 0);
+    assert!(st["total_malloced"].parse::<usize>().unwrap() <= limit);
+    // The newest keys survive, the oldest were evicted.
+    c.expect(
+        format!("get key:{}\r\n", total - 1).as_bytes(),
+        &[format!("VALUE key:{} 0 1000\r\n", total - 1).as_bytes(), &value, b"\r\nEND\r\n"].concat(),
+    );
+    c.expect(b"get key:0\r\n", b"END\r\n");
+}
+
+#[test]
+fn disabled_evictions_answer_out_of_memory() {
+    let server = Server::start(&["-m", "2", "-I", "1m", "-M"]);
+    let mut c = server.connect();
+    let value = vec![b'v'; 100_000];
+    let mut replies = Vec::new();
+    for i in 0..40 {
+        let mut req = format!("set k{i} 0 0 {}\r\n", value.len()).into_bytes();
+        req.extend_from_slice(&value);
+        req.extend_from_slice(b"\r\n");
+        c.send(&req);
+        replies.push(String::from_utf8(c.read_until(b"\r\n")).unwrap());
+    }
+    assert!(replies.contains(&"STORED\r\n".to_string()));
+    assert!(replies.contains(&"SERVER_ERROR out of memory storing object\r\n".to_string()), "{replies:?}");
+    assert_eq!(server.stats("")["evictions"], "0");
+}
+
+#[test]
+fn concurrent_clients_lose_no_increments_and_see_no_foreign_values() {
+    let server = Server::start(&["-t", "4"]);
+    let addr = server.addr();
+    let mut setup = server.connect();
+    setup.expect(b"set counter 0 0 1\r\n0\r\n", b"STORED\r\n");
+    let threads = 8;
+    let rounds = 500;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                for r in 0..rounds {
+                    c.send(b"incr counter 1\r\n");
+                    c.read_until(b"\r\n");
+                    // Each thread writes its own keys and a shared one; a read
+                    // of the shared key must be one of the values written.
+                    let own = format!("t{t}-r{r}");
+                    c.expect(format!("set own{t} 0 0 {}\r\n{own}\r\n", own.len()).as_bytes(), b"STORED\r\n");
+                    c.expect(
+                        format!("get own{t}\r\n").as_bytes(),
+                        format!("VALUE own{t} 0 {}\r\n{own}\r\nEND\r\n", own.len()).as_bytes(),
+                    );
+                    c.expect(format!("set shared 0 0 8\r\nthread{t:02}\r\n").as_bytes(), b"STORED\r\n");
+                    c.send(b"get shared\r\n");
+                    let got = String::from_utf8(c.read_until(b"END\r\n")).unwrap();
+                    assert!(got.starts_with("VALUE shared 0 8\r\nthread") && got.len() == 33, "{got:?}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = threads * rounds;
+    setup.expect(
+        b"get counter\r\n",
+        format!("VALUE counter 0 {}\r\n{total}\r\nEND\r\n", total.to_string().len()).as_bytes(),
+    );
+}
+
+#[test]
+fn connections_past_the_limit_get_memcacheds_error() {
+    let server = Server::start(&["-c", "3", "-t", "1"]);
+    let mut held: Vec<Client> = (0..3).map(|_| server.connect()).collect();
+    for c in held.iter_mut() {
+        c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    }
+    let mut extra = server.connect();
+    assert_eq!(extra.read_exact(33), b"ERROR Too many open connections\r\n");
+    assert!(extra.closed());
+    // A slot frees up once the server has seen a close; `stats` then
+    // connects (retried: the close is seen asynchronously).
+    drop(held.pop());
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let mut c = server.connect();
+        // A refused connection may be reset before the request is read.
+        let _ = std::io::Write::write_all(&mut c.stream, b"stats\r\n");
+        let got = c.try_read_until(b"\r\n").unwrap_or_default();
+        if got.starts_with(b"STAT ") {
+            let mut all = got;
+            if !all.ends_with(b"END\r\n") {
+                all.extend(c.read_until(b"END\r\n"));
+            }
+            let rest = String::from_utf8(all).unwrap();
+            let rejected = rest.lines().find_map(|l| l.strip_prefix("STAT rejected_connections ")).unwrap();
+            assert!(rejected.parse::<u64>().unwrap() >= 1);
+            break;
+        }
+        assert!(got.is_empty() || got == b"ERROR Too many open connections\r\n", "{got:?}");
+        assert!(std::time::Instant::now() < deadline, "the freed slot was never reused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_and_sigint_exit_cleanly() {
+    for sig in [15, 2] {
+        let mut server = Server::start(&[]);
+        let mut c = server.connect();
+        c.expect(b"set a 0 0 1\r\nx\r\n", b"STORED\r\n");
+        let status = server.signal_and_wait(sig);
+        assert!(status.success(), "signal {sig}: {status:?}");
+        assert!(c.closed());
+    }
+}
+
+#[test]
+fn the_shutdown_command_works_when_enabled() {
+    let mut server = Server::start(&["-A"]);
+    let mut c = server.connect();
+    c.send(b"shutdown\r\n");
+    assert!(c.closed());
+    assert!(server.wait().success());
+}
+
+#[test]
+fn listens_on_several_addresses() {
+    let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let list = if v6 { "127.0.0.1,::1" } else { "127.0.0.1,127.0.0.2" };
+    let server = Server::start_raw(&["-l", list, "-p", "0", "-t", "2"]);
+    assert_eq!(server.addrs.len(), 2);
+    for &addr in &server.addrs {
+        let mut c = Client::connect(addr);
+        c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    }
+}
+
+#[test]
+fn idle_connections_are_closed_after_idle_timeout() {
+    let server = Server::start(&["-o", "idle_timeout=1"]);
+    let mut idle = server.connect();
+    idle.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    // Closed within a few seconds (bounded by the client's read timeout).
+    assert!(idle.closed());
+    assert!(server.stats("")["idle_kicks"].parse::<u64>().unwrap() >= 1);
+}
+
+#[test]
+fn bad_flags_exit_non_zero_with_a_message() {
+    for args in [&["-m", "abc"][..], &["-t", "0"], &["-I", "100"], &["--bogus"], &["-B", "udp"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrocache")).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} printed no message");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocache")).arg("-V").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ferrocache "));
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocache")).arg("-h").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--max-item-size"));
+}
+
+#[test]
+fn memcached_command_lines_start_with_warnings_for_unknown_options() {
+    let mut server = Server::start(&["-U", "0", "-k", "-o", "modern,lru_crawler,slab_reassign", "-vv"]);
+    let mut c = server.connect();
+    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    drop(c);
+    assert!(server.signal_and_wait(15).success());
+    let err = server.stderr_text();
+    assert!(err.contains("ignoring unsupported extended option: lru_crawler"), "{err}");
+}
+
+#[test]
+fn many_threads_share_one_cache() {
+    let server = Arc::new(Server::start(&["-t", "4"]));
+    // Connections land on different loops; all see the same data.
+    let mut writers: Vec<Client> = (0..16).map(|_| server.connect()).collect();
+    for (i, c) in writers.iter_mut().enumerate() {
+        c.expect(format!("set k{i} 0 0 1\r\n{}\r\n", i % 10).as_bytes(), b"STORED\r\n");
+    }
+    for (i, c) in writers.iter_mut().rev().enumerate() {
+        let k = 15 - i;
+        c.expect(format!("get k{k}\r\n").as_bytes(), format!("VALUE k{k} 0 1\r\n{}\r\nEND\r\n", k % 10).as_bytes());
+    }
+}
