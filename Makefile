@@ -31,6 +31,7 @@ unit:
 
 clients: build
 	scripts/pymemcache-integration $(BIN_DEBUG)
+	scripts/memccapable-check $(BIN_DEBUG)
 
 bench:
 	$(CARGO) bench
