@@ -29,6 +29,8 @@ use crate::protocol::text::parse;
 use crate::protocol::ParseError;
 use crate::stats::WorkerStats;
 
+/// First byte of every binary-protocol request.
+const BINARY_MAGIC: u8 = 0x80;
 /// Input read size, and the initial input buffer.
 const READ_CHUNK: usize = 16 * 1024;
 /// Stop parsing requests while this much output is queued.
@@ -63,6 +65,8 @@ pub struct Connection {
     swallow: usize,
     close_after_write: bool,
     peer_closed: bool,
+    /// Nothing has been read yet: the first byte picks the protocol.
+    fresh: bool,
     /// Relative time of the last input, for idle_timeout and stats conns.
     pub last_active: Arc<AtomicU32>,
 }
@@ -81,6 +85,7 @@ impl Connection {
             swallow: 0,
             close_after_write: false,
             peer_closed: false,
+            fresh: true,
             last_active: Arc::new(AtomicU32::new(now)),
         }
     }
@@ -95,6 +100,15 @@ impl Connection {
         let budget = sh.config.server.reqs_per_event;
         loop {
             let mut handled = 0;
+            if self.fresh && self.filled > 0 {
+                self.fresh = false;
+                if self.rbuf[0] == BINARY_MAGIC {
+                    // The binary protocol is not served yet (issue #3): hang
+                    // up rather than answer its packets with text errors.
+                    log::warn!("closing {}: binary protocol request", self.peer);
+                    return Served::Closed;
+                }
+            }
             // Parse and run what is buffered.
             while !self.close_after_write && self.pending_output() < OUTPUT_HIGH_WATER {
                 if self.swallow > 0 {
