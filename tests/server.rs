@@ -287,3 +287,31 @@ fn many_threads_share_one_cache() {
         c.expect(format!("get k{k}\r\n").as_bytes(), format!("VALUE k{k} 0 1\r\n{}\r\nEND\r\n", k % 10).as_bytes());
     }
 }
+
+#[test]
+fn pidfile_is_written_and_removed() {
+    let path = std::env::temp_dir().join(format!("ferrocache-test-{}.pid", std::process::id()));
+    let p = path.to_str().unwrap();
+    let mut server = Server::start(&["-P", p]);
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written.trim(), server.child.id().to_string());
+    assert!(server.signal_and_wait(15).success());
+    assert!(!path.exists(), "pid file removed at exit");
+}
+
+#[test]
+fn dash_u_drops_root_privileges() {
+    let uid = |pid: u32| -> u32 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        line.split_whitespace().nth(2).unwrap().parse().unwrap() // effective uid
+    };
+    if uid(std::process::id()) != 0 {
+        eprintln!("not root: -u has nothing to drop here");
+        return;
+    }
+    let server = Server::start(&["-u", "nobody"]);
+    let mut c = server.connect();
+    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    assert_ne!(uid(server.child.id()), 0, "still root after -u nobody");
+}
