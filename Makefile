@@ -32,6 +32,7 @@ unit:
 clients: build
 	scripts/pymemcache-integration $(BIN_DEBUG)
 	scripts/memccapable-check $(BIN_DEBUG)
+	scripts/pylibmc-binary $(BIN_DEBUG)
 
 bench:
 	$(CARGO) bench

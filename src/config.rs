@@ -8,9 +8,11 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
 
+use crate::auth::Credentials;
 use crate::error::Error;
 use crate::protocol::{Limits, DEFAULT_MAX_GET_LINE, DEFAULT_MAX_LINE};
 use crate::storage::{item::HEADER_LEN, StoreConfig, MEGABYTE};
@@ -83,9 +85,9 @@ pub struct Args {
     /// Run as this user when started as root
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
-    /// Protocol: auto, ascii or binary
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    pub protocol: String,
+    /// Protocol: auto (default), ascii or binary
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
     /// Run as a daemon (detach from the terminal)
     #[arg(short = 'd', long = "daemon")]
     pub daemon: bool,
@@ -105,6 +107,15 @@ pub struct Args {
     /// slab_chunk_max=N; memcached's other options are ignored with a warning
     #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
     pub extended: Vec<String>,
+    /// Require SASL PLAIN authentication (binary protocol only)
+    #[arg(short = 'S', long = "enable-sasl")]
+    pub sasl: bool,
+    /// SASL password file of user:password lines (default: $MEMCACHED_SASL_PWDB)
+    #[arg(long = "sasl-pwdb")]
+    pub sasl_pwdb: Option<PathBuf>,
+    /// Text-protocol authentication: a file of user:password lines
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<PathBuf>,
     /// Print the validated configuration and exit
     #[arg(long = "print-config")]
     pub print_config: bool,
@@ -141,6 +152,8 @@ pub struct ServerConfig {
     pub dump_enabled: bool,
     pub limits: Limits,
     pub udp_port: u16,
+    /// Credentials when authentication is required (-S or -Y).
+    pub auth: Option<Arc<Credentials>>,
 }
 
 /// Everything the daemon runs with.
@@ -213,15 +226,34 @@ impl Config {
         if a.backlog <= 0 {
             return Err(bad("Listen backlog must be greater than 0"));
         }
-        let protocol = match a.protocol.as_str() {
+        let protocol_given = a.protocol.is_some();
+        let mut protocol = match a.protocol.as_deref().unwrap_or("auto") {
             "auto" => ProtocolChoice::Auto,
             "ascii" => ProtocolChoice::Ascii,
             "binary" => ProtocolChoice::Binary,
             other => return Err(bad(format!("Invalid value for binding protocol: {other}"))),
         };
-        if protocol == ProtocolChoice::Binary {
-            warnings.push("the binary protocol is not served yet: connections speak the text protocol".into());
-        }
+        let auth = if a.sasl {
+            // As memcached: SASL means binary only.
+            if protocol_given && protocol != ProtocolChoice::Binary {
+                return Err(bad("You cannot allow the ASCII protocol while using SASL."));
+            }
+            if a.udp_port != 0 {
+                return Err(bad("Cannot enable UDP while using binary SASL authentication."));
+            }
+            protocol = ProtocolChoice::Binary;
+            let path = a
+                .sasl_pwdb
+                .clone()
+                .or_else(|| std::env::var_os("MEMCACHED_SASL_PWDB").map(PathBuf::from))
+                .or_else(|| a.auth_file.clone())
+                .ok_or_else(|| bad("-S needs a password file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB"))?;
+            Some(Arc::new(Credentials::load(&path).map_err(bad)?))
+        } else if let Some(path) = &a.auth_file {
+            Some(Arc::new(Credentials::load(path).map_err(bad)?))
+        } else {
+            None
+        };
         if a.udp_port != 0 {
             warnings.push(format!("UDP is not served yet: ignoring -U {}", a.udp_port));
         }
@@ -285,6 +317,7 @@ impl Config {
                 max_get_line: DEFAULT_MAX_GET_LINE,
             },
             udp_port: a.udp_port,
+            auth,
         };
         let storage = StoreConfig {
             memory_limit,

@@ -25,6 +25,7 @@
 //! `storage` internals. See `docs/architecture.md`.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod error;

@@ -68,6 +68,8 @@ counters!(
     rejected_connections,
     conn_yields,
     idle_kicks,
+    auth_cmds,
+    auth_errors,
 );
 
 /// A counter with one writer.

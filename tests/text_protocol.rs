@@ -213,14 +213,3 @@ fn noreply_commands_stay_silent() {
     assert!(c.silent_for(Duration::from_millis(300)));
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
 }
-
-#[test]
-fn binary_protocol_connections_are_closed_until_binary_is_served() {
-    let server = Server::start(&[]);
-    let mut c = server.connect();
-    // A binary "version" request header.
-    let mut req = vec![0x80, 0x0b];
-    req.resize(24, 0);
-    c.send(&req);
-    assert!(c.closed());
-}

@@ -16,10 +16,9 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::config::{Config, MEMCACHED_VERSION};
-use crate::protocol::text::compose as c;
-use crate::protocol::{Request, StoreCommand};
+use crate::protocol::{ProtocolError, Reply, Request, Status, StoreCommand};
 use crate::stats::{Stats, WorkerStats};
-use crate::storage::{DeltaOutcome, Store, StoreMode, StoreOutcome, MEGABYTE};
+use crate::storage::{DeleteOutcome, DeltaOutcome, Store, StoreMode, StoreOutcome, MEGABYTE};
 
 /// What the connection does after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,47 +88,77 @@ impl Shared {
     }
 }
 
-/// Runs one request. `out` receives the reply.
-pub fn dispatch(sh: &Shared, w: &WorkerStats, req: Request<'_>, out: &mut Vec<u8>) -> Action {
+/// Per-connection state dispatch reads and changes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Session {
+    /// The connection speaks the binary protocol.
+    pub binary: bool,
+    /// SASL or text authentication succeeded (or none is required).
+    pub authenticated: bool,
+}
+
+impl Session {
+    /// A new connection's state under `config`.
+    pub fn new(config: &Config, binary: bool) -> Session {
+        Session { binary, authenticated: config.server.auth.is_none() }
+    }
+}
+
+/// Runs one request; the reply goes to `reply`, which applies the
+/// request's noreply/quiet flag.
+pub fn dispatch<R: Reply>(
+    sh: &Shared,
+    w: &WorkerStats,
+    session: &mut Session,
+    req: Request<'_>,
+    reply: &mut R,
+) -> Action {
+    if !session.authenticated {
+        if let Some(action) = authenticate(sh, w, session, &req, reply) {
+            return action;
+        }
+    }
     let store = &sh.store;
     match req {
         Request::Get { keys, cas } => {
             for key in keys.iter() {
                 w.cmd_get.incr();
-                let hit = store.get(key, None, |it| c::value(out, it.key, it.flags, it.value, cas.then_some(it.cas)));
+                let hit = store.get(key, None, |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
                 if hit.is_some() {
                     w.get_hits.incr();
                 } else {
                     w.get_misses.incr();
+                    reply.miss(key);
                 }
             }
-            out.extend_from_slice(c::END);
+            reply.end();
         }
         Request::Gat { exptime, keys, cas } => {
             let exp = store.clock().exptime_to_rel(exptime);
             for key in keys.iter() {
                 w.cmd_touch.incr();
                 let hit =
-                    store.get(key, Some(exp), |it| c::value(out, it.key, it.flags, it.value, cas.then_some(it.cas)));
+                    store.get(key, Some(exp), |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
                 if hit.is_some() {
                     w.touch_hits.incr();
                 } else {
                     w.touch_misses.incr();
+                    reply.miss(key);
                 }
             }
-            out.extend_from_slice(c::END);
+            reply.end();
         }
-        Request::Store { command, key, flags, exptime, data, cas, noreply } => {
+        Request::Store { command, key, flags, exptime, data, cas, noreply: _ } => {
             w.cmd_set.incr();
             let mode = match command {
                 StoreCommand::Set => StoreMode::Set,
                 StoreCommand::Add => StoreMode::Add,
                 StoreCommand::Replace => StoreMode::Replace,
-                StoreCommand::Append => StoreMode::Append,
-                StoreCommand::Prepend => StoreMode::Prepend,
+                StoreCommand::Append => StoreMode::Append(cas),
+                StoreCommand::Prepend => StoreMode::Prepend(cas),
                 StoreCommand::Cas => StoreMode::Cas(cas),
             };
-            let outcome = store.store(mode, key, flags, exptime, data);
+            let (outcome, new_cas) = store.store_cas(mode, key, flags, exptime, data);
             if command == StoreCommand::Cas {
                 match outcome {
                     StoreOutcome::Stored => w.cas_hits.incr(),
@@ -138,123 +167,213 @@ pub fn dispatch(sh: &Shared, w: &WorkerStats, req: Request<'_>, out: &mut Vec<u8
                     _ => {}
                 }
             }
-            let reply = match outcome {
-                StoreOutcome::Stored => c::STORED,
-                StoreOutcome::NotStored => c::NOT_STORED,
-                StoreOutcome::Exists => c::EXISTS,
-                StoreOutcome::NotFound => c::NOT_FOUND,
+            let status = match outcome {
+                StoreOutcome::Stored => Status::Stored,
+                StoreOutcome::NotStored => Status::NotStored,
+                StoreOutcome::Exists => Status::Exists,
+                StoreOutcome::NotFound => Status::NotFound,
                 StoreOutcome::TooLarge => {
                     w.store_too_large.incr();
-                    c::TOO_LARGE
+                    Status::TooLarge
                 }
                 StoreOutcome::OutOfMemory => {
                     w.store_no_memory.incr();
-                    c::OUT_OF_MEMORY
+                    Status::OutOfMemory
                 }
             };
-            reply_unless(noreply, out, reply);
+            reply.status(status, new_cas);
         }
-        Request::TooLarge { key, set, swallow, noreply } => {
+        Request::TooLarge { key, set, swallow, noreply: _ } => {
             w.store_too_large.incr();
             if set {
                 // As memcached: a failed set must not leave the old value.
                 store.delete(key);
             }
-            reply_unless(noreply, out, c::TOO_LARGE);
+            reply.status(Status::TooLarge, 0);
             return Action::Swallow(swallow);
         }
-        Request::Delete { key, noreply } => {
-            let reply = if store.delete(key) {
-                w.delete_hits.incr();
-                c::DELETED
-            } else {
-                w.delete_misses.incr();
-                c::NOT_FOUND
+        Request::Delete { key, cas, noreply: _ } => {
+            let status = match store.delete_cas(key, cas) {
+                DeleteOutcome::Deleted => {
+                    w.delete_hits.incr();
+                    Status::Deleted
+                }
+                DeleteOutcome::NotFound => {
+                    w.delete_misses.incr();
+                    Status::NotFound
+                }
+                DeleteOutcome::Exists => Status::Exists,
             };
-            reply_unless(noreply, out, reply);
+            reply.status(status, 0);
         }
-        Request::Incr { key, delta, noreply } => arithmetic(sh, w, key, true, delta, noreply, out),
-        Request::Decr { key, delta, noreply } => arithmetic(sh, w, key, false, delta, noreply, out),
-        Request::Touch { key, exptime, noreply } => {
+        Request::Incr { key, delta, initial, cas, noreply: _ } => {
+            arithmetic(sh, w, key, true, delta, initial, cas, reply)
+        }
+        Request::Decr { key, delta, initial, cas, noreply: _ } => {
+            arithmetic(sh, w, key, false, delta, initial, cas, reply)
+        }
+        Request::Touch { key, exptime, noreply: _ } => {
             w.cmd_touch.incr();
-            let reply = if store.touch(key, exptime) {
-                w.touch_hits.incr();
-                c::TOUCHED
-            } else {
-                w.touch_misses.incr();
-                c::NOT_FOUND
-            };
-            reply_unless(noreply, out, reply);
-        }
-        Request::FlushAll { exptime, noreply } => {
-            w.cmd_flush.incr();
-            if !sh.config.server.flush_enabled {
-                reply_unless(noreply, out, c::FLUSH_DISABLED);
-            } else {
-                store.flush_all(exptime);
-                reply_unless(noreply, out, c::OK);
+            let exp = store.clock().exptime_to_rel(exptime);
+            match store.get(key, Some(exp), |it| (it.flags, it.cas)) {
+                Some((flags, cas)) => {
+                    w.touch_hits.incr();
+                    reply.touched(flags, cas);
+                }
+                None => {
+                    w.touch_misses.incr();
+                    reply.status(Status::NotFound, 0);
+                }
             }
         }
-        Request::Version => c::version(out, MEMCACHED_VERSION),
-        Request::Verbosity { level, noreply } => {
+        Request::FlushAll { exptime, noreply: _ } => {
+            w.cmd_flush.incr();
+            if !sh.config.server.flush_enabled {
+                reply.status(Status::FlushDisabled, 0);
+            } else {
+                store.flush_all(exptime);
+                reply.status(Status::Ok, 0);
+            }
+        }
+        Request::Version => reply.version(MEMCACHED_VERSION),
+        Request::Verbosity { level, noreply: _ } => {
             let level = level.min(3) as u8;
             sh.verbosity.store(level, Ordering::Relaxed);
             log::set_max_level(crate::log_level(level));
-            reply_unless(noreply, out, c::OK);
+            reply.status(Status::Ok, 0);
         }
-        Request::Quit => return Action::Close,
-        Request::Stats { args } => report::stats(sh, args, out),
+        Request::Noop => reply.status(Status::Ok, 0),
+        Request::Quit => {
+            reply.quit();
+            return Action::Close;
+        }
+        Request::Stats { args } => report::stats(sh, args, reply),
         Request::Shutdown { graceful: _, valid } => {
             if !sh.config.server.enable_shutdown {
-                out.extend_from_slice(c::SHUTDOWN_DISABLED);
+                reply.status(Status::ShutdownDisabled, 0);
             } else if !valid {
-                out.extend_from_slice(c::INVALID_SHUTDOWN);
+                reply.status(Status::InvalidShutdown, 0);
             } else {
                 log::info!("shutdown requested by a client");
                 sh.shutdown();
                 return Action::Close;
             }
         }
-        Request::CacheMemlimit { megabytes, noreply } => {
+        Request::CacheMemlimit { megabytes, noreply: _ } => {
             if megabytes < 8 {
-                reply_unless(noreply, out, c::MEMLIMIT_TOO_SMALL);
+                reply.status(Status::MemlimitTooSmall, 0);
             } else {
                 store.set_memory_limit(megabytes as usize * MEGABYTE);
-                reply_unless(noreply, out, c::OK);
+                reply.status(Status::Ok, 0);
             }
         }
-        Request::Invalid { error, noreply } => {
-            if !noreply {
-                c::error(out, error);
+        Request::SaslListMechs => match sh.config.server.auth {
+            Some(_) if session.binary => reply.sasl_mechs(SASL_MECHS),
+            _ => reply.error(ProtocolError::UnknownCommand),
+        },
+        Request::SaslAuth { mech, data, step } => {
+            let Some(creds) = sh.config.server.auth.as_ref().filter(|_| session.binary) else {
+                reply.error(ProtocolError::UnknownCommand);
+                return Action::Continue;
+            };
+            // PLAIN completes in one step; a step has nothing to continue.
+            let ok = !step && mech == SASL_MECHS.as_bytes() && creds.check_plain(data);
+            w.auth_cmds.incr();
+            if ok {
+                session.authenticated = true;
+                reply.status(Status::AuthOk, 0);
+            } else {
+                w.auth_errors.incr();
+                log::warn!("SASL authentication failed");
+                reply.status(Status::AuthFailed, 0);
+            }
+        }
+        Request::Invalid { error, noreply: _ } => {
+            reply.error(error);
+            if matches!(error, ProtocolError::BadPacket | ProtocolError::BadLengths) {
+                return Action::Close;
             }
         }
     }
     Action::Continue
 }
 
-#[inline]
-fn reply_unless(noreply: bool, out: &mut Vec<u8>, reply: &[u8]) {
-    if !noreply {
-        out.extend_from_slice(reply);
+/// The one SASL mechanism offered.
+const SASL_MECHS: &str = "PLAIN";
+
+/// Handles a request on a connection that has not authenticated yet.
+/// Returns `None` if the request may run as usual.
+fn authenticate<R: Reply>(
+    sh: &Shared,
+    w: &WorkerStats,
+    session: &mut Session,
+    req: &Request<'_>,
+    reply: &mut R,
+) -> Option<Action> {
+    let creds = sh.config.server.auth.as_ref()?;
+    if session.binary {
+        // As memcached: only SASL and version before authentication; any
+        // other command gets an auth error and the connection closes.
+        if matches!(req, Request::SaslListMechs | Request::SaslAuth { .. } | Request::Version) {
+            return None;
+        }
+        reply.status(Status::Unauthenticated, 0);
+        return Some(Action::Close);
     }
+    // Text (-Y): the first set carries "user password" as its data.
+    let mut reply_text = |status| reply.status(status, 0);
+    match req {
+        Request::Store { command: StoreCommand::Set, data, .. } => {
+            let mut words = data.split(|&b| b == b' ').filter(|w| !w.is_empty());
+            let (Some(user), Some(pass)) = (words.next(), words.next()) else {
+                reply_text(Status::AuthBadFormat);
+                return Some(Action::Continue);
+            };
+            w.auth_cmds.incr();
+            if creds.check(user, pass) {
+                session.authenticated = true;
+                reply_text(Status::Stored);
+            } else {
+                w.auth_errors.incr();
+                log::warn!("text protocol authentication failed");
+                reply_text(Status::AuthFailed);
+            }
+        }
+        Request::Invalid { error: ProtocolError::BadDataChunk, .. } => reply_text(Status::AuthBadTermination),
+        Request::TooLarge { swallow, .. } => {
+            reply_text(Status::Unauthenticated);
+            return Some(Action::Swallow(*swallow));
+        }
+        _ => reply_text(Status::Unauthenticated),
+    }
+    Some(Action::Continue)
 }
 
-fn arithmetic(sh: &Shared, w: &WorkerStats, key: &[u8], incr: bool, delta: u64, noreply: bool, out: &mut Vec<u8>) {
-    let outcome = sh.store.delta(key, incr, delta);
+#[allow(clippy::too_many_arguments)]
+fn arithmetic<R: Reply>(
+    sh: &Shared,
+    w: &WorkerStats,
+    key: &[u8],
+    incr: bool,
+    delta: u64,
+    initial: Option<(u64, i64)>,
+    cas: u64,
+    reply: &mut R,
+) {
+    let outcome = sh.store.delta_with(key, incr, delta, cas, initial);
     let (hits, misses) = if incr { (&w.incr_hits, &w.incr_misses) } else { (&w.decr_hits, &w.decr_misses) };
     match outcome {
-        DeltaOutcome::Value(v) => {
+        DeltaOutcome::Value(v, new_cas) => {
             hits.incr();
-            if !noreply {
-                c::number(out, v);
-            }
+            reply.number(v, new_cas);
         }
         DeltaOutcome::NotFound => {
             misses.incr();
-            reply_unless(noreply, out, c::NOT_FOUND);
+            reply.status(Status::NotFound, 0);
         }
-        DeltaOutcome::NonNumeric => reply_unless(noreply, out, c::NON_NUMERIC),
-        DeltaOutcome::OutOfMemory => reply_unless(noreply, out, c::DELTA_OUT_OF_MEMORY),
+        DeltaOutcome::NonNumeric => reply.status(Status::NonNumeric, 0),
+        DeltaOutcome::Exists => reply.status(Status::Exists, 0),
+        DeltaOutcome::OutOfMemory => reply.status(Status::DeltaOutOfMemory, 0),
     }
 }
 

@@ -8,44 +8,41 @@ use std::time::SystemTime;
 
 use crate::config::{ProtocolChoice, MEMCACHED_VERSION};
 use crate::num::parse_unsigned;
-use crate::protocol::text::compose as c;
-use crate::protocol::ProtocolError;
+use crate::protocol::{ProtocolError, Reply, Status};
 use crate::sys;
 
 use super::Shared;
 
 /// Answers `stats [args]`.
-pub fn stats(sh: &Shared, args: &[u8], out: &mut Vec<u8>) {
+pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
     let mut words = args.split(|&b| b == b' ').filter(|w| !w.is_empty());
     match words.next() {
         None => general(sh, out),
         Some(b"reset") => {
             sh.stats.reset();
             sh.store.reset_stats();
-            out.extend_from_slice(c::RESET);
+            out.status(Status::Reset, 0);
         }
         Some(b"settings") => settings(sh, out),
         Some(b"items") => items(sh, out),
         Some(b"slabs") => slabs(sh, out),
         Some(b"sizes") => {
-            c::stat(out, "sizes_status", "disabled");
-            out.extend_from_slice(c::END);
+            out.stat("sizes_status", &"disabled");
+            out.stats_end();
         }
         Some(b"conns") => conns(sh, out),
         Some(b"detail") => match words.next() {
-            Some(b"on" | b"off" | b"dump") => {
-                out.extend_from_slice(b"CLIENT_ERROR stats detail not allowed\r\n");
-            }
-            _ => out.extend_from_slice(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
+            Some(b"on" | b"off" | b"dump") => out.status(Status::DetailNotAllowed, 0),
+            _ => out.status(Status::DetailUsage, 0),
         },
         Some(b"cachedump") => {
             let (Some(id), Some(limit)) = (words.next(), words.next()) else {
-                c::error(out, ProtocolError::BadCommandLine);
+                out.error(ProtocolError::BadCommandLine);
                 return;
             };
             cachedump(sh, id, limit, out)
         }
-        Some(_) => c::error(out, ProtocolError::UnknownCommand),
+        Some(_) => out.error(ProtocolError::UnknownCommand),
     }
 }
 
@@ -53,7 +50,7 @@ fn secs(d: std::time::Duration) -> String {
     format!("{}.{:06}", d.as_secs(), d.subsec_micros())
 }
 
-fn general(sh: &Shared, out: &mut Vec<u8>) {
+fn general<R: Reply>(sh: &Shared, out: &mut R) {
     let clock = sh.store.clock();
     let t = sh.stats.totals();
     let s = sh.store.stats();
@@ -61,15 +58,15 @@ fn general(sh: &Shared, out: &mut Vec<u8>) {
     let now_unix =
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(clock.unix_now());
     let cfg = &sh.config;
-    let stat = |out: &mut Vec<u8>, name: &str, v: u64| c::stat(out, name, v);
+    let stat = |out: &mut R, name: &str, v: u64| out.stat(name, &v);
     stat(out, "pid", u64::from(sh.pid));
     stat(out, "uptime", now_unix.saturating_sub(clock.started_unix()));
     stat(out, "time", now_unix);
-    c::stat(out, "version", MEMCACHED_VERSION);
-    c::stat(out, "ferrocache_version", env!("CARGO_PKG_VERSION"));
+    out.stat("version", &MEMCACHED_VERSION);
+    out.stat("ferrocache_version", &env!("CARGO_PKG_VERSION"));
     stat(out, "pointer_size", usize::BITS as u64);
-    c::stat(out, "rusage_user", secs(user));
-    c::stat(out, "rusage_system", secs(system));
+    out.stat("rusage_user", &secs(user));
+    out.stat("rusage_system", &secs(system));
     stat(out, "max_connections", cfg.server.max_connections as u64);
     stat(out, "curr_connections", sh.curr_connections.load(Ordering::Relaxed) as u64);
     stat(out, "total_connections", t.total_connections);
@@ -96,8 +93,8 @@ fn general(sh: &Shared, out: &mut Vec<u8>) {
     stat(out, "touch_misses", t.touch_misses);
     stat(out, "store_too_large", t.store_too_large);
     stat(out, "store_no_memory", t.store_no_memory);
-    stat(out, "auth_cmds", 0);
-    stat(out, "auth_errors", 0);
+    stat(out, "auth_cmds", t.auth_cmds);
+    stat(out, "auth_errors", t.auth_errors);
     stat(out, "idle_kicks", t.idle_kicks);
     stat(out, "bytes_read", t.bytes_read);
     stat(out, "bytes_written", t.bytes_written);
@@ -118,57 +115,58 @@ fn general(sh: &Shared, out: &mut Vec<u8>) {
     stat(out, "crawler_reclaimed", s.crawler_reclaimed);
     stat(out, "crawler_items_checked", s.crawler_items_checked);
     stat(out, "total_malloced", s.total_malloced);
-    out.extend_from_slice(c::END);
+    out.stats_end();
 }
 
-fn settings(sh: &Shared, out: &mut Vec<u8>) {
+fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     let cfg = &sh.config;
     let srv = &cfg.server;
     let st = &cfg.storage;
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let inter: Vec<String> = srv.listen.iter().map(|a| a.ip().to_string()).collect();
     let port = sh.bound.get().and_then(|b| b.first()).map_or(srv.port, |a| a.port());
-    c::stat(out, "maxbytes", sh.store.stats().limit_maxbytes);
-    c::stat(out, "maxconns", srv.max_connections);
-    c::stat(out, "tcpport", port);
-    c::stat(out, "udpport", srv.udp_port);
-    c::stat(out, "inter", inter.join(","));
-    c::stat(out, "verbosity", sh.verbosity.load(Ordering::Relaxed));
-    c::stat(out, "evictions", if st.evictions { "on" } else { "off" });
-    c::stat(out, "domain_socket", "NULL");
-    c::stat(out, "shutdown_command", yes_no(srv.enable_shutdown));
-    c::stat(out, "growth_factor", format!("{:.2}", st.growth_factor));
-    c::stat(out, "chunk_size", st.min_space);
-    c::stat(out, "num_threads", srv.threads);
-    c::stat(out, "detail_enabled", "no");
-    c::stat(out, "reqs_per_event", srv.reqs_per_event);
-    c::stat(out, "cas_enabled", yes_no(st.use_cas));
-    c::stat(out, "tcp_backlog", srv.backlog);
+    out.stat("maxbytes", &sh.store.stats().limit_maxbytes);
+    out.stat("maxconns", &srv.max_connections);
+    out.stat("tcpport", &port);
+    out.stat("udpport", &srv.udp_port);
+    out.stat("inter", &inter.join(","));
+    out.stat("verbosity", &sh.verbosity.load(Ordering::Relaxed));
+    out.stat("evictions", &if st.evictions { "on" } else { "off" });
+    out.stat("domain_socket", &"NULL");
+    out.stat("shutdown_command", &yes_no(srv.enable_shutdown));
+    out.stat("growth_factor", &format!("{:.2}", st.growth_factor));
+    out.stat("chunk_size", &st.min_space);
+    out.stat("num_threads", &srv.threads);
+    out.stat("detail_enabled", &"no");
+    out.stat("reqs_per_event", &srv.reqs_per_event);
+    out.stat("cas_enabled", &yes_no(st.use_cas));
+    out.stat("tcp_backlog", &srv.backlog);
     let proto = match srv.protocol {
         ProtocolChoice::Auto => "auto-negotiate",
         ProtocolChoice::Ascii => "ascii",
         ProtocolChoice::Binary => "binary",
     };
-    c::stat(out, "binding_protocol", proto);
-    c::stat(out, "auth_enabled_sasl", "no");
-    c::stat(out, "auth_enabled_ascii", "no");
-    c::stat(out, "item_size_max", st.item_size_max);
-    c::stat(out, "hashpower_init", st.hashpower);
-    c::stat(out, "slab_chunk_max", st.item_size_max);
-    c::stat(out, "lru_crawler", "yes");
-    c::stat(out, "flush_enabled", yes_no(srv.flush_enabled));
-    c::stat(out, "dump_enabled", yes_no(srv.dump_enabled));
-    c::stat(out, "hash_algorithm", "ahash");
-    c::stat(out, "idle_timeout", srv.idle_timeout);
-    c::stat(out, "shards", sh.store.shard_count());
-    out.extend_from_slice(c::END);
+    out.stat("binding_protocol", &proto);
+    let sasl = srv.auth.is_some() && srv.protocol == ProtocolChoice::Binary;
+    out.stat("auth_enabled_sasl", &yes_no(sasl));
+    out.stat("auth_enabled_ascii", &yes_no(srv.auth.is_some() && !sasl));
+    out.stat("item_size_max", &st.item_size_max);
+    out.stat("hashpower_init", &st.hashpower);
+    out.stat("slab_chunk_max", &st.item_size_max);
+    out.stat("lru_crawler", &"yes");
+    out.stat("flush_enabled", &yes_no(srv.flush_enabled));
+    out.stat("dump_enabled", &yes_no(srv.dump_enabled));
+    out.stat("hash_algorithm", &"ahash");
+    out.stat("idle_timeout", &srv.idle_timeout);
+    out.stat("shards", &sh.store.shard_count());
+    out.stats_end();
 }
 
-fn items(sh: &Shared, out: &mut Vec<u8>) {
+fn items<R: Reply>(sh: &Shared, out: &mut R) {
     for cs in sh.store.class_stats().iter().filter(|cs| cs.used_chunks > 0) {
         let id = cs.id;
         let k = &cs.counters;
-        let mut stat = |name: &str, v: u64| c::stat(out, &format!("items:{id}:{name}"), v);
+        let mut stat = |name: &str, v: u64| out.stat(&format!("items:{id}:{name}"), &v);
         stat("number", cs.used_chunks);
         stat("age", u64::from(cs.age));
         stat("mem_requested", cs.mem_requested);
@@ -181,17 +179,17 @@ fn items(sh: &Shared, out: &mut Vec<u8>) {
         stat("evicted_unfetched", k.evicted_unfetched);
         stat("crawler_reclaimed", k.crawler_reclaimed);
     }
-    out.extend_from_slice(c::END);
+    out.stats_end();
 }
 
-fn slabs(sh: &Shared, out: &mut Vec<u8>) {
+fn slabs<R: Reply>(sh: &Shared, out: &mut R) {
     let all = sh.store.class_stats();
     let mut active = 0;
     for cs in all.iter().filter(|cs| cs.total_pages > 0) {
         active += 1;
         let id = cs.id;
         let k = &cs.counters;
-        let mut stat = |name: &str, v: u64| c::stat(out, &format!("{id}:{name}"), v);
+        let mut stat = |name: &str, v: u64| out.stat(&format!("{id}:{name}"), &v);
         stat("chunk_size", cs.chunk_size as u64);
         stat("chunks_per_page", u64::from(cs.chunks_per_page));
         stat("total_pages", cs.total_pages);
@@ -208,55 +206,54 @@ fn slabs(sh: &Shared, out: &mut Vec<u8>) {
         stat("cas_badval", k.cas_badval);
         stat("touch_hits", k.touch_hits);
     }
-    c::stat(out, "active_slabs", active);
-    c::stat(out, "total_malloced", sh.store.stats().total_malloced);
-    out.extend_from_slice(c::END);
+    out.stat("active_slabs", &active);
+    out.stat("total_malloced", &sh.store.stats().total_malloced);
+    out.stats_end();
 }
 
-fn conns(sh: &Shared, out: &mut Vec<u8>) {
+fn conns<R: Reply>(sh: &Shared, out: &mut R) {
     let now = sh.store.clock().now();
     if let Some(bound) = sh.bound.get() {
         for (i, addr) in bound.iter().enumerate() {
-            c::stat(out, &format!("listen{i}:addr"), format!("tcp:{addr}"));
-            c::stat(out, &format!("listen{i}:state"), "conn_listening");
+            out.stat(&format!("listen{i}:addr"), &format!("tcp:{addr}"));
+            out.stat(&format!("listen{i}:state"), &"conn_listening");
         }
     }
     let mut list: Vec<_> = sh.conns.lock().values().cloned().collect();
     list.sort_by_key(|ci| ci.fd);
     for ci in list {
         let fd = ci.fd;
-        c::stat(out, &format!("{fd}:addr"), format!("tcp:{}", ci.peer));
-        c::stat(out, &format!("{fd}:listen_addr"), format!("tcp:{}", ci.local));
-        c::stat(out, &format!("{fd}:state"), "conn_parse_cmd");
+        out.stat(&format!("{fd}:addr"), &format!("tcp:{}", ci.peer));
+        out.stat(&format!("{fd}:listen_addr"), &format!("tcp:{}", ci.local));
+        out.stat(&format!("{fd}:state"), &"conn_parse_cmd");
         let idle = now.saturating_sub(ci.last_cmd.load(Ordering::Relaxed));
-        c::stat(out, &format!("{fd}:secs_since_last_cmd"), idle);
+        out.stat(&format!("{fd}:secs_since_last_cmd"), &idle);
     }
-    out.extend_from_slice(c::END);
+    out.stats_end();
 }
 
-fn cachedump(sh: &Shared, id: &[u8], limit: &[u8], out: &mut Vec<u8>) {
+fn cachedump<R: Reply>(sh: &Shared, id: &[u8], limit: &[u8], out: &mut R) {
     if !sh.config.server.dump_enabled {
-        out.extend_from_slice(b"CLIENT_ERROR stats cachedump not allowed\r\n");
+        out.status(Status::DumpNotAllowed, 0);
         return;
     }
     let (Some(id), Some(limit)) = (parse_unsigned(id), parse_unsigned(limit)) else {
-        c::error(out, ProtocolError::BadFormat);
+        out.error(ProtocolError::BadFormat);
         return;
     };
     if id == 0 || id > sh.store.sizes().count() as u64 {
-        out.extend_from_slice(b"CLIENT_ERROR Illegal slab id\r\n");
+        out.status(Status::IllegalSlabId, 0);
         return;
     }
     // memcached caps a dump at 2 MB of output; so do we.
     const MAX_DUMP: usize = 2 * 1024 * 1024;
-    let start = out.len();
+    let mut size = 0;
     for (key, len, exp) in sh.store.dump_class(id as u8, limit.min(usize::MAX as u64) as usize) {
-        if out.len() - start > MAX_DUMP {
+        size += key.len() + 32;
+        if size > MAX_DUMP {
             break;
         }
-        out.extend_from_slice(b"ITEM ");
-        out.extend_from_slice(&key);
-        out.extend_from_slice(format!(" [{len} b; {exp} s]\r\n").as_bytes());
+        out.dump_item(&key, len, exp);
     }
-    out.extend_from_slice(c::END);
+    out.stats_end();
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::Config;
+use crate::protocol::text::compose::{self as c, TextReply};
 use crate::protocol::text::parse;
 use crate::storage::clock::Clock;
 use crate::storage::StoreConfig;
@@ -19,9 +20,11 @@ fn run(sh: &Shared, input: &[u8]) -> (Vec<u8>, Action) {
     let mut out = Vec::new();
     let mut at = 0;
     let mut action = Action::Continue;
+    let mut session = Session::new(&sh.config, false);
     while at < input.len() {
         let (req, used) = parse(&input[at..], &sh.config.server.limits).expect("whole requests");
-        action = dispatch(sh, &w, req, &mut out);
+        let noreply = req.noreply();
+        action = dispatch(sh, &w, &mut session, req, &mut TextReply::new(&mut out, noreply));
         at += used;
     }
     (out, action)
@@ -63,7 +66,8 @@ fn too_large_set_swallows_and_drops_the_old_value() {
     let w = sh.stats.worker(0);
     let mut out = Vec::new();
     let (req, _) = parse(b"set k 0 0 5000\r\n", &sh.config.server.limits).unwrap();
-    assert_eq!(dispatch(&sh, &w, req, &mut out), Action::Swallow(5002));
+    let mut session = Session::new(&sh.config, false);
+    assert_eq!(dispatch(&sh, &w, &mut session, req, &mut TextReply::new(&mut out, false)), Action::Swallow(5002));
     assert_eq!(out, c::TOO_LARGE);
     let (out, _) = run(&sh, b"get k\r\n");
     assert_eq!(out, b"END\r\n");

@@ -5,7 +5,10 @@
 //! reply with the matching composer. Nothing here does I/O or touches the
 //! store.
 
+pub mod binary;
 pub mod text;
+
+use std::fmt::Display;
 
 /// Limits a parser enforces before buffering anything.
 #[derive(Debug, Clone, Copy)]
@@ -43,14 +46,30 @@ pub enum StoreCommand {
     Cas,
 }
 
-/// A space-separated key list, already validated, borrowed from the line.
+/// The keys of a retrieval, already validated, borrowed from the request:
+/// a space-separated list (text) or one key that may hold any byte (binary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keys<'a>(pub &'a [u8]);
+pub struct Keys<'a> {
+    bytes: &'a [u8],
+    single: bool,
+}
 
 impl<'a> Keys<'a> {
+    /// Space-separated keys.
+    pub fn list(bytes: &'a [u8]) -> Keys<'a> {
+        Keys { bytes, single: false }
+    }
+
+    /// Exactly one key.
+    pub fn one(key: &'a [u8]) -> Keys<'a> {
+        Keys { bytes: key, single: true }
+    }
+
     /// The keys in order.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> {
-        self.0.split(|&b| b == b' ').filter(|k| !k.is_empty())
+        let single = self.single.then_some(self.bytes);
+        let list = (!self.single).then(|| self.bytes.split(|&b| b == b' ').filter(|k| !k.is_empty()));
+        single.into_iter().chain(list.into_iter().flatten())
     }
 }
 
@@ -78,18 +97,27 @@ pub enum Request<'a> {
         cas: u64,
         noreply: bool,
     },
+    /// delete; a non-zero `cas` must match (binary protocol).
     Delete {
         key: &'a [u8],
+        cas: u64,
         noreply: bool,
     },
+    /// incr. Binary requests may carry a CAS to match, and an initial value
+    /// and exptime to create a missing key with.
     Incr {
         key: &'a [u8],
         delta: u64,
+        initial: Option<(u64, i64)>,
+        cas: u64,
         noreply: bool,
     },
+    /// decr, as incr.
     Decr {
         key: &'a [u8],
         delta: u64,
+        initial: Option<(u64, i64)>,
+        cas: u64,
         noreply: bool,
     },
     Touch {
@@ -120,6 +148,16 @@ pub enum Request<'a> {
         megabytes: u64,
         noreply: bool,
     },
+    /// Binary no-op.
+    Noop,
+    /// Binary SASL: list mechanisms.
+    SaslListMechs,
+    /// Binary SASL auth (`step` false) or step (true).
+    SaslAuth {
+        mech: &'a [u8],
+        data: &'a [u8],
+        step: bool,
+    },
     /// A storage command whose value is over the limit: answered with
     /// `SERVER_ERROR object too large for cache`, its `swallow` data bytes
     /// discarded as they arrive. A `set` also drops the key's old value.
@@ -134,6 +172,25 @@ pub enum Request<'a> {
         error: ProtocolError,
         noreply: bool,
     },
+}
+
+impl Request<'_> {
+    /// Whether the client asked for no reply (text `noreply`, binary quiet).
+    pub fn noreply(&self) -> bool {
+        match *self {
+            Request::Store { noreply, .. }
+            | Request::Delete { noreply, .. }
+            | Request::Incr { noreply, .. }
+            | Request::Decr { noreply, .. }
+            | Request::Touch { noreply, .. }
+            | Request::FlushAll { noreply, .. }
+            | Request::Verbosity { noreply, .. }
+            | Request::CacheMemlimit { noreply, .. }
+            | Request::TooLarge { noreply, .. }
+            | Request::Invalid { noreply, .. } => noreply,
+            _ => false,
+        }
+    }
 }
 
 /// Error replies, as memcached words them.
@@ -153,6 +210,78 @@ pub enum ProtocolError {
     DeleteUsage,
     /// `CLIENT_ERROR bad command line`: malformed `stats cachedump`.
     BadCommandLine,
+    /// Binary: a packet whose fields do not fit its opcode (EINVAL, then
+    /// the connection is closed, as memcached does).
+    BadPacket,
+    /// Binary: extras + key longer than the body (unknown command, then
+    /// closed).
+    BadLengths,
+}
+
+/// Outcomes that become a reply line (text) or a status (binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Stored,
+    NotStored,
+    Exists,
+    NotFound,
+    Deleted,
+    Ok,
+    Reset,
+    TooLarge,
+    OutOfMemory,
+    DeltaOutOfMemory,
+    NonNumeric,
+    ShutdownDisabled,
+    InvalidShutdown,
+    FlushDisabled,
+    MemlimitTooSmall,
+    DetailNotAllowed,
+    DetailUsage,
+    DumpNotAllowed,
+    IllegalSlabId,
+    /// Authentication succeeded.
+    AuthOk,
+    /// Wrong credentials.
+    AuthFailed,
+    /// A command before authentication.
+    Unauthenticated,
+    /// Text auth: the data is not `user password`.
+    AuthBadFormat,
+    /// Text auth: the data does not end in `\r\n`.
+    AuthBadTermination,
+}
+
+/// How dispatch writes replies: one implementation per encoding. The
+/// encoder knows the request's `noreply`/quiet flag and applies it, so
+/// dispatch never asks which protocol it serves.
+pub trait Reply {
+    /// A retrieval hit; `cas` is shown when `Some`.
+    fn value(&mut self, key: &[u8], flags: u32, cas: Option<u64>, data: &[u8]);
+    /// A retrieval miss.
+    fn miss(&mut self, key: &[u8]);
+    /// After the last key of a retrieval.
+    fn end(&mut self);
+    /// A status reply; `cas` is the item's new CAS where there is one.
+    fn status(&mut self, status: Status, cas: u64);
+    /// The result of incr/decr.
+    fn number(&mut self, n: u64, cas: u64);
+    /// A touch hit.
+    fn touched(&mut self, flags: u32, cas: u64);
+    /// The version string.
+    fn version(&mut self, version: &str);
+    /// One statistic.
+    fn stat(&mut self, name: &str, value: &dyn Display);
+    /// After the last statistic.
+    fn stats_end(&mut self);
+    /// One `stats cachedump` line.
+    fn dump_item(&mut self, key: &[u8], len: usize, exptime: u64);
+    /// A refused request.
+    fn error(&mut self, error: ProtocolError);
+    /// SASL mechanisms offered.
+    fn sasl_mechs(&mut self, mechs: &str);
+    /// The connection closes after this request (quit).
+    fn quit(&mut self);
 }
 
 /// Why a parser could not produce a request.
@@ -170,4 +299,6 @@ pub enum ParseError {
 pub enum CloseReason {
     LineTooLong,
     Http,
+    /// A binary connection sent a packet that is not a request.
+    BadMagic,
 }

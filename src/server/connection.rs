@@ -24,13 +24,13 @@ use std::sync::Arc;
 
 use mio::net::TcpStream;
 
-use crate::dispatch::{dispatch, Action, Shared};
-use crate::protocol::text::parse;
+use crate::config::ProtocolChoice;
+use crate::dispatch::{dispatch, Action, Session, Shared};
+use crate::protocol::binary::{self, compose::BinaryReply, REQUEST_MAGIC};
+use crate::protocol::text::{self, compose::TextReply};
 use crate::protocol::ParseError;
 use crate::stats::WorkerStats;
 
-/// First byte of every binary-protocol request.
-const BINARY_MAGIC: u8 = 0x80;
 /// Input read size, and the initial input buffer.
 const READ_CHUNK: usize = 16 * 1024;
 /// Stop parsing requests while this much output is queued.
@@ -65,8 +65,8 @@ pub struct Connection {
     swallow: usize,
     close_after_write: bool,
     peer_closed: bool,
-    /// Nothing has been read yet: the first byte picks the protocol.
-    fresh: bool,
+    /// Picked from the first byte (or `-B`); `None` until it arrives.
+    session: Option<Session>,
     /// Relative time of the last input, for idle_timeout and stats conns.
     pub last_active: Arc<AtomicU32>,
 }
@@ -85,7 +85,7 @@ impl Connection {
             swallow: 0,
             close_after_write: false,
             peer_closed: false,
-            fresh: true,
+            session: None,
             last_active: Arc::new(AtomicU32::new(now)),
         }
     }
@@ -100,14 +100,13 @@ impl Connection {
         let budget = sh.config.server.reqs_per_event;
         loop {
             let mut handled = 0;
-            if self.fresh && self.filled > 0 {
-                self.fresh = false;
-                if self.rbuf[0] == BINARY_MAGIC {
-                    // The binary protocol is not served yet (issue #3): hang
-                    // up rather than answer its packets with text errors.
-                    log::warn!("closing {}: binary protocol request", self.peer);
-                    return Served::Closed;
-                }
+            if self.session.is_none() && self.filled > self.start {
+                let binary = match sh.config.server.protocol {
+                    ProtocolChoice::Auto => self.rbuf[self.start] == REQUEST_MAGIC,
+                    ProtocolChoice::Ascii => false,
+                    ProtocolChoice::Binary => true,
+                };
+                self.session = Some(Session::new(&sh.config, binary));
             }
             // Parse and run what is buffered.
             while !self.close_after_write && self.pending_output() < OUTPUT_HIGH_WATER {
@@ -122,9 +121,21 @@ impl Connection {
                 if handled == budget {
                     break;
                 }
-                match parse(&self.rbuf[self.start..self.filled], &sh.config.server.limits) {
-                    Ok((req, used)) => {
-                        let action = dispatch(sh, w, req, &mut self.wbuf);
+                let Some(session) = self.session.as_mut() else { break };
+                let input = &self.rbuf[self.start..self.filled];
+                let limits = &sh.config.server.limits;
+                let parsed = if session.binary {
+                    binary::parse(input, limits).map(|(req, meta, used)| {
+                        (dispatch(sh, w, session, req, &mut BinaryReply::new(&mut self.wbuf, meta)), used)
+                    })
+                } else {
+                    text::parse(input, limits).map(|(req, used)| {
+                        let noreply = req.noreply();
+                        (dispatch(sh, w, session, req, &mut TextReply::new(&mut self.wbuf, noreply)), used)
+                    })
+                };
+                match parsed {
+                    Ok((action, used)) => {
                         self.start += used;
                         handled += 1;
                         match action {

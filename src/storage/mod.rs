@@ -86,8 +86,10 @@ pub enum StoreMode {
     Set,
     Add,
     Replace,
-    Append,
-    Prepend,
+    /// Append; a non-zero CAS must match the item's (binary protocol).
+    Append(u64),
+    /// Prepend; a non-zero CAS must match the item's (binary protocol).
+    Prepend(u64),
     /// Store only if the item's CAS equals this.
     Cas(u64),
 }
@@ -106,10 +108,22 @@ pub enum StoreOutcome {
 /// Result of incr/decr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeltaOutcome {
-    Value(u64),
+    /// The new value and the item's new CAS.
+    Value(u64, u64),
     NotFound,
     NonNumeric,
+    /// A CAS was given and did not match.
+    Exists,
     OutOfMemory,
+}
+
+/// Result of delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// A CAS was given and did not match.
+    Exists,
 }
 
 /// An item as a reader sees it, borrowed from its chunk.
@@ -577,6 +591,19 @@ impl Store {
 
     /// set/add/replace/append/prepend/cas. `exptime` is a protocol exptime.
     pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: i64, value: &[u8]) -> StoreOutcome {
+        self.store_cas(mode, key, flags, exptime, value).0
+    }
+
+    /// Like [`Store::store`], also returning the stored item's CAS (0 if
+    /// nothing was stored).
+    pub fn store_cas(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        value: &[u8],
+    ) -> (StoreOutcome, u64) {
         self.check_flush();
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
@@ -589,27 +616,32 @@ impl Store {
             (StoreMode::Add, Some((_, loc))) => {
                 // memcached bumps an item that an add found.
                 lru::bump(s.class_mut(loc.class), loc.idx);
-                return StoreOutcome::NotStored;
+                return (StoreOutcome::NotStored, 0);
             }
-            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => return StoreOutcome::NotStored,
-            (StoreMode::Cas(_), None) => return StoreOutcome::NotFound,
+            (StoreMode::Replace | StoreMode::Append(_) | StoreMode::Prepend(_), None) => {
+                return (StoreOutcome::NotStored, 0)
+            }
+            (StoreMode::Cas(_), None) => return (StoreOutcome::NotFound, 0),
             (StoreMode::Cas(want), Some((_, loc))) => {
                 let have = self.shown_cas(s.item(loc).cas());
                 let c = s.class_mut(loc.class);
                 if have != want {
                     c.counters.cas_badval += 1;
-                    return StoreOutcome::Exists;
+                    return (StoreOutcome::Exists, 0);
                 }
                 c.counters.cas_hits += 1;
             }
-            (StoreMode::Append | StoreMode::Prepend, Some((_, loc))) => {
+            (StoreMode::Append(want) | StoreMode::Prepend(want), Some((_, loc))) => {
+                if want != 0 && self.shown_cas(s.item(loc).cas()) != want {
+                    return (StoreOutcome::Exists, 0);
+                }
                 // The old value is copied out: allocating the new chunk may
                 // evict or move the old one.
                 let it = s.item(loc);
                 flags = it.flags();
                 exp = it.exptime();
                 let mut v = Vec::with_capacity(it.vlen() + value.len());
-                if mode == StoreMode::Append {
+                if matches!(mode, StoreMode::Append(_)) {
                     v.extend_from_slice(it.value());
                     v.extend_from_slice(value);
                 } else {
@@ -622,7 +654,7 @@ impl Store {
         }
         let data = combined.as_deref().unwrap_or(value);
         match s.write_item(h, key, flags, exp, &[data], now, &self.sizes, &self.pool, self.evictions) {
-            Ok(_) => StoreOutcome::Stored,
+            Ok(cas) => (StoreOutcome::Stored, self.shown_cas(cas)),
             Err(e) => {
                 // A failed set must not leave the old value readable.
                 if mode == StoreMode::Set {
@@ -630,24 +662,30 @@ impl Store {
                         s.unlink_at(pos, loc, Unlink::Removed, now);
                     }
                 }
-                e
+                (e, 0)
             }
         }
     }
 
     /// delete: true if a live item was removed.
     pub fn delete(&self, key: &[u8]) -> bool {
+        self.delete_cas(key, 0) == DeleteOutcome::Deleted
+    }
+
+    /// delete, only if the item's CAS is `cas` (0: any).
+    pub fn delete_cas(&self, key: &[u8], cas: u64) -> DeleteOutcome {
         self.check_flush();
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
         let mut s = shard.lock();
         match s.lookup(h, key, now) {
+            Ok((_, loc)) if cas != 0 && self.shown_cas(s.item(loc).cas()) != cas => DeleteOutcome::Exists,
             Ok((pos, loc)) => {
                 s.class_mut(loc.class).counters.delete_hits += 1;
                 s.unlink_at(pos, loc, Unlink::Removed, now);
-                true
+                DeleteOutcome::Deleted
             }
-            Err(_) => false,
+            Err(_) => DeleteOutcome::NotFound,
         }
     }
 
@@ -659,14 +697,33 @@ impl Store {
 
     /// incr (wrapping at 2^64) or decr (stopping at 0).
     pub fn delta(&self, key: &[u8], incr: bool, delta: u64) -> DeltaOutcome {
+        self.delta_with(key, incr, delta, 0, None)
+    }
+
+    /// incr/decr as the binary protocol has it: a non-zero `cas` must
+    /// match, and a missing key is created with `create` = (initial value,
+    /// protocol exptime) when given.
+    pub fn delta_with(&self, key: &[u8], incr: bool, delta: u64, cas: u64, create: Option<(u64, i64)>) -> DeltaOutcome {
         self.check_flush();
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
         let mut s = shard.lock();
         let Ok((_, loc)) = s.lookup(h, key, now) else {
-            return DeltaOutcome::NotFound;
+            let Some((initial, exptime)) = create else {
+                return DeltaOutcome::NotFound;
+            };
+            let mut buf: DigitBuf = [0; 20];
+            let digits = format_u64(&mut buf, initial);
+            let exp = self.clock.exptime_to_rel(exptime);
+            return match s.write_item(h, key, 0, exp, &[digits], now, &self.sizes, &self.pool, self.evictions) {
+                Ok(new_cas) => DeltaOutcome::Value(initial, self.shown_cas(new_cas)),
+                Err(_) => DeltaOutcome::OutOfMemory,
+            };
         };
         let it = s.item(loc);
+        if cas != 0 && self.shown_cas(it.cas()) != cas {
+            return DeltaOutcome::Exists;
+        }
         let Some(old) = parse_counter(it.value()) else {
             return DeltaOutcome::NonNumeric;
         };
@@ -676,7 +733,7 @@ impl Store {
         let (vlen, flags, exptime) = (it.vlen(), it.flags(), it.exptime());
         if digits.len() <= vlen {
             // Rewrite in place, padded with spaces as memcached does.
-            let cas = s.next_cas();
+            let new_cas = s.next_cas();
             let c = s.class_mut(loc.class);
             if incr {
                 c.counters.incr_hits += 1;
@@ -687,10 +744,10 @@ impl Store {
             let v = it.value_mut();
             v[..digits.len()].copy_from_slice(digits);
             v[digits.len()..].fill(b' ');
-            it.set_cas(cas);
+            it.set_cas(new_cas);
             it.set_atime(now);
             lru::bump(c, loc.idx);
-            return DeltaOutcome::Value(new);
+            return DeltaOutcome::Value(new, self.shown_cas(new_cas));
         }
         let digits = digits.to_vec();
         {
@@ -702,7 +759,7 @@ impl Store {
             }
         }
         match s.write_item(h, key, flags, exptime, &[&digits], now, &self.sizes, &self.pool, self.evictions) {
-            Ok(_) => DeltaOutcome::Value(new),
+            Ok(new_cas) => DeltaOutcome::Value(new, self.shown_cas(new_cas)),
             Err(_) => DeltaOutcome::OutOfMemory,
         }
     }

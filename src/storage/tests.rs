@@ -54,12 +54,12 @@ fn set_replaces_and_frees_the_old_chunk() {
 fn add_replace_append_prepend_follow_memcached() {
     let (s, _) = small();
     assert_eq!(s.store(StoreMode::Replace, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Append, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Prepend, b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Append(0), b"k", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Prepend(0), b"k", 0, 0, b"x"), StoreOutcome::NotStored);
     assert_eq!(s.store(StoreMode::Add, b"k", 7, 0, b"mid"), StoreOutcome::Stored);
     assert_eq!(s.store(StoreMode::Add, b"k", 0, 0, b"no"), StoreOutcome::NotStored);
-    assert_eq!(s.store(StoreMode::Append, b"k", 99, 0, b">"), StoreOutcome::Stored);
-    assert_eq!(s.store(StoreMode::Prepend, b"k", 99, 0, b"<"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Append(0), b"k", 99, 0, b">"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Prepend(0), b"k", 99, 0, b"<"), StoreOutcome::Stored);
     let (flags, _, v) = gets(&s, b"k").unwrap();
     assert_eq!(v, b"<mid>");
     assert_eq!(flags, 7, "append/prepend keep the original flags");
@@ -179,18 +179,18 @@ fn incr_decr_edges() {
     let (s, _) = small();
     assert_eq!(s.delta(b"n", true, 1), DeltaOutcome::NotFound);
     s.store(StoreMode::Set, b"n", 0, 0, b"10");
-    assert_eq!(s.delta(b"n", true, 5), DeltaOutcome::Value(15));
-    assert_eq!(s.delta(b"n", false, 100), DeltaOutcome::Value(0), "decr clamps at 0");
+    assert!(matches!(s.delta(b"n", true, 5), DeltaOutcome::Value(15, _)));
+    assert!(matches!(s.delta(b"n", false, 100), DeltaOutcome::Value(0, _)), "decr clamps at 0");
     assert_eq!(get(&s, b"n").unwrap(), b"0 ", "shorter result is space padded in place");
     s.store(StoreMode::Set, b"m", 0, 0, b"18446744073709551615");
-    assert_eq!(s.delta(b"m", true, 1), DeltaOutcome::Value(0), "incr wraps");
+    assert!(matches!(s.delta(b"m", true, 1), DeltaOutcome::Value(0, _)), "incr wraps");
     assert_eq!(get(&s, b"m").unwrap(), b"0                   ");
     s.store(StoreMode::Set, b"g", 3, 0, b"99");
-    assert_eq!(s.delta(b"g", true, 1), DeltaOutcome::Value(100));
+    assert!(matches!(s.delta(b"g", true, 1), DeltaOutcome::Value(100, _)));
     assert_eq!(gets(&s, b"g").unwrap().2, b"100", "longer result is a new item");
     assert_eq!(gets(&s, b"g").unwrap().0, 3, "and keeps its flags");
     s.store(StoreMode::Set, b"s", 0, 0, b" 12  ");
-    assert_eq!(s.delta(b"s", true, 1), DeltaOutcome::Value(13));
+    assert!(matches!(s.delta(b"s", true, 1), DeltaOutcome::Value(13, _)));
     for bad in [&b"abc"[..], b"", b"-5", b"12abc", b"1234567890123456789012345", b"18446744073709551616"] {
         s.store(StoreMode::Set, b"x", 0, 0, bad);
         assert_eq!(s.delta(b"x", true, 1), DeltaOutcome::NonNumeric, "{:?}", bad);
@@ -341,7 +341,7 @@ fn model_check_reads_are_latest_or_absent() {
                 }
             }
             2 => {
-                if s.store(StoreMode::Append, &key, 0, 0, &value[..len.min(50)]) == StoreOutcome::Stored {
+                if s.store(StoreMode::Append(0), &key, 0, 0, &value[..len.min(50)]) == StoreOutcome::Stored {
                     let m = model.get_mut(&key).expect("append only succeeds on a present key");
                     m.extend_from_slice(&value[..len.min(50)]);
                 } else {
@@ -375,3 +375,27 @@ fn model_check_reads_are_latest_or_absent() {
     assert!(st.pages <= 3);
     assert!(st.evictions > 0, "the test exercised eviction");
 }
+
+#[test]
+fn binary_style_delta_creates_and_checks_cas() {
+    let (s, _) = small();
+    assert_eq!(s.delta_with(b"c", true, 5, 0, None), DeltaOutcome::NotFound);
+    let DeltaOutcome::Value(10, cas) = s.delta_with(b"c", true, 5, 0, Some((10, 0))) else { panic!() };
+    assert_eq!(get(&s, b"c").unwrap(), b"10", "created with the initial value, not incremented");
+    assert_eq!(s.delta_with(b"c", true, 1, cas + 1, None), DeltaOutcome::Exists);
+    assert!(matches!(s.delta_with(b"c", true, 1, cas, None), DeltaOutcome::Value(11, _)));
+}
+
+#[test]
+fn delete_and_append_with_cas() {
+    let (s, _) = small();
+    let (_, cas) = s.store_cas(StoreMode::Set, b"k", 0, 0, b"v");
+    assert_ne!(cas, 0);
+    assert_eq!(s.store(StoreMode::Append(cas + 1), b"k", 0, 0, b"x"), StoreOutcome::Exists);
+    let (out, cas2) = s.store_cas(StoreMode::Append(cas), b"k", 0, 0, b"x");
+    assert_eq!(out, StoreOutcome::Stored);
+    assert_eq!(s.delete_cas(b"k", cas), DeleteOutcome::Exists);
+    assert_eq!(s.delete_cas(b"k", cas2), DeleteOutcome::Deleted);
+    assert_eq!(s.delete_cas(b"k", 0), DeleteOutcome::NotFound);
+}
+

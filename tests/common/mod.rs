@@ -206,3 +206,58 @@ impl Client {
         matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
     }
 }
+
+/// A binary-protocol request packet.
+pub fn bin(opcode: u8, extras: &[u8], key: &[u8], value: &[u8], cas: u64, opaque: u32) -> Vec<u8> {
+    let mut v = vec![0x80, opcode];
+    v.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    v.push(extras.len() as u8);
+    v.push(0);
+    v.extend_from_slice(&0u16.to_be_bytes());
+    v.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+    v.extend_from_slice(&opaque.to_be_bytes());
+    v.extend_from_slice(&cas.to_be_bytes());
+    v.extend_from_slice(extras);
+    v.extend_from_slice(key);
+    v.extend_from_slice(value);
+    v
+}
+
+/// A binary-protocol response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinResponse {
+    pub opcode: u8,
+    pub status: u16,
+    pub opaque: u32,
+    pub cas: u64,
+    pub extras: Vec<u8>,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+impl Client {
+    /// Reads one binary response packet.
+    pub fn read_bin(&mut self) -> BinResponse {
+        let h = self.read_exact(24);
+        assert_eq!(h[0], 0x81, "response magic");
+        let keylen = u16::from_be_bytes([h[2], h[3]]) as usize;
+        let extlen = h[4] as usize;
+        let bodylen = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        let body = self.read_exact(bodylen);
+        BinResponse {
+            opcode: h[1],
+            status: u16::from_be_bytes([h[6], h[7]]),
+            opaque: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+            cas: u64::from_be_bytes(h[16..24].try_into().unwrap()),
+            extras: body[..extlen].to_vec(),
+            key: body[extlen..extlen + keylen].to_vec(),
+            value: body[extlen + keylen..].to_vec(),
+        }
+    }
+
+    /// Sends one binary request and reads one response.
+    pub fn bin_call(&mut self, packet: &[u8]) -> BinResponse {
+        self.send(packet);
+        self.read_bin()
+    }
+}

@@ -4,8 +4,10 @@
 //! `noreply` is applied by the caller (it writes nothing); this module only
 //! knows how each reply looks.
 
+use std::fmt::Display;
+
 use crate::num::push_u64;
-use crate::protocol::ProtocolError;
+use crate::protocol::{ProtocolError, Reply, Status};
 
 pub const STORED: &[u8] = b"STORED\r\n";
 pub const NOT_STORED: &[u8] = b"NOT_STORED\r\n";
@@ -26,6 +28,105 @@ pub const INVALID_SHUTDOWN: &[u8] = b"CLIENT_ERROR invalid shutdown mode\r\n";
 pub const FLUSH_DISABLED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
 pub const MEMLIMIT_TOO_SMALL: &[u8] = b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n";
 pub const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
+
+/// The text line for a status.
+pub fn status_line(s: Status) -> &'static [u8] {
+    match s {
+        Status::Stored | Status::AuthOk => STORED,
+        Status::NotStored => NOT_STORED,
+        Status::Exists => EXISTS,
+        Status::NotFound => NOT_FOUND,
+        Status::Deleted => DELETED,
+        Status::Ok => OK,
+        Status::Reset => RESET,
+        Status::TooLarge => TOO_LARGE,
+        Status::OutOfMemory => OUT_OF_MEMORY,
+        Status::DeltaOutOfMemory => DELTA_OUT_OF_MEMORY,
+        Status::NonNumeric => NON_NUMERIC,
+        Status::ShutdownDisabled => SHUTDOWN_DISABLED,
+        Status::InvalidShutdown => INVALID_SHUTDOWN,
+        Status::FlushDisabled => FLUSH_DISABLED,
+        Status::MemlimitTooSmall => MEMLIMIT_TOO_SMALL,
+        Status::DetailNotAllowed => b"CLIENT_ERROR stats detail not allowed\r\n",
+        Status::DetailUsage => b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+        Status::DumpNotAllowed => b"CLIENT_ERROR stats cachedump not allowed\r\n",
+        Status::IllegalSlabId => b"CLIENT_ERROR Illegal slab id\r\n",
+        Status::AuthFailed => b"CLIENT_ERROR authentication failure\r\n",
+        Status::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
+        Status::AuthBadFormat => b"CLIENT_ERROR bad authentication token format\r\n",
+        Status::AuthBadTermination => b"CLIENT_ERROR bad command line termination\r\n",
+    }
+}
+
+/// Text replies into a connection's output buffer. With `noreply`, every
+/// reply of the request is dropped, as memcached drops them.
+pub struct TextReply<'a> {
+    out: &'a mut Vec<u8>,
+    noreply: bool,
+}
+
+impl<'a> TextReply<'a> {
+    pub fn new(out: &'a mut Vec<u8>, noreply: bool) -> TextReply<'a> {
+        TextReply { out, noreply }
+    }
+
+    #[inline]
+    fn line(&mut self, bytes: &[u8]) {
+        if !self.noreply {
+            self.out.extend_from_slice(bytes);
+        }
+    }
+}
+
+impl Reply for TextReply<'_> {
+    #[inline]
+    fn value(&mut self, key: &[u8], flags: u32, cas: Option<u64>, data: &[u8]) {
+        value(self.out, key, flags, data, cas);
+    }
+    #[inline]
+    fn miss(&mut self, _key: &[u8]) {}
+    #[inline]
+    fn end(&mut self) {
+        self.out.extend_from_slice(END);
+    }
+    #[inline]
+    fn status(&mut self, status: Status, _cas: u64) {
+        self.line(status_line(status));
+    }
+    fn number(&mut self, n: u64, _cas: u64) {
+        if !self.noreply {
+            number(self.out, n);
+        }
+    }
+    fn touched(&mut self, _flags: u32, _cas: u64) {
+        self.line(TOUCHED);
+    }
+    fn version(&mut self, v: &str) {
+        version(self.out, v);
+    }
+    fn stat(&mut self, name: &str, value: &dyn Display) {
+        stat(self.out, name, value);
+    }
+    fn stats_end(&mut self) {
+        self.out.extend_from_slice(END);
+    }
+    fn dump_item(&mut self, key: &[u8], len: usize, exptime: u64) {
+        use std::io::Write;
+        self.out.extend_from_slice(b"ITEM ");
+        self.out.extend_from_slice(key);
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.out, " [{len} b; {exptime} s]\r\n");
+    }
+    fn error(&mut self, e: ProtocolError) {
+        if !self.noreply {
+            error(self.out, e);
+        }
+    }
+    fn sasl_mechs(&mut self, _mechs: &str) {
+        self.line(ERROR);
+    }
+    fn quit(&mut self) {}
+}
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`
 #[inline]
@@ -76,6 +177,8 @@ pub fn error(out: &mut Vec<u8>, e: ProtocolError) {
         ProtocolError::InvalidDelta => b"CLIENT_ERROR invalid numeric delta argument\r\n",
         ProtocolError::DeleteUsage => b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
         ProtocolError::BadCommandLine => b"CLIENT_ERROR bad command line\r\n",
+        // Binary-only errors; the text parser never produces them.
+        ProtocolError::BadPacket | ProtocolError::BadLengths => ERROR,
     });
 }
 

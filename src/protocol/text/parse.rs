@@ -146,7 +146,7 @@ fn retrieval<'a>(line: &'a [u8], cmd: &[u8], n: usize, cas: bool, touch: bool) -
         }
         rest = trim_spaces(&rest[end..]);
     }
-    let keys = Keys(rest);
+    let keys = Keys::list(rest);
     if !keys.iter().all(valid_key) {
         return invalid(ProtocolError::BadFormat, false);
     }
@@ -208,7 +208,11 @@ fn arithmetic<'a>(incr: bool, toks: &[&'a [u8]; MAX_TOKENS], n: usize, noreply: 
     let Some(delta) = parse_unsigned(toks[2]) else {
         return invalid(ProtocolError::InvalidDelta, noreply);
     };
-    Line::Done(if incr { Request::Incr { key, delta, noreply } } else { Request::Decr { key, delta, noreply } })
+    Line::Done(if incr {
+        Request::Incr { key, delta, initial: None, cas: 0, noreply }
+    } else {
+        Request::Decr { key, delta, initial: None, cas: 0, noreply }
+    })
 }
 
 fn touch<'a>(toks: &[&'a [u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'a> {
@@ -241,7 +245,7 @@ fn delete<'a>(toks: &[&'a [u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'a
     if !valid_key(key) {
         return invalid(ProtocolError::BadFormat, noreply);
     }
-    Line::Done(Request::Delete { key, noreply })
+    Line::Done(Request::Delete { key, cas: 0, noreply })
 }
 
 fn flush_all(toks: &[&[u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'static> {
