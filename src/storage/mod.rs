@@ -214,6 +214,9 @@ struct Shard {
     crawl_idx: u32,
 }
 
+/// Pages of budget each shard gets at least (see `Store::new`).
+const PAGES_PER_SHARD: usize = 64;
+
 /// Shard id bits in a CAS value: 64 shards at most.
 const SHARD_BITS: u32 = 6;
 const MAX_SHARDS: usize = 1 << SHARD_BITS;
@@ -443,9 +446,13 @@ impl Store {
         let nshards = if cfg.shards > 0 {
             cfg.shards.next_power_of_two().min(MAX_SHARDS)
         } else {
-            // Enough pages per shard that one shard rarely starves another.
+            // Every shard owns whole pages per slab class, so a shard needs
+            // about a page for each of its ~40 classes before it is full:
+            // give each shard at least PAGES_PER_SHARD pages. Fewer shards
+            // mean more lock sharing; pages stranded in a half-used shard
+            // mean evictions while memory is still free, which is worse.
             let mut n = MAX_SHARDS;
-            while n > 1 && pages / n < 8 {
+            while n > 1 && pages / n < PAGES_PER_SHARD {
                 n /= 2;
             }
             n
