@@ -84,23 +84,13 @@ const CONVERSATION: &[(&[u8], &[u8])] = &[
 #[test]
 fn replies_match_memcached_byte_for_byte() {
     let server = Server::start(&["-t", "2"]);
-    let mut c = server.connect();
-    for (req, want) in CONVERSATION {
-        c.expect(req, want);
-    }
+    server.connect().replay(CONVERSATION);
 }
 
 #[test]
 fn requests_sent_one_byte_at_a_time_get_the_same_replies() {
     let server = Server::start(&["-t", "1"]);
-    let mut c = server.connect();
-    for (req, want) in CONVERSATION.iter().take(25) {
-        for b in req.iter() {
-            c.send(&[*b]);
-        }
-        let got = c.read_exact(want.len());
-        assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(req));
-    }
+    server.connect().replay_bytewise(&CONVERSATION[..25]);
 }
 
 #[test]

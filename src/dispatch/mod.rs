@@ -6,6 +6,7 @@
 //! the reply to the connection's output buffer; `noreply` writes nothing.
 //! The event loop acts on the returned [`Action`].
 
+mod meta;
 mod report;
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::config::{Config, MEMCACHED_VERSION};
-use crate::protocol::{ProtocolError, Reply, Request, Status, StoreCommand};
+use crate::protocol::{MetaCode, MetaCommand, MetaFlags, ProtocolError, Reply, Request, Status, StoreCommand};
 use crate::stats::{Stats, WorkerStats};
 use crate::storage::{DeleteOutcome, DeltaOutcome, Store, StoreMode, StoreOutcome, MEGABYTE};
 
@@ -159,14 +160,7 @@ pub fn dispatch<R: Reply>(
                 StoreCommand::Cas => StoreMode::Cas(cas),
             };
             let (outcome, new_cas) = store.store_cas(mode, key, flags, exptime, data);
-            if command == StoreCommand::Cas {
-                match outcome {
-                    StoreOutcome::Stored => w.cas_hits.incr(),
-                    StoreOutcome::Exists => w.cas_badval.incr(),
-                    StoreOutcome::NotFound => w.cas_misses.incr(),
-                    _ => {}
-                }
-            }
+            count_cas(w, mode, outcome);
             let status = match outcome {
                 StoreOutcome::Stored => Status::Stored,
                 StoreOutcome::NotStored => Status::NotStored,
@@ -288,6 +282,12 @@ pub fn dispatch<R: Reply>(
                 reply.status(Status::AuthFailed, 0);
             }
         }
+        Request::Meta { command, key, data, flags } => meta::run(sh, w, command, &key, data, &flags, reply),
+        Request::MetaNoop => reply.meta(MetaCommand::Get, MetaCode::Mn, &[], &MetaFlags::default(), None, None),
+        Request::InvalidData { error, swallow } => {
+            reply.error(error);
+            return Action::Swallow(swallow);
+        }
         Request::Invalid { error, noreply: _ } => {
             reply.error(error);
             if matches!(error, ProtocolError::BadPacket | ProtocolError::BadLengths) {
@@ -296,6 +296,18 @@ pub fn dispatch<R: Reply>(
         }
     }
     Action::Continue
+}
+
+/// Counts a cas attempt (`cas`, binary set with CAS, `ms` with `C`).
+fn count_cas(w: &WorkerStats, mode: StoreMode, outcome: StoreOutcome) {
+    if matches!(mode, StoreMode::Cas(_) | StoreMode::CasInvalidate(_)) {
+        match outcome {
+            StoreOutcome::Stored => w.cas_hits.incr(),
+            StoreOutcome::Exists => w.cas_badval.incr(),
+            StoreOutcome::NotFound => w.cas_misses.incr(),
+            _ => {}
+        }
+    }
 }
 
 /// The one SASL mechanism offered.
@@ -360,10 +372,10 @@ fn arithmetic<R: Reply>(
     cas: u64,
     reply: &mut R,
 ) {
-    let outcome = sh.store.delta_with(key, incr, delta, cas, initial);
+    let outcome = sh.store.delta_with(key, incr, delta, cas, initial, None);
     let (hits, misses) = if incr { (&w.incr_hits, &w.incr_misses) } else { (&w.decr_hits, &w.decr_misses) };
     match outcome {
-        DeltaOutcome::Value(v, new_cas) => {
+        DeltaOutcome::Value(v, new_cas, _) => {
             hits.incr();
             reply.number(v, new_cas);
         }

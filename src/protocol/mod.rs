@@ -5,9 +5,11 @@
 //! reply with the matching composer. Nothing here does I/O or touches the
 //! store.
 
+pub mod base64;
 pub mod binary;
 pub mod text;
 
+use std::borrow::Cow;
 use std::fmt::Display;
 
 /// Limits a parser enforces before buffering anything.
@@ -71,6 +73,107 @@ impl<'a> Keys<'a> {
         let list = (!self.single).then(|| self.bytes.split(|&b| b == b' ').filter(|k| !k.is_empty()));
         single.into_iter().chain(list.into_iter().flatten())
     }
+}
+
+/// The meta commands (text protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaCommand {
+    /// `mg`
+    Get,
+    /// `ms`
+    Set,
+    /// `md`
+    Delete,
+    /// `ma`
+    Arith,
+    /// `me`
+    Debug,
+}
+
+/// A meta command's flags, parsed, plus the raw flag tokens so that return
+/// flags go back in the order they were asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetaFlags<'a> {
+    /// The flag tokens as sent.
+    pub raw: &'a [u8],
+    /// `b`: the key is base64.
+    pub base64: bool,
+    /// `q`: no nominal reply (EN for mg, HD for ms/md/ma).
+    pub quiet: bool,
+    /// `v`: return the value.
+    pub value: bool,
+    /// `u`: no LRU bump.
+    pub no_bump: bool,
+    /// `I`: invalidate (mark stale).
+    pub invalidate: bool,
+    /// `x`: remove the value, keep the item (md).
+    pub remove_value: bool,
+    /// `N`: vivify on miss with this exptime.
+    pub vivify: Option<i64>,
+    /// `R`: recache threshold.
+    pub recache: Option<i64>,
+    /// `T`: new exptime.
+    pub ttl: Option<i64>,
+    /// `C`: compare CAS.
+    pub compare_cas: Option<u64>,
+    /// `F`: client flags (ms).
+    pub client_flags: u32,
+    /// `M`: mode character.
+    pub mode: Option<u8>,
+    /// `J`: initial value (ma).
+    pub initial: u64,
+    /// `D`: delta (ma), default 1.
+    pub delta: u64,
+}
+
+impl<'a> MetaFlags<'a> {
+    /// The flag tokens in request order.
+    pub fn tokens(&self) -> impl Iterator<Item = &'a [u8]> {
+        self.raw.split(|&b| b == b' ').filter(|t| !t.is_empty())
+    }
+}
+
+/// What a meta reply can report about an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaInfo {
+    pub flags: u32,
+    pub cas: u64,
+    /// Seconds left to live, -1 for never.
+    pub ttl: i64,
+    /// Seconds since the previous access.
+    pub last_access: u32,
+    /// Read before.
+    pub fetched: bool,
+    /// Value length.
+    pub value_len: usize,
+    /// Marked stale (`X`).
+    pub stale: bool,
+    /// Another client already won the recache (`Z`).
+    pub token_sent: bool,
+    /// This client wins the recache (`W`).
+    pub won: bool,
+    /// Slab class and total bytes, for `me`.
+    pub class: u8,
+    pub size: usize,
+}
+
+/// Meta reply codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaCode {
+    /// Value follows.
+    Va,
+    /// Success, no value.
+    Hd,
+    /// Miss (mg).
+    En,
+    /// Not stored.
+    Ns,
+    /// CAS mismatch.
+    Ex,
+    /// Not found.
+    Nf,
+    /// `mn` reply.
+    Mn,
 }
 
 /// One client request.
@@ -150,6 +253,20 @@ pub enum Request<'a> {
     },
     /// Binary no-op.
     Noop,
+    /// A meta command (`mg ms md ma me`); `data` is the value of `ms`.
+    Meta {
+        command: MetaCommand,
+        key: Cow<'a, [u8]>,
+        data: &'a [u8],
+        flags: MetaFlags<'a>,
+    },
+    /// `mn`
+    MetaNoop,
+    /// A refused request whose data must be discarded after the reply.
+    InvalidData {
+        error: ProtocolError,
+        swallow: usize,
+    },
     /// Binary SASL: list mechanisms.
     SaslListMechs,
     /// Binary SASL auth (`step` false) or step (true).
@@ -216,6 +333,26 @@ pub enum ProtocolError {
     /// Binary: extras + key longer than the body (unknown command, then
     /// closed).
     BadLengths,
+    /// Meta: `CLIENT_ERROR invalid flag`
+    MetaInvalidFlag,
+    /// Meta: `CLIENT_ERROR duplicate flag`
+    MetaDuplicateFlag,
+    /// Meta md/ma: `CLIENT_ERROR invalid or duplicate flag`
+    MetaInvalidOrDuplicateFlag,
+    /// Meta: `CLIENT_ERROR bad token in command line format`
+    MetaBadToken,
+    /// Meta: `CLIENT_ERROR incorrect length for M token`
+    MetaModeLength,
+    /// Meta: `CLIENT_ERROR invalid mode for ms M token`
+    MetaSetMode,
+    /// Meta: `CLIENT_ERROR invalid mode for ma M token`
+    MetaArithMode,
+    /// Meta: `CLIENT_ERROR opaque token too long`
+    MetaOpaqueTooLong,
+    /// Meta: `CLIENT_ERROR error decoding key`
+    MetaKeyDecode,
+    /// Meta: `CLIENT_ERROR options flags are too long`
+    MetaTooManyFlags,
 }
 
 /// Outcomes that become a reply line (text) or a status (binary).
@@ -282,6 +419,26 @@ pub trait Reply {
     fn sasl_mechs(&mut self, mechs: &str);
     /// The connection closes after this request (quit).
     fn quit(&mut self);
+    /// A meta reply: `code`, then the return flags `flags` asks for, from
+    /// `item` where there is one, then the value for `VA`. Only the text
+    /// protocol has meta commands.
+    fn meta(
+        &mut self,
+        command: MetaCommand,
+        code: MetaCode,
+        key: &[u8],
+        flags: &MetaFlags<'_>,
+        item: Option<&MetaInfo>,
+        value: Option<&[u8]>,
+    ) {
+        let _ = (command, code, key, flags, item, value);
+        self.error(ProtocolError::UnknownCommand);
+    }
+    /// The `me` reply (`None`: miss).
+    fn meta_debug(&mut self, key: &[u8], flags: &MetaFlags<'_>, item: Option<&MetaInfo>) {
+        let _ = (key, flags, item);
+        self.error(ProtocolError::UnknownCommand);
+    }
 }
 
 /// Why a parser could not produce a request.

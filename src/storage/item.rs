@@ -14,7 +14,7 @@
 //! 24     4    flags    client flags
 //! 28     4    vlen     value length
 //! 32     1    klen     key length (keys are at most 250 bytes)
-//! 33     1    iflags   LINKED | FETCHED
+//! 33     1    iflags   LINKED | FETCHED | STALE | TOKEN_SENT
 //! 34          key bytes, then value bytes
 //! ```
 //!
@@ -31,6 +31,10 @@ pub const NIL: u32 = u32::MAX;
 pub const LINKED: u8 = 1;
 /// The item was read at least once since it was stored.
 pub const FETCHED: u8 = 2;
+/// Marked stale by a meta invalidation (`md .. I`, `ms .. I`).
+pub const STALE: u8 = 4;
+/// A meta get already told one client it "won" the right to recache.
+pub const TOKEN_SENT: u8 = 8;
 
 const PREV: usize = 0;
 const NEXT: usize = 4;

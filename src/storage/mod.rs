@@ -32,7 +32,7 @@ use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
 use hashtable::{Loc, Table};
-use item::{ItemRef, FETCHED, LINKED, NIL};
+use item::{ItemRef, FETCHED, LINKED, NIL, STALE, TOKEN_SENT};
 use slab::{Class, ClassCounters, PagePool, SlabSizes};
 
 /// Largest key, in bytes (memcached's KEY_MAX_LENGTH).
@@ -92,6 +92,9 @@ pub enum StoreMode {
     Prepend(u64),
     /// Store only if the item's CAS equals this.
     Cas(u64),
+    /// Meta set with `C` and `I`: as `Cas`, but a token older than the
+    /// item's CAS still stores, marking the new item stale.
+    CasInvalidate(u64),
 }
 
 /// Result of a storage command (memcached's `store_item_type`).
@@ -108,8 +111,8 @@ pub enum StoreOutcome {
 /// Result of incr/decr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeltaOutcome {
-    /// The new value and the item's new CAS.
-    Value(u64, u64),
+    /// The new value, the item's new CAS and its relative exptime.
+    Value(u64, u64, u32),
     NotFound,
     NonNumeric,
     /// A CAS was given and did not match.
@@ -133,6 +136,56 @@ pub struct ItemView<'a> {
     pub flags: u32,
     pub cas: u64,
     pub value: &'a [u8],
+}
+
+/// What a meta get reports about an item, as it was before this access
+/// (`fetched`, `last_access`) or after it (`exptime`, `won`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetaItem {
+    pub flags: u32,
+    pub cas: u64,
+    /// Relative expiry, 0 = never.
+    pub exptime: u32,
+    /// Seconds left to live, -1 for never.
+    pub ttl: i64,
+    /// Seconds since the previous access.
+    pub last_access: u32,
+    /// Read before this access.
+    pub fetched: bool,
+    pub stale: bool,
+    /// Another client was already told it won the recache.
+    pub token_sent: bool,
+    /// This client wins the recache.
+    pub won: bool,
+    /// Slab class and total bytes (`me`).
+    pub class: u8,
+    pub size: usize,
+}
+
+/// Options of a meta get.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaGet {
+    /// `T`: new protocol exptime.
+    pub touch: Option<i64>,
+    /// `u`: leave LRU position, access time and fetched mark alone.
+    pub no_bump: bool,
+    /// `N`: on a miss, create an empty item with this protocol exptime.
+    pub vivify: Option<i64>,
+    /// `R`: win the recache if fewer seconds than this are left.
+    pub recache: Option<i64>,
+}
+
+/// Options of a meta delete.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaDelete {
+    /// `C`: the item's CAS must equal this.
+    pub cas: Option<u64>,
+    /// `I`: mark stale (new CAS) instead of removing.
+    pub invalidate: bool,
+    /// `T` with `I`: new protocol exptime.
+    pub touch: Option<i64>,
+    /// `x`: keep the item but empty its value and flags.
+    pub remove_value: bool,
 }
 
 /// Store-wide counters for `stats`.
@@ -394,6 +447,7 @@ impl Shard {
         sizes: &SlabSizes,
         pool: &PagePool,
         evictions: bool,
+        extra_iflags: u8,
     ) -> Result<u64, StoreOutcome> {
         let vlen: usize = value.iter().map(|v| v.len()).sum();
         let total = item::total_len(key.len(), vlen);
@@ -413,7 +467,7 @@ impl Shard {
         {
             let mut it = c.item_mut(idx);
             it.init(key, flags, exptime, now, cas, value);
-            it.set_iflags(LINKED);
+            it.set_iflags(LINKED | extra_iflags);
         }
         lru::link_head(c, idx);
         c.items += 1;
@@ -618,6 +672,7 @@ impl Store {
         let mut s = shard.lock();
         let found = s.lookup(h, key, now).ok();
         let mut combined = None;
+        let mut stale = false;
         let (mut flags, mut exp) = (flags, exp);
         match (mode, found) {
             (StoreMode::Add, Some((_, loc))) => {
@@ -628,7 +683,16 @@ impl Store {
             (StoreMode::Replace | StoreMode::Append(_) | StoreMode::Prepend(_), None) => {
                 return (StoreOutcome::NotStored, 0)
             }
-            (StoreMode::Cas(_), None) => return (StoreOutcome::NotFound, 0),
+            (StoreMode::Cas(_) | StoreMode::CasInvalidate(_), None) => return (StoreOutcome::NotFound, 0),
+            (StoreMode::CasInvalidate(want), Some((_, loc))) => {
+                let have = self.shown_cas(s.item(loc).cas());
+                if want > have {
+                    s.class_mut(loc.class).counters.cas_badval += 1;
+                    return (StoreOutcome::Exists, 0);
+                }
+                s.class_mut(loc.class).counters.cas_hits += 1;
+                stale = want < have;
+            }
             (StoreMode::Cas(want), Some((_, loc))) => {
                 let have = self.shown_cas(s.item(loc).cas());
                 let c = s.class_mut(loc.class);
@@ -660,7 +724,8 @@ impl Store {
             _ => {}
         }
         let data = combined.as_deref().unwrap_or(value);
-        match s.write_item(h, key, flags, exp, &[data], now, &self.sizes, &self.pool, self.evictions) {
+        let extra = if stale { STALE } else { 0 };
+        match s.write_item(h, key, flags, exp, &[data], now, &self.sizes, &self.pool, self.evictions, extra) {
             Ok(cas) => (StoreOutcome::Stored, self.shown_cas(cas)),
             Err(e) => {
                 // A failed set must not leave the old value readable.
@@ -704,13 +769,22 @@ impl Store {
 
     /// incr (wrapping at 2^64) or decr (stopping at 0).
     pub fn delta(&self, key: &[u8], incr: bool, delta: u64) -> DeltaOutcome {
-        self.delta_with(key, incr, delta, 0, None)
+        self.delta_with(key, incr, delta, 0, None, None)
     }
 
-    /// incr/decr as the binary protocol has it: a non-zero `cas` must
-    /// match, and a missing key is created with `create` = (initial value,
-    /// protocol exptime) when given.
-    pub fn delta_with(&self, key: &[u8], incr: bool, delta: u64, cas: u64, create: Option<(u64, i64)>) -> DeltaOutcome {
+    /// incr/decr as the binary and meta protocols have it: a non-zero
+    /// `cas` must match; a missing key is created with `create` = (initial
+    /// value, protocol exptime) when given; `touch` sets a new protocol
+    /// exptime on success.
+    pub fn delta_with(
+        &self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        cas: u64,
+        create: Option<(u64, i64)>,
+        touch: Option<i64>,
+    ) -> DeltaOutcome {
         self.check_flush();
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
@@ -722,8 +796,8 @@ impl Store {
             let mut buf: DigitBuf = [0; 20];
             let digits = format_u64(&mut buf, initial);
             let exp = self.clock.exptime_to_rel(exptime);
-            return match s.write_item(h, key, 0, exp, &[digits], now, &self.sizes, &self.pool, self.evictions) {
-                Ok(new_cas) => DeltaOutcome::Value(initial, self.shown_cas(new_cas)),
+            return match s.write_item(h, key, 0, exp, &[digits], now, &self.sizes, &self.pool, self.evictions, 0) {
+                Ok(new_cas) => DeltaOutcome::Value(initial, self.shown_cas(new_cas), exp),
                 Err(_) => DeltaOutcome::OutOfMemory,
             };
         };
@@ -737,7 +811,8 @@ impl Store {
         let new = if incr { old.wrapping_add(delta) } else { old.saturating_sub(delta) };
         let mut buf: DigitBuf = [0; 20];
         let digits = format_u64(&mut buf, new);
-        let (vlen, flags, exptime) = (it.vlen(), it.flags(), it.exptime());
+        let (vlen, flags) = (it.vlen(), it.flags());
+        let exptime = touch.map_or(it.exptime(), |t| self.clock.exptime_to_rel(t));
         if digits.len() <= vlen {
             // Rewrite in place, padded with spaces as memcached does.
             let new_cas = s.next_cas();
@@ -753,8 +828,9 @@ impl Store {
             v[digits.len()..].fill(b' ');
             it.set_cas(new_cas);
             it.set_atime(now);
+            it.set_exptime(exptime);
             lru::bump(c, loc.idx);
-            return DeltaOutcome::Value(new, self.shown_cas(new_cas));
+            return DeltaOutcome::Value(new, self.shown_cas(new_cas), exptime);
         }
         let digits = digits.to_vec();
         {
@@ -765,10 +841,128 @@ impl Store {
                 c.counters.decr_hits += 1;
             }
         }
-        match s.write_item(h, key, flags, exptime, &[&digits], now, &self.sizes, &self.pool, self.evictions) {
-            Ok(new_cas) => DeltaOutcome::Value(new, self.shown_cas(new_cas)),
+        match s.write_item(h, key, flags, exptime, &[&digits], now, &self.sizes, &self.pool, self.evictions, 0) {
+            Ok(new_cas) => DeltaOutcome::Value(new, self.shown_cas(new_cas), exptime),
             Err(_) => DeltaOutcome::OutOfMemory,
         }
+    }
+
+    /// A meta get (`mg`). `f` sees the item (as [`MetaItem`]), its key and
+    /// value while the shard is locked. A miss with `vivify` creates an
+    /// empty item and reports it as won.
+    pub fn get_meta<R>(&self, key: &[u8], opts: MetaGet, f: impl FnOnce(&MetaItem, &[u8], &[u8]) -> R) -> Option<R> {
+        self.check_flush();
+        let (h, shard) = self.locate(key);
+        let now = self.clock.now();
+        let mut s = shard.lock();
+        let mut created = false;
+        let loc = match s.lookup(h, key, now) {
+            Ok((_, loc)) => loc,
+            Err(miss) => {
+                match miss {
+                    Miss::Expired => s.get_expired += 1,
+                    Miss::Flushed => s.get_flushed += 1,
+                    Miss::Absent => {}
+                }
+                let exp = self.clock.exptime_to_rel(opts.vivify?);
+                s.write_item(h, key, 0, exp, &[], now, &self.sizes, &self.pool, self.evictions, 0).ok()?;
+                created = true;
+                s.find(h, key)?.1
+            }
+        };
+        let touch = opts.touch.map(|t| self.clock.exptime_to_rel(t));
+        let recache = opts.recache.map(|t| self.clock.exptime_to_rel(t));
+        let use_cas = self.use_cas;
+        let c = s.class_mut(loc.class);
+        let (meta, total) = {
+            let mut it = c.item_mut(loc.idx);
+            let r = it.as_ref();
+            let (iflags, atime) = (r.iflags(), r.atime());
+            if let Some(exp) = touch {
+                it.set_exptime(exp);
+            }
+            let exptime = it.as_ref().exptime();
+            let token_sent = iflags & TOKEN_SENT != 0;
+            let stale = iflags & STALE != 0;
+            let recache_due = recache.is_some_and(|r| exptime != 0 && exptime < r);
+            let won = (created || stale || recache_due) && !token_sent;
+            let mut new_flags = iflags;
+            if won {
+                new_flags |= TOKEN_SENT;
+            }
+            if !opts.no_bump {
+                it.set_atime(now);
+                new_flags |= FETCHED;
+            }
+            it.set_iflags(new_flags);
+            let r = it.as_ref();
+            let meta = MetaItem {
+                flags: r.flags(),
+                cas: if use_cas { r.cas() } else { 0 },
+                exptime,
+                ttl: if exptime == 0 { -1 } else { i64::from(exptime) - i64::from(now) },
+                last_access: now.saturating_sub(atime),
+                fetched: iflags & FETCHED != 0,
+                stale,
+                token_sent,
+                won,
+                class: loc.class,
+                size: r.total_len(),
+            };
+            (meta, r.total_len())
+        };
+        debug_assert!(total > 0);
+        if touch.is_some() {
+            c.counters.touch_hits += 1;
+        } else {
+            c.counters.get_hits += 1;
+        }
+        if !opts.no_bump {
+            lru::bump(c, loc.idx);
+        }
+        let it = c.item(loc.idx);
+        Some(f(&meta, it.key(), it.value()))
+    }
+
+    /// A meta delete (`md`).
+    pub fn delete_meta(&self, key: &[u8], opts: MetaDelete) -> DeleteOutcome {
+        self.check_flush();
+        let (h, shard) = self.locate(key);
+        let now = self.clock.now();
+        let mut s = shard.lock();
+        let Ok((pos, loc)) = s.lookup(h, key, now) else {
+            return DeleteOutcome::NotFound;
+        };
+        if opts.cas.is_some_and(|want| self.shown_cas(s.item(loc).cas()) != want) {
+            return DeleteOutcome::Exists;
+        }
+        if opts.invalidate {
+            let cas = s.next_cas();
+            let exp = opts.touch.map(|t| self.clock.exptime_to_rel(t));
+            let mut it = s.class_mut(loc.class).item_mut(loc.idx);
+            let fl = it.as_ref().iflags();
+            it.set_iflags((fl | STALE) & !TOKEN_SENT);
+            it.set_cas(cas);
+            if let Some(exp) = exp {
+                it.set_exptime(exp);
+            }
+            return DeleteOutcome::Deleted;
+        }
+        if opts.remove_value {
+            let exp = s.item(loc).exptime();
+            return match s.write_item(h, key, 0, exp, &[], now, &self.sizes, &self.pool, self.evictions, 0) {
+                Ok(_) => DeleteOutcome::Deleted,
+                Err(_) => DeleteOutcome::NotFound,
+            };
+        }
+        s.class_mut(loc.class).counters.delete_hits += 1;
+        s.unlink_at(pos, loc, Unlink::Removed, now);
+        DeleteOutcome::Deleted
+    }
+
+    /// What `me` shows of a live item, without touching it.
+    pub fn debug(&self, key: &[u8]) -> Option<MetaItem> {
+        self.get_meta(key, MetaGet { no_bump: true, ..MetaGet::default() }, |m, _, _| *m)
     }
 
     /// Changes the memory limit (`cache_memlimit`), in bytes.

@@ -179,18 +179,18 @@ fn incr_decr_edges() {
     let (s, _) = small();
     assert_eq!(s.delta(b"n", true, 1), DeltaOutcome::NotFound);
     s.store(StoreMode::Set, b"n", 0, 0, b"10");
-    assert!(matches!(s.delta(b"n", true, 5), DeltaOutcome::Value(15, _)));
-    assert!(matches!(s.delta(b"n", false, 100), DeltaOutcome::Value(0, _)), "decr clamps at 0");
+    assert!(matches!(s.delta(b"n", true, 5), DeltaOutcome::Value(15, _, _)));
+    assert!(matches!(s.delta(b"n", false, 100), DeltaOutcome::Value(0, _, _)), "decr clamps at 0");
     assert_eq!(get(&s, b"n").unwrap(), b"0 ", "shorter result is space padded in place");
     s.store(StoreMode::Set, b"m", 0, 0, b"18446744073709551615");
-    assert!(matches!(s.delta(b"m", true, 1), DeltaOutcome::Value(0, _)), "incr wraps");
+    assert!(matches!(s.delta(b"m", true, 1), DeltaOutcome::Value(0, _, _)), "incr wraps");
     assert_eq!(get(&s, b"m").unwrap(), b"0                   ");
     s.store(StoreMode::Set, b"g", 3, 0, b"99");
-    assert!(matches!(s.delta(b"g", true, 1), DeltaOutcome::Value(100, _)));
+    assert!(matches!(s.delta(b"g", true, 1), DeltaOutcome::Value(100, _, _)));
     assert_eq!(gets(&s, b"g").unwrap().2, b"100", "longer result is a new item");
     assert_eq!(gets(&s, b"g").unwrap().0, 3, "and keeps its flags");
     s.store(StoreMode::Set, b"s", 0, 0, b" 12  ");
-    assert!(matches!(s.delta(b"s", true, 1), DeltaOutcome::Value(13, _)));
+    assert!(matches!(s.delta(b"s", true, 1), DeltaOutcome::Value(13, _, _)));
     for bad in [&b"abc"[..], b"", b"-5", b"12abc", b"1234567890123456789012345", b"18446744073709551616"] {
         s.store(StoreMode::Set, b"x", 0, 0, bad);
         assert_eq!(s.delta(b"x", true, 1), DeltaOutcome::NonNumeric, "{:?}", bad);
@@ -379,11 +379,11 @@ fn model_check_reads_are_latest_or_absent() {
 #[test]
 fn binary_style_delta_creates_and_checks_cas() {
     let (s, _) = small();
-    assert_eq!(s.delta_with(b"c", true, 5, 0, None), DeltaOutcome::NotFound);
-    let DeltaOutcome::Value(10, cas) = s.delta_with(b"c", true, 5, 0, Some((10, 0))) else { panic!() };
+    assert_eq!(s.delta_with(b"c", true, 5, 0, None, None), DeltaOutcome::NotFound);
+    let DeltaOutcome::Value(10, cas, _) = s.delta_with(b"c", true, 5, 0, Some((10, 0)), None) else { panic!() };
     assert_eq!(get(&s, b"c").unwrap(), b"10", "created with the initial value, not incremented");
-    assert_eq!(s.delta_with(b"c", true, 1, cas + 1, None), DeltaOutcome::Exists);
-    assert!(matches!(s.delta_with(b"c", true, 1, cas, None), DeltaOutcome::Value(11, _)));
+    assert_eq!(s.delta_with(b"c", true, 1, cas + 1, None, None), DeltaOutcome::Exists);
+    assert!(matches!(s.delta_with(b"c", true, 1, cas, None, None), DeltaOutcome::Value(11, _, _)));
 }
 
 #[test]

@@ -184,6 +184,24 @@ impl Client {
         );
     }
 
+    /// Runs (request, exact reply) pairs in order.
+    pub fn replay(&mut self, conversation: &[(&[u8], &[u8])]) {
+        for (req, want) in conversation {
+            self.expect(req, want);
+        }
+    }
+
+    /// Like [`Client::replay`], sending every request one byte at a time.
+    pub fn replay_bytewise(&mut self, conversation: &[(&[u8], &[u8])]) {
+        for (req, want) in conversation {
+            for b in req.iter() {
+                self.send(&[*b]);
+            }
+            let got = self.read_exact(want.len());
+            assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(req));
+        }
+    }
+
     /// True once the server has closed the connection (bounded wait).
     pub fn closed(&mut self) -> bool {
         let mut b = [0u8; 1024];

@@ -7,7 +7,7 @@
 use std::fmt::Display;
 
 use crate::num::push_u64;
-use crate::protocol::{ProtocolError, Reply, Status};
+use crate::protocol::{base64, MetaCode, MetaCommand, MetaFlags, MetaInfo, ProtocolError, Reply, Status};
 
 pub const STORED: &[u8] = b"STORED\r\n";
 pub const NOT_STORED: &[u8] = b"NOT_STORED\r\n";
@@ -126,6 +126,137 @@ impl Reply for TextReply<'_> {
         self.line(ERROR);
     }
     fn quit(&mut self) {}
+
+    fn meta(
+        &mut self,
+        command: MetaCommand,
+        code: MetaCode,
+        key: &[u8],
+        flags: &MetaFlags<'_>,
+        item: Option<&MetaInfo>,
+        value: Option<&[u8]>,
+    ) {
+        // q drops the nominal reply: EN for mg, HD (and ma's VA) otherwise.
+        let nominal = match command {
+            MetaCommand::Get => code == MetaCode::En,
+            MetaCommand::Arith => matches!(code, MetaCode::Hd | MetaCode::Va),
+            _ => code == MetaCode::Hd,
+        };
+        if flags.quiet && nominal {
+            return;
+        }
+        write_meta(self.out, command, code, key, flags, item, value);
+    }
+
+    fn meta_debug(&mut self, key: &[u8], flags: &MetaFlags<'_>, item: Option<&MetaInfo>) {
+        meta_debug(self.out, key, flags, item);
+    }
+}
+
+/// Writes one meta reply line (and value block).
+fn write_meta(
+    out: &mut Vec<u8>,
+    command: MetaCommand,
+    code: MetaCode,
+    key: &[u8],
+    flags: &MetaFlags<'_>,
+    item: Option<&MetaInfo>,
+    value: Option<&[u8]>,
+) {
+    out.extend_from_slice(match code {
+        MetaCode::Va => b"VA ",
+        MetaCode::Hd => b"HD",
+        MetaCode::En => b"EN",
+        MetaCode::Ns => b"NS",
+        MetaCode::Ex => b"EX",
+        MetaCode::Nf => b"NF",
+        MetaCode::Mn => b"MN",
+    });
+    if code == MetaCode::Va {
+        push_u64(out, value.map_or(0, |v| v.len()) as u64);
+    }
+    // Which return flags each command and outcome carries (memcached):
+    // mg hits all, mg misses O and k; ms O, k, c; md O and k; ma (on
+    // success) c, t, O and k.
+    let hit = item.is_some();
+    for tok in flags.tokens() {
+        let f = tok[0];
+        let wanted = match (command, f) {
+            (_, b'O') => command != MetaCommand::Arith || hit,
+            (_, b'k') => command != MetaCommand::Arith || hit,
+            (MetaCommand::Get, b's' | b't' | b'c' | b'f' | b'l' | b'h') => hit,
+            (MetaCommand::Set, b'c') => true,
+            (MetaCommand::Arith, b'c' | b't') => hit,
+            _ => false,
+        };
+        if !wanted {
+            continue;
+        }
+        out.push(b' ');
+        match f {
+            b'O' => out.extend_from_slice(tok),
+            b'k' => {
+                out.push(b'k');
+                if flags.base64 {
+                    base64::encode_into(key, out);
+                    out.extend_from_slice(b" b");
+                } else {
+                    out.extend_from_slice(key);
+                }
+            }
+            _ => {
+                let it = item.copied().unwrap_or_default();
+                out.push(f);
+                match f {
+                    b's' => push_u64(out, it.value_len as u64),
+                    b't' if it.ttl < 0 => out.extend_from_slice(b"-1"),
+                    b't' => push_u64(out, it.ttl as u64),
+                    b'c' => push_u64(out, it.cas),
+                    b'f' => push_u64(out, u64::from(it.flags)),
+                    b'l' => push_u64(out, u64::from(it.last_access)),
+                    _ => out.push(if it.fetched { b'1' } else { b'0' }),
+                }
+            }
+        }
+    }
+    if let (MetaCommand::Get, Some(it)) = (command, item) {
+        if it.token_sent {
+            out.extend_from_slice(b" Z");
+        }
+        if it.stale {
+            out.extend_from_slice(b" X");
+        }
+        if it.won {
+            out.extend_from_slice(b" W");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    if code == MetaCode::Va {
+        out.extend_from_slice(value.unwrap_or_default());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `ME <key> exp=.. la=.. cas=.. fetch=.. cls=.. size=..` or `EN`.
+pub fn meta_debug(out: &mut Vec<u8>, key: &[u8], flags: &MetaFlags<'_>, item: Option<&MetaInfo>) {
+    use std::io::Write;
+    let Some(it) = item else {
+        out.extend_from_slice(b"EN\r\n");
+        return;
+    };
+    out.extend_from_slice(b"ME ");
+    if flags.base64 {
+        base64::encode_into(key, out);
+    } else {
+        out.extend_from_slice(key);
+    }
+    let fetch = if it.fetched { "yes" } else { "no" };
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        " exp={} la={} cas={} fetch={fetch} cls={} size={}\r\n",
+        it.ttl, it.last_access, it.cas, it.class, it.size
+    );
 }
 
 /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`
@@ -179,6 +310,16 @@ pub fn error(out: &mut Vec<u8>, e: ProtocolError) {
         ProtocolError::BadCommandLine => b"CLIENT_ERROR bad command line\r\n",
         // Binary-only errors; the text parser never produces them.
         ProtocolError::BadPacket | ProtocolError::BadLengths => ERROR,
+        ProtocolError::MetaInvalidFlag => b"CLIENT_ERROR invalid flag\r\n",
+        ProtocolError::MetaDuplicateFlag => b"CLIENT_ERROR duplicate flag\r\n",
+        ProtocolError::MetaInvalidOrDuplicateFlag => b"CLIENT_ERROR invalid or duplicate flag\r\n",
+        ProtocolError::MetaBadToken => b"CLIENT_ERROR bad token in command line format\r\n",
+        ProtocolError::MetaModeLength => b"CLIENT_ERROR incorrect length for M token\r\n",
+        ProtocolError::MetaSetMode => b"CLIENT_ERROR invalid mode for ms M token\r\n",
+        ProtocolError::MetaArithMode => b"CLIENT_ERROR invalid mode for ma M token\r\n",
+        ProtocolError::MetaOpaqueTooLong => b"CLIENT_ERROR opaque token too long\r\n",
+        ProtocolError::MetaKeyDecode => b"CLIENT_ERROR error decoding key\r\n",
+        ProtocolError::MetaTooManyFlags => b"CLIENT_ERROR options flags are too long\r\n",
     });
 }
 

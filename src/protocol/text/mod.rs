@@ -3,6 +3,7 @@
 //! `docs/protocol-notes.md` lists where we differ.
 
 pub mod compose;
+mod meta;
 pub mod parse;
 
 pub use parse::parse;

@@ -53,7 +53,7 @@ fn is_retrieval(buf: &[u8]) -> bool {
     buf.starts_with(b"get ") || buf.starts_with(b"gets ") || buf.starts_with(b"gat ") || buf.starts_with(b"gats ")
 }
 
-enum Line<'a> {
+pub(super) enum Line<'a> {
     Done(Request<'a>),
     /// The request also used this many bytes after the line.
     WithData(Request<'a>, usize),
@@ -61,7 +61,7 @@ enum Line<'a> {
     NeedData,
 }
 
-fn invalid(error: ProtocolError, noreply: bool) -> Line<'static> {
+pub(super) fn invalid(error: ProtocolError, noreply: bool) -> Line<'static> {
     Line::Done(Request::Invalid { error, noreply })
 }
 
@@ -114,6 +114,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
             _ => Request::Shutdown { graceful: false, valid: false },
         }),
         b"cache_memlimit" => memlimit(&toks, n, noreply),
+        [b'm', c] => super::meta::parse(*c, &line[2..], rest, limits),
         _ if last.starts_with(b"HTTP/") => return Err(ParseError::Close(CloseReason::Http)),
         _ => invalid(ProtocolError::UnknownCommand, false),
     };
@@ -127,7 +128,7 @@ fn trim_spaces(s: &[u8]) -> &[u8] {
 }
 
 /// An exptime: a signed number that fits memcached's 32-bit field.
-fn exptime(t: &[u8]) -> Option<i64> {
+pub(super) fn exptime(t: &[u8]) -> Option<i64> {
     parse_signed(t).filter(|&e| i32::try_from(e).is_ok())
 }
 
