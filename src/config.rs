@@ -21,6 +21,11 @@ use crate::storage::{item::HEADER_LEN, StoreConfig, MEGABYTE};
 /// report it, because clients pick features from it.
 pub const MEMCACHED_VERSION: &str = "1.6.18";
 
+/// Seconds a client may leave a full output buffer unread (`-o write_timeout`).
+pub const DEFAULT_WRITE_TIMEOUT: u32 = 30;
+/// Output a connection may queue, at least (2 x `-I` when that is more).
+pub const MIN_OUTPUT_CAP: usize = 16 * 1024 * 1024;
+
 /// Command-line flags, as memcached spells them.
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -146,6 +151,12 @@ pub struct ServerConfig {
     pub backlog: i32,
     /// Seconds; 0 = never close idle connections.
     pub idle_timeout: u32,
+    /// Seconds a connection may sit with a full output buffer that the
+    /// client does not read before it is closed.
+    pub write_timeout: u32,
+    /// Most output bytes one connection may queue; a reply past it closes
+    /// the connection.
+    pub output_cap: usize,
     pub protocol: ProtocolChoice,
     pub enable_shutdown: bool,
     pub flush_enabled: bool,
@@ -269,6 +280,7 @@ impl Config {
         let listen = resolve_listen(&a.listen, a.port)?;
 
         let mut idle_timeout = 0;
+        let mut write_timeout = DEFAULT_WRITE_TIMEOUT;
         let mut hashpower = 16;
         for opt in a.extended.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
             let (name, value) = opt.split_once('=').map_or((opt, None), |(n, v)| (n, Some(v)));
@@ -278,6 +290,12 @@ impl Config {
             match name {
                 "idle_timeout" => {
                     idle_timeout = u32::try_from(number()?).map_err(|_| bad("idle_timeout is too large"))?
+                }
+                "write_timeout" => {
+                    write_timeout = u32::try_from(number()?)
+                        .ok()
+                        .filter(|&t| t > 0)
+                        .ok_or_else(|| bad("write_timeout must be 1 or more seconds"))?
                 }
                 "hashpower" => {
                     let p = number()?;
@@ -307,6 +325,8 @@ impl Config {
             reqs_per_event: a.reqs_per_event,
             backlog: a.backlog,
             idle_timeout,
+            write_timeout,
+            output_cap: (2 * item_size_max).max(MIN_OUTPUT_CAP),
             protocol,
             enable_shutdown: a.enable_shutdown,
             flush_enabled: !a.disable_flush_all,

@@ -68,6 +68,7 @@ counters!(
     rejected_connections,
     conn_yields,
     idle_kicks,
+    write_stalls,
     auth_cmds,
     auth_errors,
 );

@@ -74,8 +74,6 @@ const CONVERSATION: &[(&[u8], &[u8])] = &[
     (b"mg foo zzz\r\n", b"CLIENT_ERROR invalid flag\r\n"),
     (b"mg foo v v\r\n", b"CLIENT_ERROR duplicate flag\r\n"),
     (b"mg\r\n", b"ERROR\r\n"),
-    (b"ms foo\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"ms foo abc\r\nxyz\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
     (b"ms foo 2 Fabc\r\nxy\r\n", b"CLIENT_ERROR bad command line format\r\n"),
     (b"ms foo 2 Tabc\r\nxy\r\n", b"CLIENT_ERROR bad token in command line format\r\n"),
     (b"mg foo Tabc v\r\n", b"CLIENT_ERROR bad token in command line format\r\n"),

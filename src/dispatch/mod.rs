@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::config::{Config, MEMCACHED_VERSION};
-use crate::protocol::{MetaCode, MetaCommand, MetaFlags, ProtocolError, Reply, Request, Status, StoreCommand};
+use crate::protocol::{Keys, MetaCode, MetaCommand, MetaFlags, ProtocolError, Reply, Request, Status, StoreCommand};
 use crate::stats::{Stats, WorkerStats};
 use crate::storage::{DeleteOutcome, DeltaOutcome, Store, StoreMode, StoreOutcome, MEGABYTE};
 
@@ -121,33 +121,10 @@ pub fn dispatch<R: Reply>(
     }
     let store = &sh.store;
     match req {
-        Request::Get { keys, cas } => {
-            for key in keys.iter() {
-                w.cmd_get.incr();
-                let hit = store.get(key, None, |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
-                if hit.is_some() {
-                    w.get_hits.incr();
-                } else {
-                    w.get_misses.incr();
-                    reply.miss(key);
-                }
-            }
-            reply.end();
-        }
+        Request::Get { keys, cas } => return retrieve(sh, w, keys, None, cas, reply),
         Request::Gat { exptime, keys, cas } => {
             let exp = store.clock().exptime_to_rel(exptime);
-            for key in keys.iter() {
-                w.cmd_touch.incr();
-                let hit =
-                    store.get(key, Some(exp), |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
-                if hit.is_some() {
-                    w.touch_hits.incr();
-                } else {
-                    w.touch_misses.incr();
-                    reply.miss(key);
-                }
-            }
-            reply.end();
+            return retrieve(sh, w, keys, Some(exp), cas, reply);
         }
         Request::Store { command, key, flags, exptime, data, cas, noreply: _ } => {
             w.cmd_set.incr();
@@ -284,9 +261,13 @@ pub fn dispatch<R: Reply>(
         }
         Request::Meta { command, key, data, flags } => meta::run(sh, w, command, &key, data, &flags, reply),
         Request::MetaNoop => reply.meta(MetaCommand::Get, MetaCode::Mn, &[], &MetaFlags::default(), None, None),
-        Request::InvalidData { error, swallow } => {
+        Request::InvalidData { error, swallow, noreply: _ } => {
             reply.error(error);
             return Action::Swallow(swallow);
+        }
+        Request::Fatal { error, noreply: _ } => {
+            reply.error(error);
+            return Action::Close;
         }
         Request::Invalid { error, noreply: _ } => {
             reply.error(error);
@@ -295,6 +276,44 @@ pub fn dispatch<R: Reply>(
             }
         }
     }
+    Action::Continue
+}
+
+/// get/gets/gat/gats. A reply that would queue more than the connection's
+/// output cap is abandoned: the values already written for it are dropped,
+/// memcached's error for a get it cannot answer is sent, and the connection
+/// closes (a multiget of large values must not take unbounded memory).
+fn retrieve<R: Reply>(
+    sh: &Shared,
+    w: &WorkerStats,
+    keys: Keys<'_>,
+    touch: Option<u32>,
+    cas: bool,
+    reply: &mut R,
+) -> Action {
+    let mark = reply.queued();
+    let cap = sh.config.server.output_cap;
+    let (cmd, hits, misses) = match touch {
+        Some(_) => (&w.cmd_touch, &w.touch_hits, &w.touch_misses),
+        None => (&w.cmd_get, &w.get_hits, &w.get_misses),
+    };
+    for key in keys.iter() {
+        cmd.incr();
+        let hit = sh.store.get(key, touch, |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
+        if hit.is_some() {
+            hits.incr();
+        } else {
+            misses.incr();
+            reply.miss(key);
+        }
+        if reply.queued() > cap {
+            reply.truncate(mark);
+            reply.status(Status::ReplyTooLarge, 0);
+            log::warn!("closing a connection whose get reply passed the output cap ({cap} bytes)");
+            return Action::Close;
+        }
+    }
+    reply.end();
     Action::Continue
 }
 
@@ -351,7 +370,18 @@ fn authenticate<R: Reply>(
                 reply_text(Status::AuthFailed);
             }
         }
-        Request::Invalid { error: ProtocolError::BadDataChunk, .. } => reply_text(Status::AuthBadTermination),
+        Request::Fatal { error: ProtocolError::BadDataChunk, .. } => {
+            reply_text(Status::AuthBadTermination);
+            return Some(Action::Close);
+        }
+        Request::InvalidData { swallow, .. } => {
+            reply_text(Status::Unauthenticated);
+            return Some(Action::Swallow(*swallow));
+        }
+        Request::Fatal { .. } => {
+            reply_text(Status::Unauthenticated);
+            return Some(Action::Close);
+        }
         Request::TooLarge { swallow, .. } => {
             reply_text(Status::Unauthenticated);
             return Some(Action::Swallow(*swallow));

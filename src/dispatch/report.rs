@@ -96,6 +96,7 @@ fn general<R: Reply>(sh: &Shared, out: &mut R) {
     stat(out, "auth_cmds", t.auth_cmds);
     stat(out, "auth_errors", t.auth_errors);
     stat(out, "idle_kicks", t.idle_kicks);
+    stat(out, "write_stalls", t.write_stalls);
     stat(out, "bytes_read", t.bytes_read);
     stat(out, "bytes_written", t.bytes_written);
     stat(out, "limit_maxbytes", s.limit_maxbytes);
@@ -158,6 +159,7 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("dump_enabled", &yes_no(srv.dump_enabled));
     out.stat("hash_algorithm", &"ahash");
     out.stat("idle_timeout", &srv.idle_timeout);
+    out.stat("write_timeout", &srv.write_timeout);
     out.stat("shards", &sh.store.shard_count());
     out.stats_end();
 }

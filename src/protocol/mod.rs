@@ -266,6 +266,14 @@ pub enum Request<'a> {
     InvalidData {
         error: ProtocolError,
         swallow: usize,
+        noreply: bool,
+    },
+    /// A refused request after which the input cannot be framed again (a
+    /// storage command without a usable length, data not ending where
+    /// declared): the reply is sent and the connection closed.
+    Fatal {
+        error: ProtocolError,
+        noreply: bool,
     },
     /// Binary SASL: list mechanisms.
     SaslListMechs,
@@ -304,6 +312,8 @@ impl Request<'_> {
             | Request::Verbosity { noreply, .. }
             | Request::CacheMemlimit { noreply, .. }
             | Request::TooLarge { noreply, .. }
+            | Request::InvalidData { noreply, .. }
+            | Request::Fatal { noreply, .. }
             | Request::Invalid { noreply, .. } => noreply,
             _ => false,
         }
@@ -384,6 +394,9 @@ pub enum Status {
     /// A command before authentication.
     Unauthenticated,
     /// Text auth: the data is not `user password`.
+    /// `SERVER_ERROR out of memory writing get response`: a retrieval
+    /// whose reply would pass the connection's output cap.
+    ReplyTooLarge,
     AuthBadFormat,
     /// Text auth: the data does not end in `\r\n`.
     AuthBadTermination,
@@ -419,6 +432,10 @@ pub trait Reply {
     fn sasl_mechs(&mut self, mechs: &str);
     /// The connection closes after this request (quit).
     fn quit(&mut self);
+    /// Bytes of output queued so far (for the output cap).
+    fn queued(&self) -> usize;
+    /// Drops output queued after `mark` (a reply abandoned half way).
+    fn truncate(&mut self, mark: usize);
     /// A meta reply: `code`, then the return flags `flags` asks for, from
     /// `item` where there is one, then the value for `VA`. Only the text
     /// protocol has meta commands.

@@ -67,8 +67,11 @@ pub struct Connection {
     peer_closed: bool,
     /// Picked from the first byte (or `-B`); `None` until it arrives.
     session: Option<Session>,
-    /// Relative time of the last input, for idle_timeout and stats conns.
+    /// Relative time of the last completed request, for idle_timeout and
+    /// `stats conns` (a client trickling bytes of one request is idle).
     pub last_active: Arc<AtomicU32>,
+    /// Relative time output last made progress (or was empty).
+    last_write: u32,
 }
 
 impl Connection {
@@ -87,6 +90,7 @@ impl Connection {
             peer_closed: false,
             session: None,
             last_active: Arc::new(AtomicU32::new(now)),
+            last_write: now,
         }
     }
 
@@ -98,6 +102,7 @@ impl Connection {
     /// Handles whatever is readable and writable now (see the module doc).
     pub fn serve(&mut self, sh: &Shared, w: &WorkerStats) -> Served {
         let budget = sh.config.server.reqs_per_event;
+        let now = sh.store.clock().now();
         loop {
             let mut handled = 0;
             if self.session.is_none() && self.filled > self.start {
@@ -138,6 +143,11 @@ impl Connection {
                     Ok((action, used)) => {
                         self.start += used;
                         handled += 1;
+                        self.last_active.store(now, Ordering::Relaxed);
+                        if self.pending_output() > sh.config.server.output_cap {
+                            log::warn!("closing {}: output past the cap", self.peer);
+                            return Served::Closed;
+                        }
                         match action {
                             Action::Continue => {}
                             Action::Swallow(n) => self.swallow = n,
@@ -158,7 +168,7 @@ impl Connection {
                     self.rbuf = vec![0; READ_CHUNK];
                 }
             }
-            if self.flush(w).is_err() {
+            if self.flush(w, now).is_err() {
                 return Served::Closed;
             }
             if self.close_after_write {
@@ -203,13 +213,17 @@ impl Connection {
         Ok(n)
     }
 
-    /// Writes queued output until done or WouldBlock.
-    pub fn flush(&mut self, w: &WorkerStats) -> io::Result<()> {
+    /// Writes queued output until done or WouldBlock. `now` records progress.
+    pub fn flush(&mut self, w: &WorkerStats, now: u32) -> io::Result<()> {
+        if self.wpos == self.wbuf.len() {
+            self.last_write = now;
+        }
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.wpos += n;
+                    self.last_write = now;
                     w.bytes_written.add(n as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -225,8 +239,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Notes activity for idle_timeout and `stats conns`.
-    pub fn touch(&self, now: u32) {
-        self.last_active.store(now, Ordering::Relaxed);
+    /// Whether the client has left a full output buffer unread for more
+    /// than `timeout` seconds.
+    pub fn write_stalled(&self, now: u32, timeout: u32) -> bool {
+        self.pending_output() >= OUTPUT_HIGH_WATER && now.saturating_sub(self.last_write) > timeout
     }
 }

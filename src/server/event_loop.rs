@@ -72,15 +72,12 @@ impl EventLoop {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         let idle_timeout = self.shared.config.server.idle_timeout;
-        let mut last_idle_check = Instant::now();
+        let write_timeout = self.shared.config.server.write_timeout;
+        let mut last_check = Instant::now();
         loop {
-            let timeout = if !self.ready.is_empty() {
-                Some(Duration::ZERO)
-            } else if idle_timeout > 0 {
-                Some(Duration::from_secs(1))
-            } else {
-                None
-            };
+            // Wake at least once a second to reap idle and stalled clients.
+            let timeout = if self.ready.is_empty() { Duration::from_secs(1) } else { Duration::ZERO };
+            let timeout = Some(timeout);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -98,15 +95,15 @@ impl EventLoop {
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.accept(LISTENER_BASE - t, now)
                     }
-                    Token(key) => self.serve(key, now),
+                    Token(key) => self.serve(key),
                 }
             }
             for key in std::mem::take(&mut self.ready) {
-                self.serve(key, now);
+                self.serve(key);
             }
-            if idle_timeout > 0 && last_idle_check.elapsed() >= Duration::from_secs(1) {
-                last_idle_check = Instant::now();
-                self.close_idle(now, idle_timeout);
+            if last_check.elapsed() >= Duration::from_secs(1) {
+                last_check = Instant::now();
+                self.close_idle(now, idle_timeout, write_timeout);
             }
         }
         self.drain();
@@ -158,9 +155,8 @@ impl EventLoop {
         }
     }
 
-    fn serve(&mut self, key: usize, now: u32) {
+    fn serve(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        conn.touch(now);
         match conn.serve(&self.shared, &self.stats) {
             Served::Waiting => {}
             Served::Yielded => self.ready.push(key),
@@ -177,15 +173,26 @@ impl EventLoop {
         }
     }
 
-    fn close_idle(&mut self, now: u32, idle_timeout: u32) {
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout)
-            .map(|(k, _)| k)
-            .collect();
+    /// Closes connections idle past `-o idle_timeout` (no request
+    /// completed) and those whose client leaves a full output buffer
+    /// unread past `-o write_timeout`.
+    fn close_idle(&mut self, now: u32, idle_timeout: u32, write_timeout: u32) {
+        let mut idle = Vec::new();
+        let mut stalled = Vec::new();
+        for (k, c) in self.conns.iter() {
+            if idle_timeout > 0 && now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout {
+                idle.push(k);
+            } else if c.write_stalled(now, write_timeout) {
+                stalled.push(k);
+            }
+        }
         for key in idle {
             self.stats.idle_kicks.incr();
+            self.close(key);
+        }
+        for key in stalled {
+            log::warn!("closing a client that does not read its replies");
+            self.stats.write_stalls.incr();
             self.close(key);
         }
     }
@@ -199,8 +206,9 @@ impl EventLoop {
         let mut events = Events::with_capacity(256);
         while Instant::now() < deadline {
             let mut waiting = false;
+            let now = self.shared.store.clock().now();
             for (_, c) in self.conns.iter_mut() {
-                if c.flush(&self.stats).is_ok() && c.pending_output() > 0 {
+                if c.flush(&self.stats, now).is_ok() && c.pending_output() > 0 {
                     waiting = true;
                 }
             }

@@ -279,3 +279,22 @@ impl Client {
         self.read_bin()
     }
 }
+
+impl Server {
+    /// The daemon's resident memory in bytes (`VmRSS`).
+    pub fn rss(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    /// One `stats` counter as a number.
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats("")[name].parse().unwrap()
+    }
+}

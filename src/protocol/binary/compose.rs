@@ -84,7 +84,7 @@ impl Reply for BinaryReply<'_> {
             Status::Exists => st::KEY_EEXISTS,
             Status::NotFound => st::KEY_ENOENT,
             Status::TooLarge => st::E2BIG,
-            Status::OutOfMemory | Status::DeltaOutOfMemory => st::ENOMEM,
+            Status::OutOfMemory | Status::DeltaOutOfMemory | Status::ReplyTooLarge => st::ENOMEM,
             Status::NonNumeric => st::DELTA_BADVAL,
             // memcached answers a disabled flush with an auth error.
             Status::FlushDisabled | Status::AuthFailed | Status::Unauthenticated => st::AUTH_ERROR,
@@ -137,6 +137,14 @@ impl Reply for BinaryReply<'_> {
 
     fn sasl_mechs(&mut self, mechs: &str) {
         self.packet(st::SUCCESS, 0, &[], &[], mechs.as_bytes());
+    }
+
+    fn queued(&self) -> usize {
+        self.out.len()
+    }
+
+    fn truncate(&mut self, mark: usize) {
+        self.out.truncate(mark);
     }
 
     fn quit(&mut self) {

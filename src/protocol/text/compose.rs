@@ -54,6 +54,7 @@ pub fn status_line(s: Status) -> &'static [u8] {
         Status::AuthFailed => b"CLIENT_ERROR authentication failure\r\n",
         Status::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
         Status::AuthBadFormat => b"CLIENT_ERROR bad authentication token format\r\n",
+        Status::ReplyTooLarge => b"SERVER_ERROR out of memory writing get response\r\n",
         Status::AuthBadTermination => b"CLIENT_ERROR bad command line termination\r\n",
     }
 }
@@ -125,6 +126,14 @@ impl Reply for TextReply<'_> {
     fn sasl_mechs(&mut self, _mechs: &str) {
         self.line(ERROR);
     }
+    fn queued(&self) -> usize {
+        self.out.len()
+    }
+
+    fn truncate(&mut self, mark: usize) {
+        self.out.truncate(mark);
+    }
+
     fn quit(&mut self) {}
 
     fn meta(

@@ -38,7 +38,8 @@ pub(super) fn parse<'a>(c: u8, args: &'a [u8], rest: &'a [u8], limits: &Limits) 
     if command == MetaCommand::Set {
         let Some(len) = words.next().and_then(parse_signed).filter(|&l| (0..=i64::from(i32::MAX) - 2).contains(&l))
         else {
-            return invalid(ProtocolError::BadFormat, false);
+            // Without a length the data cannot be skipped: close.
+            return Line::Done(Request::Fatal { error: ProtocolError::BadFormat, noreply: false });
         };
         data_len = Some(len as usize);
     }
@@ -53,7 +54,7 @@ pub(super) fn parse<'a>(c: u8, args: &'a [u8], rest: &'a [u8], limits: &Limits) 
     };
     let refuse = |error| match data_len {
         // An ms whose line is refused has its data discarded.
-        Some(len) => Line::Done(Request::InvalidData { error, swallow: len + 2 }),
+        Some(len) => Line::Done(Request::InvalidData { error, swallow: len + 2, noreply: false }),
         None => invalid(error, false),
     };
     let (flags, key) = match parsed {
@@ -71,7 +72,7 @@ pub(super) fn parse<'a>(c: u8, args: &'a [u8], rest: &'a [u8], limits: &Limits) 
         return Line::NeedData;
     }
     if &rest[len..len + 2] != b"\r\n" {
-        return Line::WithData(Request::Invalid { error: ProtocolError::BadDataChunk, noreply: false }, len + 2);
+        return Line::WithData(Request::Fatal { error: ProtocolError::BadDataChunk, noreply: false }, len + 2);
     }
     Line::WithData(Request::Meta { command, key, data: &rest[..len], flags }, len + 2)
 }

@@ -163,29 +163,37 @@ fn storage<'a>(
     limits: &Limits,
 ) -> Line<'a> {
     let base = if command == StoreCommand::Cas { 6 } else { 5 };
-    if n != base && n != base + 1 {
-        return invalid(ProtocolError::UnknownCommand, false);
-    }
+    // Where the data ends is only known from a well-formed length token.
+    // A refused line whose length is known has its data swallowed; one
+    // whose length is not known closes the connection: the data that
+    // follows must never run as commands (request smuggling).
+    let len = if n == base || n == base + 1 {
+        parse_signed(toks[4]).filter(|&l| (0..=i64::from(i32::MAX) - 2).contains(&l)).map(|l| l as usize)
+    } else {
+        None
+    };
+    let Some(len) = len else {
+        let error = if n == base || n == base + 1 { ProtocolError::BadFormat } else { ProtocolError::UnknownCommand };
+        let noreply = noreply && error == ProtocolError::BadFormat;
+        return Line::Done(Request::Fatal { error, noreply });
+    };
     let key = toks[1];
-    let (Some(flags), Some(exp), Some(len)) = (
-        parse_unsigned(toks[2]).and_then(|f| u32::try_from(f).ok()),
-        exptime(toks[3]),
-        parse_signed(toks[4]).filter(|&l| (0..=i64::from(i32::MAX) - 2).contains(&l)),
-    ) else {
-        return invalid(ProtocolError::BadFormat, noreply);
+    let refuse = |error| Line::Done(Request::InvalidData { error, swallow: len + 2, noreply });
+    let (Some(flags), Some(exp)) = (parse_unsigned(toks[2]).and_then(|f| u32::try_from(f).ok()), exptime(toks[3]))
+    else {
+        return refuse(ProtocolError::BadFormat);
     };
     if !valid_key(key) {
-        return invalid(ProtocolError::BadFormat, noreply);
+        return refuse(ProtocolError::BadFormat);
     }
     let cas = if command == StoreCommand::Cas {
         match parse_unsigned(toks[5]) {
             Some(c) => c,
-            None => return invalid(ProtocolError::BadFormat, noreply),
+            None => return refuse(ProtocolError::BadFormat),
         }
     } else {
         0
     };
-    let len = len as usize;
     if len > limits.max_value {
         return Line::Done(Request::TooLarge { key, set: command == StoreCommand::Set, swallow: len + 2, noreply });
     }
@@ -193,7 +201,8 @@ fn storage<'a>(
         return Line::NeedData;
     }
     if &rest[len..len + 2] != b"\r\n" {
-        return Line::WithData(Request::Invalid { error: ProtocolError::BadDataChunk, noreply }, len + 2);
+        // More (or less) data than declared: the framing is lost.
+        return Line::WithData(Request::Fatal { error: ProtocolError::BadDataChunk, noreply }, len + 2);
     }
     Line::WithData(Request::Store { command, key, flags, exptime: exp, data: &rest[..len], cas, noreply }, len + 2)
 }

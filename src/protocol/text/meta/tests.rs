@@ -97,9 +97,6 @@ fn every_meta_error_reply() {
         (b"mg !!! b v\r\n", E::MetaKeyDecode),
         (b"mg foo\x01 v\r\n", E::BadFormat),
         (&many_flags, E::MetaTooManyFlags),
-        (b"ms foo\r\n", E::BadFormat),
-        (b"ms foo abc\r\n", E::BadFormat),
-        (b"ms foo -1\r\n", E::BadFormat),
         (b"md foo Cabc\r\n", E::MetaInvalidOrDuplicateFlag),
         (b"md foo zz\r\n", E::MetaInvalidOrDuplicateFlag),
         (b"ma foo Dabc\r\n", E::MetaInvalidOrDuplicateFlag),
@@ -126,12 +123,16 @@ fn a_refused_meta_set_swallows_its_data() {
         (b"ms foo 2 v v\r\nxy\r\n", E::MetaDuplicateFlag),
     ] {
         let (req, used) = parse(input, &lim()).unwrap();
-        assert_eq!(req, R::InvalidData { error: want, swallow: 4 }, "{input:?}");
+        assert_eq!(req, R::InvalidData { error: want, swallow: 4, noreply: false }, "{input:?}");
         assert_eq!(used, input.len() - 4, "only the line; the data is swallowed");
     }
     let (req, used) = parse(b"ms big 5000\r\n", &lim()).unwrap();
     assert_eq!(req, R::TooLarge { key: b"big", set: true, swallow: 5002, noreply: false });
     assert_eq!(used, 13);
     let (req, _) = parse(b"ms foo 2\r\nxyz\r\n", &lim()).unwrap();
-    assert_eq!(req, R::Invalid { error: E::BadDataChunk, noreply: false });
+    assert_eq!(req, R::Fatal { error: E::BadDataChunk, noreply: false });
+    for input in [&b"ms foo\r\n"[..], b"ms foo abc\r\n", b"ms foo -1\r\n"] {
+        let (req, _) = parse(input, &lim()).unwrap();
+        assert_eq!(req, R::Fatal { error: E::BadFormat, noreply: false }, "{input:?}");
+    }
 }

@@ -127,8 +127,6 @@ fn pipelined_requests_parse_one_after_another() {
 fn err_cases() -> Vec<(&'static [u8], E, bool, usize)> {
     // (input, error, noreply, bytes consumed)
     let k251: &'static [u8] = Box::leak(format!("get {}\r\n", "k".repeat(251)).into_bytes().into_boxed_slice());
-    let s251: &'static [u8] =
-        Box::leak(format!("set {} 0 0 1\r\nx\r\n", "k".repeat(251)).into_bytes().into_boxed_slice());
     vec![
         (b"\r\n", E::UnknownCommand, false, 2),
         (b"x\r\n", E::UnknownCommand, false, 3),
@@ -141,23 +139,6 @@ fn err_cases() -> Vec<(&'static [u8], E, bool, usize)> {
         (b"gat 99999999999 n\r\n", E::InvalidExptime, false, 19),
         (k251, E::BadFormat, false, k251.len()),
         (b"get a\x01b\r\n", E::BadFormat, false, 9),
-        (b"set a 0 0\r\n", E::UnknownCommand, false, 11),
-        (b"set a 0 0 1 2 3 4\r\n", E::UnknownCommand, false, 19),
-        (b"set a 0 0 1 noreply extra\r\n", E::UnknownCommand, false, 27),
-        (b"set a 0 0 -1\r\n", E::BadFormat, false, 14),
-        (b"set a 0 0 abc\r\n", E::BadFormat, false, 15),
-        (b"set a abc 0 1\r\n", E::BadFormat, false, 15),
-        (b"set a -1 0 1\r\n", E::BadFormat, false, 14),
-        (b"set a 4294967296 0 1\r\n", E::BadFormat, false, 22),
-        (b"set a 0 4294967296 1\r\n", E::BadFormat, false, 22),
-        (b"set a 0 0 4294967296\r\n", E::BadFormat, false, 22),
-        (b"set a 0 0 2147483647\r\n", E::BadFormat, false, 22),
-        (b"set a 0 abc 1 noreply\r\n", E::BadFormat, true, 23),
-        (s251, E::BadFormat, false, s251.len() - 3),
-        (b"set a 0 0 2\r\nxyz\r\n", E::BadDataChunk, false, 17),
-        (b"set a 0 0 1 noreply\r\nxy\r\n", E::BadDataChunk, true, 24),
-        (b"cas a 0 0 1\r\n", E::UnknownCommand, false, 13),
-        (b"cas a 0 0 1 abc\r\n", E::BadFormat, false, 17),
         (b"delete\r\n", E::UnknownCommand, false, 8),
         (b"delete a 5\r\n", E::DeleteUsage, false, 12),
         (b"delete a 0 0\r\n", E::DeleteUsage, false, 14),
@@ -230,4 +211,46 @@ fn a_value_over_the_limit_is_refused_before_its_data_arrives() {
 #[test]
 fn http_requests_close_the_connection() {
     assert_eq!(parse(b"GET / HTTP/1.1\r\n", &lim()), Err(ParseError::Close(CloseReason::Http)));
+}
+
+/// A refused storage command either swallows its data (its length token is
+/// good) or closes the connection (it is not): the data must never run as
+/// commands. (input, request, bytes consumed)
+fn storage_refusals() -> Vec<(&'static [u8], R<'static>, usize)> {
+    let fatal = |error, noreply| R::Fatal { error, noreply };
+    let swallow = |error, swallow, noreply| R::InvalidData { error, swallow, noreply };
+    let s251: &'static [u8] =
+        Box::leak(format!("set {} 0 0 1\r\nx\r\n", "k".repeat(251)).into_bytes().into_boxed_slice());
+    vec![
+        (b"set a 0 0\r\n", fatal(E::UnknownCommand, false), 11),
+        (b"set a 0 0 1 2 3 4\r\n", fatal(E::UnknownCommand, false), 19),
+        (b"set a 0 0 1 noreply extra\r\n", fatal(E::UnknownCommand, false), 27),
+        (b"set a 0 0 -1\r\n", fatal(E::BadFormat, false), 14),
+        (b"set a 0 0 abc\r\n", fatal(E::BadFormat, false), 15),
+        (b"set a 0 0 4294967296\r\n", fatal(E::BadFormat, false), 22),
+        (b"set a 0 0 2147483647\r\n", fatal(E::BadFormat, false), 22),
+        (b"set a 0 0 x noreply\r\n", fatal(E::BadFormat, true), 21),
+        (b"cas a 0 0 1\r\n", fatal(E::UnknownCommand, false), 13),
+        (b"set a abc 0 1\r\n", swallow(E::BadFormat, 3, false), 15),
+        (b"set a -1 0 1\r\n", swallow(E::BadFormat, 3, false), 14),
+        (b"set a 4294967296 0 1\r\n", swallow(E::BadFormat, 3, false), 22),
+        (b"set a 0 4294967296 1\r\n", swallow(E::BadFormat, 3, false), 22),
+        (b"set a 0 abc 1 noreply\r\n", swallow(E::BadFormat, 3, true), 23),
+        (s251, swallow(E::BadFormat, 3, false), s251.len() - 3),
+        (b"cas a 0 0 1 abc\r\n", swallow(E::BadFormat, 3, false), 17),
+        (b"set a 0 0 2\r\nxyz\r\n", fatal(E::BadDataChunk, false), 17),
+        (b"set a 0 0 1 noreply\r\nxy\r\n", fatal(E::BadDataChunk, true), 24),
+    ]
+}
+
+#[test]
+fn refused_storage_commands_never_desync() {
+    for (input, want, used) in storage_refusals() {
+        let (got, n) = one(input);
+        assert_eq!(got, want, "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(n, used, "{:?}", String::from_utf8_lossy(input));
+        for cut in 0..used {
+            assert_eq!(parse(&input[..cut], &lim()), Err(ParseError::Incomplete), "{input:?} at {cut}");
+        }
+    }
 }
