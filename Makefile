@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
-.PHONY: all build release run test lint unit integration clients deps bench clean
+.PHONY: all build release run test lint unit clients soak fuzz bench clean
 
 all: build
 
@@ -19,7 +19,7 @@ run: release
 
 # Everything CI runs: formatting, lints, unit + integration tests, and
 # third-party clients against the real binary.
-test: lint unit clients
+test: lint unit clients soak
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -33,6 +33,14 @@ clients: build
 	scripts/pymemcache-integration $(BIN_DEBUG)
 	scripts/memccapable-check $(BIN_DEBUG)
 	scripts/pylibmc-binary $(BIN_DEBUG)
+
+# Concurrency soak against the release build (SOAK_SECS, default 20).
+soak:
+	SOAK_SECS=$${SOAK_SECS:-20} $(CARGO) test --release --test soak -- --ignored --nocapture
+
+# Each fuzz target for FUZZ_SECS seconds (default 60); see fuzz/README.md.
+fuzz:
+	scripts/fuzz $${FUZZ_SECS:-60}
 
 bench:
 	$(CARGO) bench
