@@ -211,6 +211,7 @@ fn memory_stays_within_the_documented_bound_under_attack() {
     let conns = held.len() + 2;
     let bound = 64 * MB + conns * (MB + 16 * 1024 + 16 * MB + MB) + 32 * MB;
     let rss = server.rss();
+    println!("hostile: RSS {} MiB under attack, documented bound {} MiB", rss / MB, bound / MB);
     assert!(rss < bound, "RSS {rss} over the documented bound {bound}");
     drop(held);
     let mut probe = Client::connect(server.addr());
