@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
-.PHONY: all build release run test lint unit clients soak fuzz bench clean
+.PHONY: all build release run test lint unit clients ops install soak fuzz bench clean
 
 all: build
 
@@ -19,7 +19,7 @@ run: release
 
 # Everything CI runs: formatting, lints, unit + integration tests, and
 # third-party clients against the real binary.
-test: lint unit clients soak
+test: lint unit clients ops soak
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -33,6 +33,13 @@ clients: build
 	scripts/pymemcache-integration $(BIN_DEBUG)
 	scripts/memccapable-check $(BIN_DEBUG)
 	scripts/pylibmc-binary $(BIN_DEBUG)
+
+# The systemd unit and make install (staged).
+ops: build
+	scripts/systemd-check $(BIN_DEBUG)
+
+install: release
+	scripts/install
 
 # Concurrency soak against the release build (SOAK_SECS, default 20).
 soak:

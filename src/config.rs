@@ -121,6 +121,15 @@ pub struct Args {
     /// Text-protocol authentication: a file of user:password lines
     #[arg(short = 'Y', long = "auth-file")]
     pub auth_file: Option<PathBuf>,
+    /// Warm restart: write every item here at shutdown, load it at start
+    #[arg(long = "snapshot-file")]
+    pub snapshot_file: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this port (0: pick one)
+    #[arg(long = "metrics-port")]
+    pub metrics_port: Option<u16>,
+    /// Address for --metrics-port (default: the first -l address)
+    #[arg(long = "metrics-listen")]
+    pub metrics_listen: Option<IpAddr>,
     /// Print the validated configuration and exit
     #[arg(long = "print-config")]
     pub print_config: bool,
@@ -177,6 +186,10 @@ pub struct Config {
     pub daemon: bool,
     pub pidfile: Option<PathBuf>,
     pub print_config: bool,
+    /// `--snapshot-file`.
+    pub snapshot_file: Option<PathBuf>,
+    /// `--metrics-port` on `--metrics-listen`.
+    pub metrics: Option<SocketAddr>,
     /// Warnings found while reading the flags, logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -349,6 +362,8 @@ impl Config {
             hashpower,
             shards: 0,
         };
+        let metrics =
+            a.metrics_port.map(|port| SocketAddr::new(a.metrics_listen.unwrap_or(server.listen[0].ip()), port));
         Ok(Config {
             server,
             storage,
@@ -357,6 +372,8 @@ impl Config {
             daemon: a.daemon,
             pidfile: a.pidfile,
             print_config: a.print_config,
+            snapshot_file: a.snapshot_file,
+            metrics,
             warnings,
         })
     }

@@ -29,6 +29,8 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod metrics;
+pub mod notify;
 pub mod num;
 pub mod protocol;
 pub mod server;
@@ -36,13 +38,13 @@ pub mod stats;
 pub mod storage;
 pub mod sys;
 
-/// Maps memcached's verbosity (0..=3) to a log level: `-v` shows info,
-/// `-vv` debug, `-vvv` trace; without it, warnings and errors.
+/// Maps memcached's verbosity (0..=3) to a log level. Without `-v`: start,
+/// shutdown, warnings and errors (info); `-v` adds per-connection events
+/// (debug); `-vv` everything (trace).
 pub fn log_level(verbosity: u8) -> log::LevelFilter {
     match verbosity {
-        0 => log::LevelFilter::Warn,
-        1 => log::LevelFilter::Info,
-        2 => log::LevelFilter::Debug,
+        0 => log::LevelFilter::Info,
+        1 => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     }
 }

@@ -20,6 +20,8 @@ macro_rules! counters {
         #[derive(Debug, Default)]
         pub struct WorkerStats {
             $(pub $name: Counter,)*
+            /// Request latency per command kind.
+            pub latency: Latency,
         }
 
         /// A plain copy of counters, summed over loops.
@@ -73,6 +75,38 @@ counters!(
     auth_errors,
 );
 
+/// Command kinds timed separately.
+pub const COMMAND_KINDS: [&str; 7] = ["get", "set", "delete", "incr_decr", "touch", "meta", "other"];
+/// Upper bounds of the latency buckets, in microseconds (then +Inf).
+pub const LATENCY_BOUNDS_US: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000];
+
+/// Per command kind: a count per latency bucket (the last is +Inf) and the
+/// total in nanoseconds.
+#[derive(Debug, Default)]
+pub struct Latency {
+    buckets: [[Counter; LATENCY_BOUNDS_US.len() + 1]; COMMAND_KINDS.len()],
+    sum_ns: [Counter; COMMAND_KINDS.len()],
+}
+
+impl Latency {
+    /// Records one request of kind `kind` (an index in [`COMMAND_KINDS`]).
+    #[inline]
+    pub fn record(&self, kind: usize, elapsed: std::time::Duration) {
+        let ns = elapsed.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let us = ns / 1000;
+        let b = LATENCY_BOUNDS_US.iter().position(|&bound| us < bound).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[kind][b].incr();
+        self.sum_ns[kind].add(ns);
+    }
+}
+
+/// Latency summed over loops: per kind, bucket counts and nanoseconds.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyTotals {
+    pub buckets: Vec<Vec<u64>>,
+    pub sum_ns: Vec<u64>,
+}
+
 /// A counter with one writer.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -124,6 +158,24 @@ impl Stats {
     /// Sums over loops since the last reset.
     pub fn totals(&self) -> Totals {
         self.raw().minus(&self.baseline.lock())
+    }
+
+    /// Latency histograms summed over loops (not affected by `stats reset`:
+    /// Prometheus counters only go up).
+    pub fn latency(&self) -> LatencyTotals {
+        let mut t = LatencyTotals {
+            buckets: vec![vec![0; LATENCY_BOUNDS_US.len() + 1]; COMMAND_KINDS.len()],
+            sum_ns: vec![0; COMMAND_KINDS.len()],
+        };
+        for w in &self.workers {
+            for k in 0..COMMAND_KINDS.len() {
+                for (b, c) in w.latency.buckets[k].iter().enumerate() {
+                    t.buckets[k][b] += c.get();
+                }
+                t.sum_ns[k] += w.latency.sum_ns[k].get();
+            }
+        }
+        t
     }
 
     /// `stats reset`.

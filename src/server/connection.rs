@@ -21,11 +21,13 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use mio::net::TcpStream;
 
 use crate::config::ProtocolChoice;
 use crate::dispatch::{dispatch, Action, Session, Shared};
+use crate::metrics::command_kind;
 use crate::protocol::binary::{self, compose::BinaryReply, REQUEST_MAGIC};
 use crate::protocol::text::{self, compose::TextReply};
 use crate::protocol::ParseError;
@@ -129,18 +131,22 @@ impl Connection {
                 let Some(session) = self.session.as_mut() else { break };
                 let input = &self.rbuf[self.start..self.filled];
                 let limits = &sh.config.server.limits;
+                let started = Instant::now();
                 let parsed = if session.binary {
                     binary::parse(input, limits).map(|(req, meta, used)| {
-                        (dispatch(sh, w, session, req, &mut BinaryReply::new(&mut self.wbuf, meta)), used)
+                        let kind = command_kind(&req);
+                        (dispatch(sh, w, session, req, &mut BinaryReply::new(&mut self.wbuf, meta)), used, kind)
                     })
                 } else {
                     text::parse(input, limits).map(|(req, used)| {
                         let noreply = req.noreply();
-                        (dispatch(sh, w, session, req, &mut TextReply::new(&mut self.wbuf, noreply)), used)
+                        let kind = command_kind(&req);
+                        (dispatch(sh, w, session, req, &mut TextReply::new(&mut self.wbuf, noreply)), used, kind)
                     })
                 };
                 match parsed {
-                    Ok((action, used)) => {
+                    Ok((action, used, kind)) => {
+                        w.latency.record(kind, started.elapsed());
                         self.start += used;
                         handled += 1;
                         self.last_active.store(now, Ordering::Relaxed);
@@ -156,7 +162,9 @@ impl Connection {
                     }
                     Err(ParseError::Incomplete) => break,
                     Err(ParseError::Close(why)) => {
-                        log::warn!("closing {}: {why:?}", self.peer);
+                        if let Some(dropped) = super::event_loop::BAD_INPUT_LOG.allow(now) {
+                            log::warn!("closing {}: {why:?}; {dropped} more not logged", self.peer);
+                        }
                         return Served::Closed;
                     }
                 }

@@ -24,6 +24,9 @@ use crate::stats::WorkerStats;
 use super::connection::{Connection, Served};
 
 const WAKER: Token = Token(usize::MAX);
+/// Log lines for refused clients are rate-limited.
+static REJECTED_LOG: super::LogLimiter = super::LogLimiter::new();
+pub(super) static BAD_INPUT_LOG: super::LogLimiter = super::LogLimiter::new();
 /// Listener `i` has token `LISTENER_BASE - i`.
 const LISTENER_BASE: usize = usize::MAX - 1;
 /// How long shutdown waits for queued replies to drain.
@@ -129,7 +132,11 @@ impl EventLoop {
                 // As memcached: say why, then hang up. Best effort: a fresh
                 // socket's send buffer takes this short line.
                 let _ = stream.write(TOO_MANY_CONNECTIONS);
-                log::warn!("rejected connection from {peer}: too many open connections ({max})");
+                if let Some(dropped) = REJECTED_LOG.allow(now) {
+                    log::warn!(
+                        "rejected connection from {peer}: too many open connections ({max}); {dropped} more not logged"
+                    );
+                }
                 continue;
             }
             let _ = stream.set_nodelay(true);

@@ -17,16 +17,49 @@ pub mod listener;
 use std::io::Write;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::dispatch::Shared;
 use crate::error::Error;
+use crate::notify::Notifier;
 use crate::storage::clock::Clock;
-use crate::storage::Store;
+use crate::storage::{snapshot, Store};
 use crate::sys;
 
 pub use connection::OUTPUT_HIGH_WATER;
+
+/// Rate limit for log lines about refused clients: at most one a second per
+/// kind; the ones in between are counted and reported with the next line.
+pub struct LogLimiter {
+    last: std::sync::atomic::AtomicU32,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl LogLimiter {
+    pub const fn new() -> LogLimiter {
+        LogLimiter { last: std::sync::atomic::AtomicU32::new(0), suppressed: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// `Some(n)` if a line may be logged now (`n` lines were dropped since
+    /// the last one), `None` if this one is dropped.
+    pub fn allow(&self, now: u32) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let last = self.last.load(Relaxed);
+        if now > last && self.last.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        LogLimiter::new()
+    }
+}
 
 /// Chunks the crawler checks per shard per second.
 const CRAWL_BUDGET: usize = 20_000;
@@ -34,10 +67,19 @@ const CRAWL_BUDGET: usize = 20_000;
 /// Runs the daemon until SIGINT/SIGTERM or `shutdown`.
 pub fn run(config: Config) -> Result<(), Error> {
     sys::block_signals().map_err(|source| Error::Io { what: "blocking signals", source })?;
+    let started = Instant::now();
+    let notifier = Notifier::from_env();
     let clock = Arc::new(Clock::system());
     let store = Store::new(&config.storage, clock.clone());
+    if let Some(path) = &config.snapshot_file {
+        load_snapshot(&store, path);
+    }
     let threads = config.server.threads;
     let (bound, listeners) = listener::bind_all(&config.server.listen, threads, config.server.backlog)?;
+    let metrics = match config.metrics {
+        Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?),
+        None => None,
+    };
 
     if let Some(user) = &config.user {
         if sys::is_root() {
@@ -65,16 +107,30 @@ pub fn run(config: Config) -> Result<(), Error> {
     }));
 
     let addrs: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    let flags: Vec<String> = std::env::args().skip(1).collect();
     log::info!(
-        "ferrocache {} (memcached {} protocol): {} threads, {} MB, {} shards",
+        "ferrocache {} starting (memcached {} protocol) on {}: {} MB, {} threads, {} shards, max {} connections; flags: {}",
         env!("CARGO_PKG_VERSION"),
         crate::config::MEMCACHED_VERSION,
-        threads,
+        addrs.join(","),
         shared.config.storage.memory_limit / crate::storage::MEGABYTE,
-        shared.store.shard_count()
+        threads,
+        shared.store.shard_count(),
+        shared.config.server.max_connections,
+        flags.join(" ")
     );
     // The one line tests and scripts wait for.
     println!("ferrocache listening on {}", addrs.join(","));
+    if let Some(l) = metrics {
+        let addr = l.local_addr().map_err(|source| Error::Io { what: "metrics listener", source })?;
+        println!("ferrocache metrics on http://{addr}/metrics");
+        log::info!("serving metrics on http://{addr}/metrics");
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || crate::metrics::serve(l, sh))
+            .map_err(|source| Error::Io { what: "starting the metrics thread", source })?;
+    }
     let _ = std::io::stdout().flush();
 
     let handles: Vec<_> = loops
@@ -99,7 +155,7 @@ pub fn run(config: Config) -> Result<(), Error> {
             .spawn(move || loop {
                 match sys::wait_signal() {
                     sys::Signal::Stop => {
-                        log::info!("signal received: shutting down");
+                        log::info!("SIGTERM/SIGINT received: shutting down");
                         shared.shutdown();
                         return;
                     }
@@ -109,13 +165,58 @@ pub fn run(config: Config) -> Result<(), Error> {
             .map_err(|source| Error::Io { what: "starting the signal thread", source })?;
     }
 
+    if let Err(e) =
+        notifier.notify(&format!("READY=1\nSTATUS=serving on {}\nMAINPID={}", addrs.join(","), std::process::id()))
+    {
+        log::warn!("systemd notification failed: {e}");
+    }
+
     for h in handles {
         let _ = h.join();
     }
+    let _ = notifier.notify("STOPPING=1");
     let _ = stop_tx.send(());
     let _ = maint.join();
-    log::info!("ferrocache stopped");
+    if let Some(path) = &shared.config.snapshot_file {
+        match snapshot::write(&shared.store, path) {
+            Ok(s) => log::info!(
+                "snapshot written to {}: {} items, {} bytes in {:.3} s",
+                path.display(),
+                s.items,
+                s.bytes,
+                s.elapsed.as_secs_f64()
+            ),
+            Err(e) => log::error!("snapshot to {} failed: {e}", path.display()),
+        }
+    }
+    let t = shared.stats.totals();
+    log::info!(
+        "ferrocache stopped after {:.0} s: {} connections served, {} items in cache",
+        started.elapsed().as_secs_f64(),
+        t.total_connections,
+        shared.store.stats().curr_items
+    );
     Ok(())
+}
+
+/// Loads a warm-restart snapshot; a missing file is a cold start, a bad one
+/// is refused whole with a log line (the cache starts empty).
+fn load_snapshot(store: &Store, path: &std::path::Path) {
+    if !path.exists() {
+        log::info!("no snapshot at {}: starting empty", path.display());
+        return;
+    }
+    match snapshot::load(store, path) {
+        Ok(s) => log::info!(
+            "snapshot {} loaded: {} items ({} expired or dropped), {} bytes in {:.3} s",
+            path.display(),
+            s.loaded,
+            s.dropped,
+            s.bytes,
+            s.elapsed.as_secs_f64()
+        ),
+        Err(e) => log::error!("snapshot {} refused ({e}): starting empty", path.display()),
+    }
 }
 
 fn maintenance(shared: &Shared, stop: &mpsc::Receiver<()>) {
@@ -133,5 +234,20 @@ fn maintenance(shared: &Shared, stop: &mpsc::Receiver<()>) {
                 log::debug!("crawler reclaimed {n} expired items");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogLimiter;
+
+    #[test]
+    fn one_line_a_second_with_the_dropped_count() {
+        let l = LogLimiter::new();
+        assert_eq!(l.allow(5), Some(0));
+        assert_eq!(l.allow(5), None);
+        assert_eq!(l.allow(5), None);
+        assert_eq!(l.allow(6), Some(2));
+        assert_eq!(l.allow(6), None);
     }
 }

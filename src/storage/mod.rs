@@ -22,6 +22,7 @@ pub mod hashtable;
 pub mod item;
 pub mod lru;
 pub mod slab;
+pub mod snapshot;
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -1003,6 +1004,55 @@ impl Store {
             }
         }
         reclaimed
+    }
+
+    /// Calls `f` with every live item (key, value, flags, unix exptime or
+    /// 0, CAS), one shard at a time with that shard locked.
+    pub fn for_each_item(&self, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) {
+        let now = self.clock.now();
+        for shard in self.shards.iter() {
+            let s = shard.lock();
+            for c in &s.classes {
+                let mut cur = c.lru_tail;
+                while cur != NIL {
+                    let it = c.item(cur);
+                    if s.dead(it, now).is_none() {
+                        let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
+                        f(it.key(), it.value(), it.flags(), exp, it.cas());
+                    }
+                    cur = it.prev();
+                }
+            }
+        }
+    }
+
+    /// Makes every CAS handed out from now on greater than `cas`.
+    pub fn raise_cas(&self, cas: u64) {
+        let seq = (cas >> SHARD_BITS) + 1;
+        for shard in self.shards.iter() {
+            let mut s = shard.lock();
+            s.next_seq = s.next_seq.max(seq);
+        }
+    }
+
+    /// Stores an item read back from a snapshot with its own CAS and unix
+    /// exptime (0: never). Call [`Store::raise_cas`] with the largest
+    /// restored CAS first.
+    pub fn restore(&self, key: &[u8], value: &[u8], flags: u32, exptime_unix: u64, cas: u64) -> StoreOutcome {
+        let (h, shard) = self.locate(key);
+        let now = self.clock.now();
+        let exp =
+            if exptime_unix == 0 { 0 } else { self.clock.exptime_to_rel(exptime_unix.min(i64::MAX as u64) as i64) };
+        let mut s = shard.lock();
+        match s.write_item(h, key, flags, exp, &[value], now, &self.sizes, &self.pool, self.evictions, 0) {
+            Ok(_) => {
+                if let Some((_, loc)) = s.find(h, key) {
+                    s.class_mut(loc.class).item_mut(loc.idx).set_cas(cas);
+                }
+                StoreOutcome::Stored
+            }
+            Err(e) => e,
+        }
     }
 
     /// Keys, value lengths and unix expiry times of up to `limit` items of

@@ -15,6 +15,8 @@ pub struct Server {
     pub child: Child,
     pub addrs: Vec<SocketAddr>,
     pub stderr: Option<std::process::ChildStderr>,
+    /// The rest of its standard output, line by line.
+    pub stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
 impl Server {
@@ -28,12 +30,12 @@ impl Server {
 
     /// Starts the binary with exactly `args`.
     pub fn start_raw(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ferrocache");
+        Server::start_command(Command::new(env!("CARGO_BIN_EXE_ferrocache")).args(args))
+    }
+
+    /// Starts a prepared command and waits for its ready line.
+    pub fn start_command(cmd: &mut Command) -> Server {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start ferrocache");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let line = lines.next().and_then(Result::ok).unwrap_or_else(|| {
@@ -44,7 +46,7 @@ impl Server {
         let list = line.strip_prefix("ferrocache listening on ").unwrap_or_else(|| panic!("ready line: {line}"));
         let addrs = list.split(',').map(|a| a.parse().unwrap()).collect();
         let stderr = child.stderr.take();
-        Server { child, addrs, stderr }
+        Server { child, addrs, stderr, stdout: lines }
     }
 
     pub fn addr(&self) -> SocketAddr {
