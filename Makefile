@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
-.PHONY: all build release run test lint unit clients ops install soak fuzz bench clean
+.PHONY: all build release run test lint unit clients ops install demo soak fuzz bench clean
 
 all: build
 
@@ -33,6 +33,7 @@ clients: build
 	scripts/pymemcache-integration $(BIN_DEBUG)
 	scripts/memccapable-check $(BIN_DEBUG)
 	scripts/pylibmc-binary $(BIN_DEBUG)
+	BIN=$(BIN_DEBUG) scripts/cluster-demo
 
 # The systemd unit and make install (staged).
 ops: build
@@ -40,6 +41,10 @@ ops: build
 
 install: release
 	scripts/install
+
+# Auto-discovery with a real client, against the release build.
+demo: release
+	scripts/cluster-demo
 
 # Concurrency soak against the release build (SOAK_SECS, default 20).
 soak:

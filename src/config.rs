@@ -130,6 +130,23 @@ pub struct Args {
     /// Address for --metrics-port (default: the first -l address)
     #[arg(long = "metrics-listen")]
     pub metrics_listen: Option<IpAddr>,
+    /// Auto-discovery: also listen on this port (ElastiCache's configuration
+    /// endpoint; answers `config get cluster`)
+    #[arg(long = "config-port")]
+    pub config_port: Option<u16>,
+    /// Auto-discovery: the cluster's nodes, one host|ip|port per line
+    /// (re-read on SIGHUP and when it changes)
+    #[arg(long = "cluster-file")]
+    pub cluster_file: Option<PathBuf>,
+    /// Health check interval for cluster nodes, in milliseconds
+    #[arg(long = "health-interval-ms", default_value_t = 1000)]
+    pub health_interval_ms: u64,
+    /// Health check timeout, in milliseconds
+    #[arg(long = "health-timeout-ms", default_value_t = 500)]
+    pub health_timeout_ms: u64,
+    /// Failed checks in a row that take a node out of the served list
+    #[arg(long = "health-failures", default_value_t = 3)]
+    pub health_failures: u32,
     /// Print the validated configuration and exit
     #[arg(long = "print-config")]
     pub print_config: bool,
@@ -190,6 +207,10 @@ pub struct Config {
     pub snapshot_file: Option<PathBuf>,
     /// `--metrics-port` on `--metrics-listen`.
     pub metrics: Option<SocketAddr>,
+    /// Auto-discovery settings.
+    pub discovery: crate::discovery::DiscoveryConfig,
+    /// `--config-port`: the listen addresses with this port are added.
+    pub config_port: Option<u16>,
     /// Warnings found while reading the flags, logged once logging is up.
     pub warnings: Vec<String>,
 }
@@ -374,6 +395,13 @@ impl Config {
             print_config: a.print_config,
             snapshot_file: a.snapshot_file,
             metrics,
+            discovery: crate::discovery::DiscoveryConfig {
+                cluster_file: a.cluster_file,
+                interval: std::time::Duration::from_millis(a.health_interval_ms.max(10)),
+                timeout: std::time::Duration::from_millis(a.health_timeout_ms.max(1)),
+                failures: a.health_failures.max(1),
+            },
+            config_port: a.config_port,
             warnings,
         })
     }

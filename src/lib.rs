@@ -27,6 +27,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod discovery;
 pub mod dispatch;
 pub mod error;
 pub mod metrics;

@@ -59,10 +59,19 @@ pub struct Shared {
     /// Runs a shutdown (wakes every loop); installed by the server.
     pub on_shutdown: OnceLock<Box<dyn Fn() + Send + Sync>>,
     pub pid: u32,
+    /// The auto-discovery view (config get cluster).
+    pub discovery: crate::discovery::Discovery,
 }
 
 impl Shared {
     pub fn new(config: Config, store: Store) -> Shared {
+        let discovery = crate::discovery::Discovery::new(crate::discovery::DiscoveryConfig::default())
+            .expect("no cluster file, nothing to read");
+        Shared::with_discovery(config, store, discovery)
+    }
+
+    /// As [`Shared::new`], with a loaded discovery view.
+    pub fn with_discovery(config: Config, store: Store, discovery: crate::discovery::Discovery) -> Shared {
         let threads = config.server.threads;
         let verbosity = config.verbosity;
         Shared {
@@ -76,6 +85,7 @@ impl Shared {
             verbosity: AtomicU8::new(verbosity),
             on_shutdown: OnceLock::new(),
             pid: std::process::id(),
+            discovery,
         }
     }
 
@@ -260,6 +270,21 @@ pub fn dispatch<R: Reply>(
             }
         }
         Request::Meta { command, key, data, flags } => meta::run(sh, w, command, &key, data, &flags, reply),
+        Request::ConfigGet => match sh.discovery.view() {
+            Some((version, nodes)) => reply.raw(&crate::discovery::format::config_reply(version, &nodes)),
+            None => reply.error(ProtocolError::UnknownCommand),
+        },
+        Request::ConfigSet { data } => match sh.discovery.config_set(data) {
+            Ok(()) => reply.status(Status::Stored, 0),
+            Err(e) => {
+                log::warn!("config set cluster refused: {e}");
+                reply.error(ProtocolError::BadFormat)
+            }
+        },
+        Request::ConfigDelete => {
+            let status = if sh.discovery.config_delete() { Status::Deleted } else { Status::NotFound };
+            reply.status(status, 0);
+        }
         Request::MetaNoop => reply.meta(MetaCommand::Get, MetaCode::Mn, &[], &MetaFlags::default(), None, None),
         Request::InvalidData { error, swallow, noreply: _ } => {
             reply.error(error);
@@ -299,6 +324,15 @@ fn retrieve<R: Reply>(
     };
     for key in keys.iter() {
         cmd.incr();
+        if key == crate::discovery::format::LEGACY_KEY {
+            // Old auto-discovery clients read the node list as an item.
+            if let Some((version, nodes)) = sh.discovery.view() {
+                hits.incr();
+                let payload = crate::discovery::format::payload(version, &nodes);
+                reply.value(key, 0, cas.then_some(0), &payload);
+                continue;
+            }
+        }
         let hit = sh.store.get(key, touch, |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
         if hit.is_some() {
             hits.incr();

@@ -31,6 +31,12 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
             out.stats_end();
         }
         Some(b"conns") => conns(sh, out),
+        Some(b"cluster") => {
+            for (k, v) in sh.discovery.stats() {
+                out.stat(&k, &v);
+            }
+            out.stats_end();
+        }
         Some(b"detail") => match words.next() {
             Some(b"on" | b"off" | b"dump") => out.status(Status::DetailNotAllowed, 0),
             _ => out.status(Status::DetailUsage, 0),

@@ -262,6 +262,14 @@ pub enum Request<'a> {
     },
     /// `mn`
     MetaNoop,
+    /// `config get cluster`
+    ConfigGet,
+    /// `config set cluster 0 <bytes>` and its data.
+    ConfigSet {
+        data: &'a [u8],
+    },
+    /// `config delete cluster`
+    ConfigDelete,
     /// A refused request whose data must be discarded after the reply.
     InvalidData {
         error: ProtocolError,
@@ -424,6 +432,11 @@ pub trait Reply {
     fn stat(&mut self, name: &str, value: &dyn Display);
     /// After the last statistic.
     fn stats_end(&mut self);
+    /// Raw reply bytes (auto-discovery's `CONFIG` reply; text only).
+    fn raw(&mut self, bytes: &[u8]) {
+        let _ = bytes;
+        self.error(ProtocolError::UnknownCommand);
+    }
     /// One `stats cachedump` line.
     fn dump_item(&mut self, key: &[u8], len: usize, exptime: u64);
     /// A refused request.

@@ -74,8 +74,14 @@ pub fn run(config: Config) -> Result<(), Error> {
     if let Some(path) = &config.snapshot_file {
         load_snapshot(&store, path);
     }
+    let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
     let threads = config.server.threads;
-    let (bound, listeners) = listener::bind_all(&config.server.listen, threads, config.server.backlog)?;
+    let mut addrs_to_bind = config.server.listen.clone();
+    if let Some(port) = config.config_port {
+        // The configuration endpoint: the same machinery on its own port.
+        addrs_to_bind.extend(config.server.listen.iter().map(|a| std::net::SocketAddr::new(a.ip(), port)));
+    }
+    let (bound, listeners) = listener::bind_all(&addrs_to_bind, threads, config.server.backlog)?;
     let metrics = match config.metrics {
         Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?),
         None => None,
@@ -89,7 +95,7 @@ pub fn run(config: Config) -> Result<(), Error> {
         log::warn!("running as root without -u: consider a dedicated user");
     }
 
-    let shared = Arc::new(Shared::new(config, store));
+    let shared = Arc::new(Shared::with_discovery(config, store, discovery));
     let _ = shared.bound.set(bound.clone());
 
     let mut loops = Vec::with_capacity(threads);
@@ -140,6 +146,20 @@ pub fn run(config: Config) -> Result<(), Error> {
         .collect::<Result<_, _>>()
         .map_err(|source| Error::Io { what: "starting an event loop thread", source })?;
 
+    if shared.discovery.view().is_some() || shared.config.config_port.is_some() {
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("discovery".into())
+            .spawn(move || loop {
+                std::thread::sleep(sh.discovery.config().interval);
+                if sh.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                sh.discovery.poll_file();
+                sh.discovery.check_all();
+            })
+            .map_err(|source| Error::Io { what: "starting the discovery thread", source })?;
+    }
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let maint = {
         let shared = shared.clone();
@@ -159,7 +179,12 @@ pub fn run(config: Config) -> Result<(), Error> {
                         shared.shutdown();
                         return;
                     }
-                    sys::Signal::Hangup => log::info!("SIGHUP received: nothing to reload"),
+                    sys::Signal::Hangup => {
+                        log::info!("SIGHUP received: re-reading the cluster file");
+                        if let Err(e) = shared.discovery.reload_file("SIGHUP") {
+                            log::error!("cluster file not reloaded: {e}");
+                        }
+                    }
                 }
             })
             .map_err(|source| Error::Io { what: "starting the signal thread", source })?;

@@ -111,6 +111,9 @@ impl Reply for TextReply<'_> {
     fn stats_end(&mut self) {
         self.out.extend_from_slice(END);
     }
+    fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
     fn dump_item(&mut self, key: &[u8], len: usize, exptime: u64) {
         use std::io::Write;
         self.out.extend_from_slice(b"ITEM ");

@@ -114,6 +114,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
             _ => Request::Shutdown { graceful: false, valid: false },
         }),
         b"cache_memlimit" => memlimit(&toks, n, noreply),
+        b"config" => config(&toks, n, rest, limits),
         [b'm', c] => super::meta::parse(*c, &line[2..], rest, limits),
         _ if last.starts_with(b"HTTP/") => return Err(ParseError::Close(CloseReason::Http)),
         _ => invalid(ProtocolError::UnknownCommand, false),
@@ -205,6 +206,29 @@ fn storage<'a>(
         return Line::WithData(Request::Fatal { error: ProtocolError::BadDataChunk, noreply }, len + 2);
     }
     Line::WithData(Request::Store { command, key, flags, exptime: exp, data: &rest[..len], cas, noreply }, len + 2)
+}
+
+/// `config get|delete cluster`, `config set cluster <flags> <bytes>` +
+/// data (the auto-discovery admin commands).
+fn config<'a>(toks: &[&'a [u8]; MAX_TOKENS], n: usize, rest: &'a [u8], limits: &Limits) -> Line<'a> {
+    match (n, toks[1], toks[2]) {
+        (3, b"get", b"cluster") => Line::Done(Request::ConfigGet),
+        (3, b"delete", b"cluster") => Line::Done(Request::ConfigDelete),
+        (5, b"set", b"cluster") => {
+            let Some(len) = parse_unsigned(toks[4]).filter(|&l| l <= limits.max_value as u64).map(|l| l as usize)
+            else {
+                return Line::Done(Request::Fatal { error: ProtocolError::BadFormat, noreply: false });
+            };
+            if rest.len() < len + 2 {
+                return Line::NeedData;
+            }
+            if &rest[len..len + 2] != b"\r\n" {
+                return Line::WithData(Request::Fatal { error: ProtocolError::BadDataChunk, noreply: false }, len + 2);
+            }
+            Line::WithData(Request::ConfigSet { data: &rest[..len] }, len + 2)
+        }
+        _ => invalid(ProtocolError::UnknownCommand, false),
+    }
 }
 
 fn arithmetic<'a>(incr: bool, toks: &[&'a [u8]; MAX_TOKENS], n: usize, noreply: bool) -> Line<'a> {

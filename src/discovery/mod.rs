@@ -1,0 +1,378 @@
+//! Auto-discovery: the cluster's node list for ElastiCache-style clients
+//! (`config get cluster`), its version, and failure detection.
+//!
+//! The configured nodes come from `--cluster-file` (one `host|ip|port` per
+//! line; re-read on SIGHUP and when its modification time changes) or from
+//! `config set cluster`. A health-check thread sends `version` to every
+//! configured node each `--health-interval-ms`; a node that fails
+//! `--health-failures` checks in a row leaves the served list, and comes
+//! back at its first good check. Every change to the served list bumps the
+//! version by one and is logged and kept in a short history (`stats
+//! cluster`). The version is persisted to `<cluster-file>.version`, so it
+//! never goes backwards across a restart.
+//!
+//! Not here: the reply bytes (`format.rs`) and the listener (the config
+//! port is an ordinary listener of the event loops).
+
+pub mod format;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+pub use format::Node;
+
+/// History entries kept for `stats cluster`.
+const HISTORY: usize = 32;
+
+/// The `discovery` section of the configuration.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    pub cluster_file: Option<PathBuf>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failed checks that take a node out.
+    pub failures: u32,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            cluster_file: None,
+            interval: Duration::from_millis(1000),
+            timeout: Duration::from_millis(500),
+            failures: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Health {
+    down: bool,
+    failures: u32,
+    checks: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// None until a cluster is configured (or after `config delete`).
+    configured: Option<Vec<Node>>,
+    health: HashMap<Node, Health>,
+    served: Vec<Node>,
+    version: u64,
+    history: VecDeque<(u64, u64, String)>,
+    file_mtime: Option<SystemTime>,
+}
+
+/// The cluster view, shared by the event loops and the health checker.
+#[derive(Debug)]
+pub struct Discovery {
+    cfg: DiscoveryConfig,
+    state: Mutex<State>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Discovery {
+    /// Loads the persisted version and the cluster file, if any.
+    pub fn new(cfg: DiscoveryConfig) -> Result<Discovery, String> {
+        let d = Discovery { cfg, state: Mutex::new(State::default()) };
+        if let Some(path) = d.version_path() {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let v = text.lines().next().and_then(|l| l.trim().parse().ok());
+                let v = v.ok_or_else(|| format!("{}: not a version number", path.display()))?;
+                let mut s = d.state.lock();
+                s.version = v;
+                s.served = text.lines().nth(1).map(format::parse_nodes).transpose()?.unwrap_or_default();
+            }
+        }
+        if d.cfg.cluster_file.is_some() {
+            d.reload_file("start")?;
+        }
+        Ok(d)
+    }
+
+    fn version_path(&self) -> Option<PathBuf> {
+        self.cfg.cluster_file.as_ref().map(|f| {
+            let mut p = f.as_os_str().to_owned();
+            p.push(".version");
+            PathBuf::from(p)
+        })
+    }
+
+    /// The health-check settings.
+    pub fn config(&self) -> &DiscoveryConfig {
+        &self.cfg
+    }
+
+    /// The served view: version and nodes, if a cluster is configured.
+    pub fn view(&self) -> Option<(u64, Vec<Node>)> {
+        let s = self.state.lock();
+        s.configured.as_ref().map(|_| (s.version, s.served.clone()))
+    }
+
+    /// Recomputes the served list; bumps and persists the version if it
+    /// changed. Caller holds the lock.
+    fn publish(&self, s: &mut State, reason: String, at_least: u64) {
+        let served: Vec<Node> = match &s.configured {
+            Some(nodes) => nodes.iter().filter(|n| !s.health.get(*n).is_some_and(|h| h.down)).cloned().collect(),
+            None => Vec::new(),
+        };
+        if served == s.served && s.version > 0 && at_least <= s.version {
+            return;
+        }
+        s.served = served;
+        s.version = (s.version + 1).max(at_least);
+        log::info!("cluster version {}: {reason}; serving {} node(s)", s.version, s.served.len());
+        s.history.push_back((s.version, unix_now(), reason));
+        while s.history.len() > HISTORY {
+            s.history.pop_front();
+        }
+        if let Some(path) = self.version_path() {
+            let list: Vec<String> = s.served.iter().map(Node::to_string).collect();
+            let tmp = path.with_extension("version.tmp");
+            let ok = std::fs::write(&tmp, format!("{}\n{}\n", s.version, list.join(" ")))
+                .and_then(|_| std::fs::rename(&tmp, &path));
+            if let Err(e) = ok {
+                log::error!("cannot persist the cluster version to {}: {e}", path.display());
+            }
+        }
+    }
+
+    fn set_nodes(&self, s: &mut State, nodes: Vec<Node>, reason: String, at_least: u64) {
+        s.health.retain(|n, _| nodes.contains(n));
+        s.configured = Some(nodes);
+        self.publish(s, reason, at_least);
+    }
+
+    /// Re-reads the cluster file (SIGHUP, a changed mtime, start).
+    pub fn reload_file(&self, why: &str) -> Result<(), String> {
+        let Some(path) = &self.cfg.cluster_file else { return Ok(()) };
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let nodes = format::parse_nodes(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut s = self.state.lock();
+        s.file_mtime = meta.modified().ok();
+        let changed = s.configured.as_ref() != Some(&nodes);
+        if changed || s.version == 0 {
+            self.set_nodes(&mut s, nodes, format!("cluster file read ({why})"), 0);
+        }
+        Ok(())
+    }
+
+    /// Re-reads the cluster file if its modification time changed.
+    pub fn poll_file(&self) {
+        let Some(path) = &self.cfg.cluster_file else { return };
+        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if mtime.is_some() && mtime != self.state.lock().file_mtime {
+            if let Err(e) = self.reload_file("file changed") {
+                log::error!("cluster file not reloaded: {e}");
+            }
+        }
+    }
+
+    /// `config set cluster`: `data` is a node list, optionally after a
+    /// version line; a given version is honoured if it is higher.
+    pub fn config_set(&self, data: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(data).map_err(|_| "not UTF-8".to_string())?;
+        let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let mut given = 0;
+        if lines.len() > 1 {
+            if let Ok(v) = lines[0].parse::<u64>() {
+                given = v;
+                lines.remove(0);
+            }
+        }
+        let nodes = format::parse_nodes(&lines.join("\n"))?;
+        let mut s = self.state.lock();
+        self.set_nodes(&mut s, nodes, "config set".into(), given);
+        Ok(())
+    }
+
+    /// `config delete cluster`: true if there was a configuration.
+    pub fn config_delete(&self) -> bool {
+        let mut s = self.state.lock();
+        if s.configured.is_none() {
+            return false;
+        }
+        s.configured = None;
+        s.health.clear();
+        self.publish(&mut s, "config delete".into(), 0);
+        true
+    }
+
+    /// One round of health checks (run by the health thread).
+    pub fn check_all(&self) {
+        let nodes = match &self.state.lock().configured {
+            Some(n) => n.clone(),
+            None => return,
+        };
+        let results: Vec<(Node, bool)> = nodes
+            .into_iter()
+            .map(|n| {
+                let ok = probe(&n, self.cfg.timeout);
+                (n, ok)
+            })
+            .collect();
+        let mut s = self.state.lock();
+        let mut changes = Vec::new();
+        for (node, ok) in results {
+            if !s.configured.as_ref().is_some_and(|c| c.contains(&node)) {
+                continue; // removed while we probed
+            }
+            let h = s.health.entry(node.clone()).or_default();
+            h.checks += 1;
+            if ok {
+                h.failures = 0;
+                if h.down {
+                    h.down = false;
+                    changes.push(format!("{node} is back"));
+                }
+            } else {
+                h.failures += 1;
+                if !h.down && h.failures >= self.cfg.failures {
+                    h.down = true;
+                    changes.push(format!("{node} down after {} failed checks", h.failures));
+                }
+            }
+        }
+        for reason in changes {
+            log::warn!("cluster: {reason}");
+            self.publish(&mut s, reason, 0);
+        }
+    }
+
+    /// `stats cluster`: name/value pairs.
+    pub fn stats(&self) -> Vec<(String, String)> {
+        let s = self.state.lock();
+        let mut out = vec![
+            ("cluster_version".to_string(), s.version.to_string()),
+            ("cluster_configured".to_string(), s.configured.as_ref().map_or(0, Vec::len).to_string()),
+            ("cluster_serving".to_string(), s.served.len().to_string()),
+        ];
+        for (i, n) in s.configured.iter().flatten().enumerate() {
+            let h = s.health.get(n).cloned().unwrap_or_default();
+            out.push((format!("node:{i}:addr"), n.to_string()));
+            out.push((format!("node:{i}:state"), if h.down { "down" } else { "up" }.to_string()));
+            out.push((format!("node:{i}:failures"), h.failures.to_string()));
+            out.push((format!("node:{i}:checks"), h.checks.to_string()));
+        }
+        for (v, at, why) in &s.history {
+            out.push((format!("history:{v}"), format!("{at} {why}")));
+        }
+        out
+    }
+}
+
+/// One health check: `version` answered with `VERSION ` within `timeout`.
+pub fn probe(node: &Node, timeout: Duration) -> bool {
+    let Some(addr) = node.address().to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return false;
+    };
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    if s.write_all(b"version\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    while got < 10 {
+        match s.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        if buf[..got].contains(&b'\n') {
+            break;
+        }
+    }
+    buf[..got].starts_with(b"VERSION ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disc(file: Option<PathBuf>) -> Discovery {
+        Discovery::new(DiscoveryConfig { cluster_file: file, failures: 2, ..DiscoveryConfig::default() }).unwrap()
+    }
+
+    #[test]
+    fn config_set_and_delete_bump_the_version() {
+        let d = disc(None);
+        assert_eq!(d.view(), None);
+        d.config_set(b"a|127.0.0.1|1 b|127.0.0.1|2").unwrap();
+        let (v, nodes) = d.view().unwrap();
+        assert_eq!((v, nodes.len()), (1, 2));
+        d.config_set(b"a|127.0.0.1|1 b|127.0.0.1|2\n").unwrap();
+        assert_eq!(d.view().unwrap().0, 1, "the same list is no change");
+        d.config_set(b"7\na|127.0.0.1|1\n").unwrap();
+        assert_eq!(d.view().unwrap().0, 7, "a higher given version is honoured");
+        d.config_set(b"3\nb|127.0.0.1|2").unwrap();
+        assert_eq!(d.view().unwrap().0, 8, "a lower one is not: versions never go back");
+        assert!(d.config_delete());
+        assert_eq!(d.view(), None);
+        assert!(!d.config_delete());
+        assert!(d.config_set(b"not a node").is_err());
+    }
+
+    #[test]
+    fn failed_nodes_leave_and_come_back() {
+        let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let live_port = live.local_addr().unwrap().port();
+        // a port nothing listens on
+        let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in live.incoming().flatten() {
+                let mut c = c;
+                let mut b = [0u8; 64];
+                let _ = c.read(&mut b);
+                let _ = c.write_all(b"VERSION 1.6.18\r\n");
+            }
+        });
+        let d = disc(None);
+        d.config_set(format!("live|127.0.0.1|{live_port} dead|127.0.0.1|{dead_port}").as_bytes()).unwrap();
+        assert_eq!(d.view().unwrap().1.len(), 2);
+        d.check_all();
+        assert_eq!(d.view().unwrap(), (1, d.view().unwrap().1), "one failure is not enough");
+        assert_eq!(d.view().unwrap().1.len(), 2);
+        d.check_all();
+        let (v, nodes) = d.view().unwrap();
+        assert_eq!((v, nodes.len()), (2, 1), "two failures take it out");
+        assert_eq!(nodes[0].port, live_port);
+        let stats = d.stats();
+        assert!(stats.iter().any(|(k, v)| k == "node:1:state" && v == "down"));
+        assert!(stats.iter().any(|(k, v)| k == "history:2" && v.contains("down after 2 failed checks")));
+    }
+
+    #[test]
+    fn the_version_survives_a_restart_and_the_file_is_followed() {
+        let dir = std::env::temp_dir().join(format!("ferrocache-disc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cluster");
+        std::fs::write(&file, "a|127.0.0.1|1\n").unwrap();
+        let d = disc(Some(file.clone()));
+        assert_eq!(d.view().unwrap().0, 1);
+        std::fs::write(&file, "a|127.0.0.1|1\nb|127.0.0.1|2\n").unwrap();
+        d.reload_file("SIGHUP").unwrap();
+        assert_eq!(d.view().unwrap().0, 2);
+        drop(d);
+        // restart with the same file: same list, same version
+        let d = disc(Some(file.clone()));
+        assert_eq!(d.view().unwrap().0, 2);
+        // restart with a changed file: one more, never back to 1
+        std::fs::write(&file, "c|127.0.0.1|3\n").unwrap();
+        let d = disc(Some(file.clone()));
+        assert_eq!(d.view().unwrap().0, 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
