@@ -67,6 +67,8 @@ pub struct Connection {
     swallow: usize,
     close_after_write: bool,
     peer_closed: bool,
+    /// The peer has shut down its side (EPOLLRDHUP seen): read to EOF.
+    pub hup: bool,
     /// Picked from the first byte (or `-B`); `None` until it arrives.
     session: Option<Session>,
     /// Relative time of the last completed request, for idle_timeout and
@@ -91,6 +93,7 @@ impl Connection {
             close_after_write: false,
             peer_closed: false,
             session: None,
+            hup: false,
             last_active: Arc::new(AtomicU32::new(now)),
             last_write: now,
         }
@@ -105,6 +108,7 @@ impl Connection {
     pub fn serve(&mut self, sh: &Shared, w: &WorkerStats) -> Served {
         let budget = sh.config.server.reqs_per_event;
         let now = sh.store.clock().now();
+        let mut drained = false;
         loop {
             let mut handled = 0;
             if self.session.is_none() && self.filled > self.start {
@@ -193,9 +197,18 @@ impl Connection {
             if self.peer_closed {
                 return Served::Closed;
             }
+            if drained && !self.hup {
+                // The last read came back short: the socket was empty then,
+                // and edge-triggered readiness raises a new event for any
+                // byte that comes later, so the read that would only say
+                // WouldBlock is skipped (a syscall per request). Not when
+                // the peer has hung up: its FIN may have come with the data,
+                // and no event will follow it.
+                return Served::Waiting;
+            }
             match self.read(w) {
-                Ok(0) => self.peer_closed = true,
-                Ok(_) => {}
+                Ok((0, _)) => self.peer_closed = true,
+                Ok((n, space)) => drained = n < space,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Served::Waiting,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Served::Closed,
@@ -205,7 +218,8 @@ impl Connection {
 
     /// One read into the input buffer, growing it if a partial request
     /// fills it (the parser bounds how far that goes).
-    fn read(&mut self, w: &WorkerStats) -> io::Result<usize> {
+    /// Returns the bytes read and the room there was for them.
+    fn read(&mut self, w: &WorkerStats) -> io::Result<(usize, usize)> {
         if self.start > 0 {
             self.rbuf.copy_within(self.start..self.filled, 0);
             self.filled -= self.start;
@@ -215,10 +229,11 @@ impl Connection {
             let grow = self.rbuf.len().max(READ_CHUNK);
             self.rbuf.resize(self.rbuf.len() + grow, 0);
         }
+        let space = self.rbuf.len() - self.filled;
         let n = self.stream.read(&mut self.rbuf[self.filled..])?;
         self.filled += n;
         w.bytes_read.add(n as u64);
-        Ok(n)
+        Ok((n, space))
     }
 
     /// Writes queued output until done or WouldBlock. `now` records progress.

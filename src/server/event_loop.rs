@@ -98,11 +98,15 @@ impl EventLoop {
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.accept(LISTENER_BASE - t, now)
                     }
-                    Token(key) => self.serve(key),
+                    Token(key) => {
+                        // A hang-up (or error) must be read to the end.
+                        let hup = ev.is_read_closed() || ev.is_error();
+                        self.serve(key, hup)
+                    }
                 }
             }
             for key in std::mem::take(&mut self.ready) {
-                self.serve(key);
+                self.serve(key, false);
             }
             if last_check.elapsed() >= Duration::from_secs(1) {
                 last_check = Instant::now();
@@ -162,8 +166,9 @@ impl EventLoop {
         }
     }
 
-    fn serve(&mut self, key: usize) {
+    fn serve(&mut self, key: usize, hup: bool) {
         let Some(conn) = self.conns.get_mut(key) else { return };
+        conn.hup |= hup;
         match conn.serve(&self.shared, &self.stats) {
             Served::Waiting => {}
             Served::Yielded => self.ready.push(key),
