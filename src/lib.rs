@@ -1,15 +1,15 @@
 //! ferrocache: a memcached-compatible, multi-threaded cache daemon.
 //!
 //! ```text
-//!             clients (text protocol over TCP)
+//!        clients (text, meta and binary protocols over TCP)
 //!                 |          |          |
 //!   SO_REUSEPORT  v          v          v
 //!            +---------+ +---------+ +---------+
 //!            | loop-0  | | loop-1  | | loop-N  |   server::event_loop
 //!            | mio Poll| | mio Poll| | mio Poll|   one per -t thread
 //!            +----+----+ +----+----+ +----+----+
-//!                 | bytes -> protocol::text::parse -> Request
-//!                 | Request -> dispatch -> Store calls -> reply bytes
+//!                 | bytes -> protocol::{text,binary}::parse -> Request
+//!                 | Request -> dispatch -> Store calls -> Reply (text/binary)
 //!                 v
 //!   +--------------------------------------------------+
 //!   | storage::Store: shards by key hash, each one      |
@@ -17,6 +17,7 @@
 //!   | pages of -I bytes from one PagePool of -m bytes   |
 //!   +--------------------------------------------------+
 //!        ^ maintenance thread: clock tick, expiry crawler
+//!   other threads: signals, discovery health checks, metrics HTTP
 //! ```
 //!
 //! Module rules: `protocol` and `storage` depend on nothing else in the
