@@ -27,8 +27,6 @@ use crate::storage::clock::Clock;
 use crate::storage::{snapshot, Store};
 use crate::sys;
 
-pub use connection::OUTPUT_HIGH_WATER;
-
 /// Rate limit for log lines about refused clients: at most one a second per
 /// kind; the ones in between are counted and reported with the next line.
 pub struct LogLimiter {

@@ -875,7 +875,7 @@ impl Store {
         let recache = opts.recache.map(|t| self.clock.exptime_to_rel(t));
         let use_cas = self.use_cas;
         let c = s.class_mut(loc.class);
-        let (meta, total) = {
+        let meta = {
             let mut it = c.item_mut(loc.idx);
             let r = it.as_ref();
             let (iflags, atime) = (r.iflags(), r.atime());
@@ -897,7 +897,7 @@ impl Store {
             }
             it.set_iflags(new_flags);
             let r = it.as_ref();
-            let meta = MetaItem {
+            MetaItem {
                 flags: r.flags(),
                 cas: if use_cas { r.cas() } else { 0 },
                 exptime,
@@ -909,10 +909,8 @@ impl Store {
                 won,
                 class: loc.class,
                 size: r.total_len(),
-            };
-            (meta, r.total_len())
+            }
         };
-        debug_assert!(total > 0);
         if touch.is_some() {
             c.counters.touch_hits += 1;
         } else {
