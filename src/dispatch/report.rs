@@ -112,6 +112,7 @@ fn general<R: Reply>(sh: &Shared, out: &mut R) {
     stat(out, "hash_power_level", u64::from(s.hash_power_level));
     stat(out, "hash_bytes", s.hash_bytes);
     stat(out, "hash_is_expanding", 0);
+    stat(out, "slabs_moved", s.slabs_moved);
     stat(out, "bytes", s.bytes);
     stat(out, "curr_items", s.curr_items);
     stat(out, "total_items", s.total_items);
@@ -161,6 +162,8 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("hashpower_init", &st.hashpower);
     out.stat("slab_chunk_max", &st.item_size_max);
     out.stat("lru_crawler", &"yes");
+    out.stat("slab_reassign", &"yes");
+    out.stat("slab_automove", &1);
     out.stat("flush_enabled", &yes_no(srv.flush_enabled));
     out.stat("dump_enabled", &yes_no(srv.dump_enabled));
     out.stat("hash_algorithm", &"ahash");

@@ -8,23 +8,28 @@
 //! offset size field
 //!  0     4    prev     LRU link toward the head (chunk index, NIL at the head)
 //!  4     4    next     LRU link toward the tail; free-list link when free
-//!  8     8    cas      CAS unique; also orders items against flush_all
-//! 16     4    exptime  relative expiry time, 0 = never
-//! 20     4    atime    relative time of the last access
-//! 24     4    flags    client flags
-//! 28     4    vlen     value length
+//!  8     4    hnext    next item in the same hash bucket (a packed `Loc`)
+//! 12     8    cas      CAS unique; also orders items against flush_all
+//! 20     4    exptime  relative expiry time, 0 = never
+//! 24     4    atime    relative time of the last access
+//! 28     4    vlen     value length (bits 0-30); bit 31: client flags follow
 //! 32     1    klen     key length (keys are at most 250 bytes)
 //! 33     1    iflags   LINKED | FETCHED | STALE | TOKEN_SENT
-//! 34          key bytes, then value bytes
+//! 34     0/4  flags    client flags, stored only when not zero
+//!             key bytes, then value bytes
 //! ```
 //!
-//! 34 bytes against memcached's 48-56 (its `item` struct plus the `\r\n`
-//! it stores after each value). Nothing here knows about pages or tables.
+//! 34 bytes against memcached's 48 (its `item` struct) plus the 8-byte CAS
+//! and the `\r\n` it stores after each value. Like memcached, client flags
+//! cost 4 bytes only when they are not 0. Nothing here knows about pages or
+//! tables.
 
-/// Bytes in front of the key.
+/// Bytes in front of the key (or of the client flags, when stored).
 pub const HEADER_LEN: usize = 34;
+/// Bytes the client flags add when they are not 0.
+pub const FLAGS_LEN: usize = 4;
 
-/// "No chunk": the end of an LRU or free list.
+/// "No chunk": the end of an LRU, free or hash-bucket list.
 pub const NIL: u32 = u32::MAX;
 
 /// The item is in the hash table and its class LRU.
@@ -38,18 +43,20 @@ pub const TOKEN_SENT: u8 = 8;
 
 const PREV: usize = 0;
 const NEXT: usize = 4;
-const CAS: usize = 8;
-const EXPTIME: usize = 16;
-const ATIME: usize = 20;
-const FLAGS: usize = 24;
+const HNEXT: usize = 8;
+const CAS: usize = 12;
+const EXPTIME: usize = 20;
+const ATIME: usize = 24;
 const VLEN: usize = 28;
 const KLEN: usize = 32;
 const IFLAGS: usize = 33;
+/// Bit of the `vlen` field saying client flags are stored.
+const HAS_FLAGS: u32 = 1 << 31;
 
-/// Total bytes an item with this key and value needs.
+/// Total bytes an item with this key, value and client flags needs.
 #[inline]
-pub fn total_len(klen: usize, vlen: usize) -> usize {
-    HEADER_LEN + klen + vlen
+pub fn total_len(klen: usize, vlen: usize, flags: u32) -> usize {
+    HEADER_LEN + if flags != 0 { FLAGS_LEN } else { 0 } + klen + vlen
 }
 
 #[inline]
@@ -76,6 +83,10 @@ impl<'a> ItemRef<'a> {
         get_u32(self.0, NEXT)
     }
     #[inline]
+    pub fn hnext(&self) -> u32 {
+        get_u32(self.0, HNEXT)
+    }
+    #[inline]
     pub fn cas(&self) -> u64 {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.0[CAS..CAS + 8]);
@@ -90,12 +101,29 @@ impl<'a> ItemRef<'a> {
         get_u32(self.0, ATIME)
     }
     #[inline]
+    fn has_flags(&self) -> bool {
+        get_u32(self.0, VLEN) & HAS_FLAGS != 0
+    }
+    /// Where the key starts.
+    #[inline]
+    fn key_at(&self) -> usize {
+        if self.has_flags() {
+            HEADER_LEN + FLAGS_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+    #[inline]
     pub fn flags(&self) -> u32 {
-        get_u32(self.0, FLAGS)
+        if self.has_flags() {
+            get_u32(self.0, HEADER_LEN)
+        } else {
+            0
+        }
     }
     #[inline]
     pub fn vlen(&self) -> usize {
-        get_u32(self.0, VLEN) as usize
+        (get_u32(self.0, VLEN) & !HAS_FLAGS) as usize
     }
     #[inline]
     pub fn klen(&self) -> usize {
@@ -111,17 +139,18 @@ impl<'a> ItemRef<'a> {
     }
     #[inline]
     pub fn key(&self) -> &'a [u8] {
-        &self.0[HEADER_LEN..HEADER_LEN + self.klen()]
+        let at = self.key_at();
+        &self.0[at..at + self.klen()]
     }
     #[inline]
     pub fn value(&self) -> &'a [u8] {
-        let start = HEADER_LEN + self.klen();
+        let start = self.key_at() + self.klen();
         &self.0[start..start + self.vlen()]
     }
     /// Bytes this item accounts for (memcached's `ITEM_ntotal`).
     #[inline]
     pub fn total_len(&self) -> usize {
-        total_len(self.klen(), self.vlen())
+        self.key_at() + self.klen() + self.vlen()
     }
 }
 
@@ -142,6 +171,10 @@ impl ItemMut<'_> {
         put_u32(self.0, NEXT, v)
     }
     #[inline]
+    pub fn set_hnext(&mut self, v: u32) {
+        put_u32(self.0, HNEXT, v)
+    }
+    #[inline]
     pub fn set_cas(&mut self, v: u64) {
         self.0[CAS..CAS + 8].copy_from_slice(&v.to_le_bytes())
     }
@@ -154,10 +187,6 @@ impl ItemMut<'_> {
         put_u32(self.0, ATIME, v)
     }
     #[inline]
-    pub fn set_flags(&mut self, v: u32) {
-        put_u32(self.0, FLAGS, v)
-    }
-    #[inline]
     pub fn set_iflags(&mut self, v: u8) {
         self.0[IFLAGS] = v
     }
@@ -165,18 +194,26 @@ impl ItemMut<'_> {
     pub fn init(&mut self, key: &[u8], flags: u32, exptime: u32, now: u32, cas: u64, value: &[&[u8]]) {
         debug_assert!(key.len() <= u8::MAX as usize);
         let vlen: usize = value.iter().map(|p| p.len()).sum();
-        debug_assert!(total_len(key.len(), vlen) <= self.0.len());
+        debug_assert!(total_len(key.len(), vlen, flags) <= self.0.len());
+        debug_assert!((vlen as u64) < u64::from(HAS_FLAGS));
         self.set_prev(NIL);
         self.set_next(NIL);
+        self.set_hnext(NIL);
         self.set_cas(cas);
         self.set_exptime(exptime);
         self.set_atime(now);
-        self.set_flags(flags);
-        put_u32(self.0, VLEN, vlen as u32);
+        let mut at = HEADER_LEN;
+        if flags != 0 {
+            put_u32(self.0, VLEN, vlen as u32 | HAS_FLAGS);
+            put_u32(self.0, HEADER_LEN, flags);
+            at += FLAGS_LEN;
+        } else {
+            put_u32(self.0, VLEN, vlen as u32);
+        }
         self.0[KLEN] = key.len() as u8;
         self.0[IFLAGS] = 0;
-        self.0[HEADER_LEN..HEADER_LEN + key.len()].copy_from_slice(key);
-        let mut at = HEADER_LEN + key.len();
+        self.0[at..at + key.len()].copy_from_slice(key);
+        at += key.len();
         for piece in value {
             self.0[at..at + piece.len()].copy_from_slice(piece);
             at += piece.len();
@@ -185,7 +222,7 @@ impl ItemMut<'_> {
     /// The value bytes, for in-place rewrites (incr/decr).
     pub fn value_mut(&mut self) -> &mut [u8] {
         let r = self.as_ref();
-        let start = HEADER_LEN + r.klen();
+        let start = r.key_at() + r.klen();
         let end = start + r.vlen();
         &mut self.0[start..end]
     }
@@ -210,7 +247,9 @@ mod tests {
         assert_eq!(r.flags(), 0xdead_beef);
         assert_eq!(r.key(), b"key");
         assert_eq!(r.value(), b"value");
-        assert_eq!(r.total_len(), HEADER_LEN + 3 + 5);
+        assert_eq!(r.total_len(), HEADER_LEN + FLAGS_LEN + 3 + 5);
+        assert_eq!(r.total_len(), total_len(3, 5, 0xdead_beef));
+        assert_eq!(r.hnext(), NIL);
         assert!(r.is_linked());
         assert_eq!(r.iflags() & FETCHED, FETCHED);
     }
@@ -218,9 +257,28 @@ mod tests {
     #[test]
     fn largest_key_fits_the_length_byte() {
         let key = vec![b'k'; 250];
-        let mut chunk = vec![0u8; total_len(250, 0)];
+        let mut chunk = vec![0u8; total_len(250, 0, 0)];
         ItemMut(&mut chunk).init(&key, 0, 0, 0, 1, &[]);
         assert_eq!(ItemRef(&chunk).key(), &key[..]);
         assert_eq!(ItemRef(&chunk).value(), b"");
+    }
+
+    #[test]
+    fn zero_flags_take_no_bytes_and_others_four() {
+        let mut plain = vec![0xFFu8; 64];
+        ItemMut(&mut plain).init(b"k", 0, 0, 0, 1, &[b"vv"]);
+        let r = ItemRef(&plain);
+        assert_eq!((r.flags(), r.key(), r.value()), (0, &b"k"[..], &b"vv"[..]));
+        assert_eq!(r.total_len(), HEADER_LEN + 3);
+        let mut flagged = vec![0u8; 64];
+        ItemMut(&mut flagged).init(b"k", 1, 0, 0, 1, &[b"vv"]);
+        let r = ItemRef(&flagged);
+        assert_eq!((r.flags(), r.key(), r.value(), r.vlen()), (1, &b"k"[..], &b"vv"[..], 2));
+        assert_eq!(r.total_len(), HEADER_LEN + FLAGS_LEN + 3);
+        // An in-place rewrite (incr/decr) keeps the flags.
+        let mut m = ItemMut(&mut flagged);
+        m.value_mut().copy_from_slice(b"ab");
+        assert_eq!(ItemRef(&flagged).value(), b"ab");
+        assert_eq!(ItemRef(&flagged).flags(), 1);
     }
 }

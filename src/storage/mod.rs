@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
-use hashtable::{Loc, Table};
+use hashtable::{Chain, Loc, Table};
 use item::{ItemRef, FETCHED, LINKED, NIL, STALE, TOKEN_SENT};
 use slab::{Class, ClassCounters, PagePool, SlabSizes};
 
@@ -205,6 +205,7 @@ pub struct StoreStats {
     pub get_flushed: u64,
     pub hash_bytes: u64,
     pub hash_power_level: u32,
+    pub slabs_moved: u64,
     pub pages: u64,
     pub limit_maxbytes: u64,
     pub total_malloced: u64,
@@ -266,6 +267,9 @@ struct Shard {
     /// Crawler position: class index and chunk index.
     crawl_class: usize,
     crawl_idx: u32,
+    /// Relative time of the last page moved between classes by age.
+    last_move: u32,
+    slabs_moved: u64,
 }
 
 /// Pages of budget each shard gets at least (see `Store::new`).
@@ -307,28 +311,54 @@ impl Shard {
         (exp != 0 && exp <= now).then_some(Miss::Expired)
     }
 
-    /// The table slot and location of `key`, whatever its state.
+    /// The location of `key`, whatever its state, and its predecessor in
+    /// its hash chain (for [`Shard::unlink_at`]).
     #[inline]
-    fn find(&self, h: u64, key: &[u8]) -> Option<(usize, Loc)> {
-        let classes = &self.classes;
-        self.table.find(h, |loc| classes[usize::from(loc.class) - 1].item(loc.idx).key() == key)
+    fn find(&self, h: u64, key: &[u8]) -> Option<(u32, Loc)> {
+        let classes = &self.classes[..];
+        self.table
+            .find(h, classes, |e| {
+                let loc = Loc::unpack(e);
+                classes[usize::from(loc.class) - 1].item(loc.idx).key() == key
+            })
+            .map(|(pred, e)| (pred, Loc::unpack(e)))
     }
 
     /// Finds a live `key`; a dead one found on the way is unlinked.
-    fn lookup(&mut self, h: u64, key: &[u8], now: u32) -> Result<(usize, Loc), Miss> {
-        let (pos, loc) = self.find(h, key).ok_or(Miss::Absent)?;
+    fn lookup(&mut self, h: u64, key: &[u8], now: u32) -> Result<(u32, Loc), Miss> {
+        let (pred, loc) = self.find(h, key).ok_or(Miss::Absent)?;
         match self.dead(self.item(loc), now) {
-            None => Ok((pos, loc)),
+            None => Ok((pred, loc)),
             Some(why) => {
-                self.unlink_at(pos, loc, Unlink::Expired, now);
+                self.unlink_at(h, pred, loc, Unlink::Expired, now);
                 Err(why)
             }
         }
     }
 
-    /// Unlinks the item at table slot `pos` and frees its chunk.
-    fn unlink_at(&mut self, pos: usize, loc: Loc, why: Unlink, now: u32) {
-        self.table.remove_at(pos);
+    /// Links a written item into the table, growing the table first when
+    /// it is full.
+    fn link_entry(&mut self, h: u64, loc: Loc) {
+        if self.table.wants_growth() {
+            let hasher = &self.hasher;
+            self.table.grow(&mut self.classes[..], |classes, e| {
+                let loc = Loc::unpack(e);
+                hasher.hash_one(classes[usize::from(loc.class) - 1].item(loc.idx).key())
+            });
+        }
+        self.table.insert(h, loc.pack(), &mut self.classes[..]);
+    }
+
+    /// Unlinks the item at `loc` (key hash `h`, chain predecessor `pred`
+    /// from [`Shard::find`]) and frees its chunk.
+    fn unlink_at(&mut self, h: u64, pred: u32, loc: Loc, why: Unlink, now: u32) {
+        self.table.remove_after(h, pred, loc.pack(), &mut self.classes[..]);
+        self.release(loc, why, now);
+    }
+
+    /// Takes an item already out of the table off its LRU, counts why, and
+    /// frees its chunk.
+    fn release(&mut self, loc: Loc, why: Unlink, now: u32) {
         let oldest_cas = self.oldest_cas;
         let c = self.class_mut(loc.class);
         let it = c.item(loc.idx);
@@ -365,23 +395,23 @@ impl Shard {
         c.free_chunk(loc.idx);
     }
 
-    /// Unlinks the item at `loc`, finding its table slot by its key.
+    /// Unlinks the item at `loc`, finding its hash chain by its key.
     fn unlink_loc(&mut self, loc: Loc, why: Unlink, now: u32) {
         let h = self.hasher.hash_one(self.item(loc).key());
-        let pos = self.table.find_loc(h, loc).expect("linked item is in the table");
-        self.unlink_at(pos, loc, why, now);
+        let found = self.table.remove(h, loc.pack(), &mut self.classes[..]);
+        assert!(found, "linked item is in the table");
+        self.release(loc, why, now);
     }
 
     /// A chunk of class `id`: free, fresh from the pool, reclaimed from a
-    /// dead item, evicted, or from a page moved off another class.
-    fn alloc(&mut self, id: u8, pool: &PagePool, page_size: usize, evictions: bool, now: u32) -> Option<u32> {
+    /// dead item, from a page moved off a colder class, or evicted.
+    fn alloc(&mut self, id: u8, pool: &PagePool, evictions: bool, now: u32) -> Option<u32> {
         if let Some(idx) = self.class_mut(id).alloc_chunk() {
             return Some(idx);
         }
-        if pool.try_take() {
-            let c = self.class_mut(id);
-            c.add_page(vec![0u8; page_size].into_boxed_slice());
-            return c.alloc_chunk();
+        let can_grow = self.class(id).can_grow();
+        if can_grow && self.add_page(id, pool) {
+            return self.class_mut(id).alloc_chunk();
         }
         // Look for a dead item near the tail first.
         let mut cur = self.class(id).lru_tail;
@@ -402,36 +432,90 @@ impl Shard {
             self.class_mut(id).counters.outofmemory += 1;
             return None;
         }
+        if can_grow {
+            if let Some(victim) = self.page_to_move(id, now) {
+                if self.move_page(victim, id, pool, now) {
+                    return self.class_mut(id).alloc_chunk();
+                }
+            }
+        }
         let tail = self.class(id).lru_tail;
         if tail != NIL {
             self.unlink_loc(Loc { class: id, idx: tail }, Unlink::Evicted, now);
             return self.class_mut(id).alloc_chunk();
         }
-        // The class holds nothing at all: move a page to it from the class
-        // of this shard that has the most.
-        let victim = (0..self.classes.len())
-            .filter(|&i| i + 1 != usize::from(id) && !self.classes[i].pages.is_empty())
-            .max_by_key(|&i| self.classes[i].pages.len());
-        let Some(v) = victim else {
-            self.class_mut(id).counters.outofmemory += 1;
+        self.class_mut(id).counters.outofmemory += 1;
+        None
+    }
+
+    /// The class that should give a page to class `id`, which is about to
+    /// evict: the memory is all handed out, so it comes from another class.
+    ///
+    /// A class holding nothing takes a page from the class with the most
+    /// pages at once. Otherwise, at most once a second per shard, a page
+    /// moves from the class whose LRU tail is oldest when that tail is over
+    /// twice as old as this class's (memcached's automover compares the
+    /// same ages): a class that items outgrew, or whose items grew a few
+    /// bytes into the next class, does not keep its pages while its
+    /// neighbour evicts fresh items.
+    fn page_to_move(&mut self, id: u8, now: u32) -> Option<usize> {
+        let me = usize::from(id) - 1;
+        let others = (0..self.classes.len()).filter(|&i| i != me);
+        let tail = self.classes[me].lru_tail;
+        if tail == NIL {
+            let bytes = |c: &Class| c.pages.len() * c.page_bytes;
+            return others.filter(|&i| !self.classes[i].pages.is_empty()).max_by_key(|&i| bytes(&self.classes[i]));
+        }
+        if now <= self.last_move {
             return None;
-        };
-        let vid = (v + 1) as u8;
-        let (first, end) = {
-            let c = &self.classes[v];
+        }
+        let age = |c: &Class| if c.lru_tail == NIL { u32::MAX } else { now.saturating_sub(c.item(c.lru_tail).atime()) };
+        let mine = age(&self.classes[me]);
+        let victim = others.filter(|&i| self.classes[i].pages.len() >= 2).max_by_key(|&i| age(&self.classes[i]))?;
+        let theirs = age(&self.classes[victim]);
+        if u64::from(theirs) <= 2 * u64::from(mine) + 1 {
+            return None;
+        }
+        self.last_move = now;
+        Some(victim)
+    }
+
+    /// A fresh page for class `id`, if the budget has room for it.
+    fn add_page(&mut self, id: u8, pool: &PagePool) -> bool {
+        let c = self.class_mut(id);
+        if !pool.try_take(c.page_bytes) {
+            return false;
+        }
+        c.add_page(vec![0u8; c.page_bytes].into_boxed_slice());
+        true
+    }
+
+    /// Gives class `to` a page taken from class index `from`: the newest
+    /// pages of `from` are emptied (their items evicted) and freed until the
+    /// budget holds a page of `to`'s size. False if `from` ran out first.
+    fn move_page(&mut self, from: usize, to: u8, pool: &PagePool, now: u32) -> bool {
+        let vid = (from + 1) as u8;
+        loop {
+            if self.add_page(to, pool) {
+                self.slabs_moved += 1;
+                return true;
+            }
+            let c = &self.classes[from];
+            if c.pages.is_empty() {
+                return false;
+            }
             let first = (c.pages.len() as u32 - 1) * c.per_page;
-            (first, first + c.carved)
-        };
-        for idx in first..end {
-            let loc = Loc { class: vid, idx };
-            if self.item(loc).is_linked() {
-                self.unlink_loc(loc, Unlink::Evicted, now);
+            let end = first + c.carved;
+            for idx in first..end {
+                let loc = Loc { class: vid, idx };
+                if self.item(loc).is_linked() {
+                    self.unlink_loc(loc, Unlink::Evicted, now);
+                }
+            }
+            if let Some(page) = self.classes[from].take_last_page() {
+                pool.give_back(page.len());
             }
         }
-        let page = self.classes[v].take_last_page()?;
-        let c = self.class_mut(id);
-        c.add_page(page);
-        c.alloc_chunk()
     }
 
     /// Writes a new item for `key` and links it, replacing any item of the
@@ -451,25 +535,20 @@ impl Shard {
         extra_iflags: u8,
     ) -> Result<u64, StoreOutcome> {
         let vlen: usize = value.iter().map(|v| v.len()).sum();
-        let total = item::total_len(key.len(), vlen);
+        let total = item::total_len(key.len(), vlen, flags);
         let id = sizes.class_for(total).ok_or(StoreOutcome::TooLarge)?;
-        let idx = self.alloc(id, pool, sizes.page_size(), evictions, now).ok_or(StoreOutcome::OutOfMemory)?;
+        let idx = self.alloc(id, pool, evictions, now).ok_or(StoreOutcome::OutOfMemory)?;
         let cas = self.next_cas();
-        let new = Loc { class: id, idx };
-        match self.find(h, key) {
-            Some((pos, old)) => {
-                // Unlink the old item first: its slot is reused below.
-                self.unlink_at(pos, old, Unlink::Removed, now);
-                self.table.insert(h, new);
-            }
-            None => self.table.insert(h, new),
+        if let Some((pred, old)) = self.find(h, key) {
+            self.unlink_at(h, pred, old, Unlink::Removed, now);
         }
-        let c = self.class_mut(id);
         {
-            let mut it = c.item_mut(idx);
+            let mut it = self.class_mut(id).item_mut(idx);
             it.init(key, flags, exptime, now, cas, value);
             it.set_iflags(LINKED | extra_iflags);
         }
+        self.link_entry(h, Loc { class: id, idx });
+        let c = self.class_mut(id);
         lru::link_head(c, idx);
         c.items += 1;
         c.bytes += total as u64;
@@ -519,7 +598,7 @@ impl Store {
                 Mutex::new(Shard {
                     table: Table::with_power(per_shard_power),
                     classes: (1..=sizes.count() as u8)
-                        .map(|id| Class::new(sizes.chunk_size(id), sizes.page_size()))
+                        .map(|id| Class::new(sizes.chunk_size(id), sizes.page_bytes(id)))
                         .collect(),
                     hasher: hasher.clone(),
                     next_seq: 1,
@@ -531,6 +610,8 @@ impl Store {
                     crawler_items_checked: 0,
                     crawl_class: 0,
                     crawl_idx: 0,
+                    last_move: 0,
+                    slabs_moved: 0,
                 })
             })
             .collect();
@@ -539,7 +620,7 @@ impl Store {
             shard_shift: 64 - nshards.trailing_zeros(),
             hasher,
             sizes,
-            pool: PagePool::new(pages),
+            pool: PagePool::new(cfg.memory_limit.max(cfg.item_size_max)),
             clock,
             use_cas: cfg.use_cas,
             evictions: cfg.evictions,
@@ -731,8 +812,8 @@ impl Store {
             Err(e) => {
                 // A failed set must not leave the old value readable.
                 if mode == StoreMode::Set {
-                    if let Some((pos, loc)) = s.find(h, key) {
-                        s.unlink_at(pos, loc, Unlink::Removed, now);
+                    if let Some((pred, loc)) = s.find(h, key) {
+                        s.unlink_at(h, pred, loc, Unlink::Removed, now);
                     }
                 }
                 (e, 0)
@@ -753,9 +834,9 @@ impl Store {
         let mut s = shard.lock();
         match s.lookup(h, key, now) {
             Ok((_, loc)) if cas != 0 && self.shown_cas(s.item(loc).cas()) != cas => DeleteOutcome::Exists,
-            Ok((pos, loc)) => {
+            Ok((pred, loc)) => {
                 s.class_mut(loc.class).counters.delete_hits += 1;
-                s.unlink_at(pos, loc, Unlink::Removed, now);
+                s.unlink_at(h, pred, loc, Unlink::Removed, now);
                 DeleteOutcome::Deleted
             }
             Err(_) => DeleteOutcome::NotFound,
@@ -929,7 +1010,7 @@ impl Store {
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
         let mut s = shard.lock();
-        let Ok((pos, loc)) = s.lookup(h, key, now) else {
+        let Ok((pred, loc)) = s.lookup(h, key, now) else {
             return DeleteOutcome::NotFound;
         };
         if opts.cas.is_some_and(|want| self.shown_cas(s.item(loc).cas()) != want) {
@@ -955,7 +1036,7 @@ impl Store {
             };
         }
         s.class_mut(loc.class).counters.delete_hits += 1;
-        s.unlink_at(pos, loc, Unlink::Removed, now);
+        s.unlink_at(h, pred, loc, Unlink::Removed, now);
         DeleteOutcome::Deleted
     }
 
@@ -967,7 +1048,7 @@ impl Store {
     /// Changes the memory limit (`cache_memlimit`), in bytes.
     pub fn set_memory_limit(&self, bytes: usize) {
         self.limit_bytes.store(bytes, Ordering::Relaxed);
-        self.pool.set_limit((bytes / self.sizes.page_size()).max(1));
+        self.pool.set_limit(bytes.max(self.sizes.page_size()));
     }
 
     /// One step of the background crawler: checks up to `budget` chunks per
@@ -1076,8 +1157,7 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let mut st = StoreStats {
             limit_maxbytes: self.limit_bytes.load(Ordering::Relaxed) as u64,
-            pages: self.pool.used() as u64,
-            total_malloced: (self.pool.used() * self.sizes.page_size()) as u64,
+            total_malloced: self.pool.used() as u64,
             ..StoreStats::default()
         };
         let mut slots = 0u64;
@@ -1088,7 +1168,9 @@ impl Store {
             st.get_expired += s.get_expired;
             st.get_flushed += s.get_flushed;
             st.crawler_items_checked += s.crawler_items_checked;
+            st.slabs_moved += s.slabs_moved;
             for c in &s.classes {
+                st.pages += c.pages.len() as u64;
                 st.curr_items += u64::from(c.items);
                 st.bytes += c.bytes;
                 st.evictions += c.counters.evicted;
@@ -1098,7 +1180,7 @@ impl Store {
                 st.crawler_reclaimed += c.counters.crawler_reclaimed;
             }
         }
-        st.hash_bytes = slots * 8;
+        st.hash_bytes = slots * 4;
         st.hash_power_level = 63 - slots.max(1).leading_zeros();
         st
     }
@@ -1180,6 +1262,21 @@ fn parse_counter(v: &[u8]) -> Option<u64> {
         return None;
     }
     parse_digits(&v[start..i])
+}
+
+/// The hash chains run through the items' `hnext` fields.
+impl Chain for [Class] {
+    #[inline]
+    fn link(&self, at: u32) -> u32 {
+        let loc = Loc::unpack(at);
+        self[usize::from(loc.class) - 1].item(loc.idx).hnext()
+    }
+
+    #[inline]
+    fn set_link(&mut self, at: u32, to: u32) {
+        let loc = Loc::unpack(at);
+        self[usize::from(loc.class) - 1].item_mut(loc.idx).set_hnext(to)
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,22 @@
 //! Slab classes, pages and chunks.
 //!
-//! Memory for items comes in pages of `-I` bytes from one global budget of
-//! `-m` megabytes ([`PagePool`]). A page is handed to one slab class of one
-//! shard and carved into equal chunks of that class's size; an item lives in
-//! the smallest class whose chunk holds it. Class sizes grow by `-f` from
-//! `HEADER_LEN + -n`, rounded up to 8 bytes, and the last class is one
-//! chunk per page, as memcached's `slabs_init` builds them.
+//! Memory for items comes in pages from one global budget of `-m` megabytes
+//! ([`PagePool`], counted in bytes). A page is handed to one slab class of
+//! one shard and carved into equal chunks of that class's size; an item
+//! lives in the smallest class whose chunk holds it. A class's pages hold at
+//! least [`CHUNKS_PER_PAGE`] chunks, in a power of two of bytes between
+//! [`MIN_PAGE`] and `-I`: small classes take 64 KiB pages, so the many
+//! classes of a shard each hold a partly carved page without taking 1 MiB of
+//! budget apiece; chunks over 16 KiB take `-I` pages, as memcached's do.
+//!
+//! Class sizes: the first holds the header (without its CAS field) plus
+//! `-n` bytes, rounded up to 8: memcached counts its 8-byte CAS inside the
+//! `-n` space, and so do we. Classes below [`FINE_LIMIT`] bytes are 8 bytes
+//! apart, so a small item wastes at most 7 bytes of its chunk (with `-f`
+//! steps alone it wastes up to a fifth); from there sizes grow by `-f`, and
+//! the last class is one chunk per page, as memcached's `slabs_init` builds
+//! them. More classes mean more pages partly used, which the page mover in
+//! `Shard::alloc` rebalances.
 //!
 //! A [`Class`] owns its pages (`Box<[u8]>`, allocated zeroed so untouched
 //! parts cost no RSS), a free list threaded through the chunks' `next`
@@ -15,12 +26,21 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::hashtable::{MAX_CHUNKS, MAX_CLASS_ID};
 use super::item::{ItemMut, ItemRef, HEADER_LEN, NIL};
 
-/// memcached's limit: class ids are 1..=63.
-pub const MAX_CLASSES: usize = 63;
+/// Class ids are 1..=126: they must fit a packed location (`hashtable::Loc`).
+pub const MAX_CLASSES: usize = MAX_CLASS_ID as usize;
 /// Chunk sizes are multiples of this (memcached's CHUNK_ALIGN_BYTES).
 const CHUNK_ALIGN: usize = 8;
+/// Below this chunk size, classes are `CHUNK_ALIGN` bytes apart.
+pub const FINE_LIMIT: usize = 512;
+/// Header bytes counted outside `-n` (the CAS is counted inside, as memcached does).
+const CAS_LEN: usize = 8;
+/// The smallest page, in bytes (unless `-I` is smaller).
+pub const MIN_PAGE: usize = 64 * 1024;
+/// A page holds at least this many chunks, unless it is `-I` bytes.
+pub const CHUNKS_PER_PAGE: usize = 64;
 
 /// The chunk size of every class, shared by all shards.
 #[derive(Debug, Clone)]
@@ -35,10 +55,10 @@ impl SlabSizes {
     pub fn new(min_space: usize, factor: f64, page_size: usize) -> SlabSizes {
         let align = |n: usize| n.div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN;
         let mut sizes = Vec::new();
-        let mut size = align(HEADER_LEN + min_space);
+        let mut size = align(HEADER_LEN - CAS_LEN + min_space);
         while sizes.len() < MAX_CLASSES - 1 && (size as f64) <= page_size as f64 / factor {
             sizes.push(size);
-            let next = align((size as f64 * factor) as usize);
+            let next = if size < FINE_LIMIT { size } else { align((size as f64 * factor) as usize) };
             size = next.max(size + CHUNK_ALIGN);
         }
         sizes.push(page_size);
@@ -50,9 +70,15 @@ impl SlabSizes {
         self.sizes.len()
     }
 
-    /// Bytes in one page.
+    /// `-I`: the largest page.
     pub fn page_size(&self) -> usize {
         self.page_size
+    }
+
+    /// Bytes in one page of class `id`.
+    pub fn page_bytes(&self, id: u8) -> usize {
+        let want = (self.chunk_size(id) * CHUNKS_PER_PAGE).next_power_of_two().max(MIN_PAGE);
+        want.min(self.page_size)
     }
 
     /// Largest item (header + key + value) a chunk can hold.
@@ -73,7 +99,7 @@ impl SlabSizes {
     }
 }
 
-/// The global page budget: `-m` bytes in pages.
+/// The global page budget: `-m`, in bytes.
 #[derive(Debug)]
 pub struct PagePool {
     limit: AtomicUsize,
@@ -81,19 +107,21 @@ pub struct PagePool {
 }
 
 impl PagePool {
-    pub fn new(limit_pages: usize) -> PagePool {
-        PagePool { limit: AtomicUsize::new(limit_pages), used: AtomicUsize::new(0) }
+    pub fn new(limit_bytes: usize) -> PagePool {
+        PagePool { limit: AtomicUsize::new(limit_bytes), used: AtomicUsize::new(0) }
     }
 
-    /// Claims one page of the budget.
-    pub fn try_take(&self) -> bool {
+    /// Claims `bytes` of the budget for one page.
+    pub fn try_take(&self, bytes: usize) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
-        self.used.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| (u < limit).then_some(u + 1)).is_ok()
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| (u + bytes <= limit).then_some(u + bytes))
+            .is_ok()
     }
 
-    /// Returns one page to the budget.
-    pub fn give_back(&self) {
-        self.used.fetch_sub(1, Ordering::AcqRel);
+    /// Returns a page's `bytes` to the budget.
+    pub fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     pub fn used(&self) -> usize {
@@ -104,10 +132,11 @@ impl PagePool {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// Changes the budget (`cache_memlimit`). Pages already handed out stay
-    /// where they are; a lower limit takes effect as no new pages are given.
-    pub fn set_limit(&self, pages: usize) {
-        self.limit.store(pages, Ordering::Relaxed);
+    /// Changes the budget (`cache_memlimit`), in bytes. Pages already handed
+    /// out stay where they are; a lower limit takes effect as no new pages
+    /// are given.
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
     }
 }
 
@@ -135,6 +164,8 @@ pub struct ClassCounters {
 /// One slab class inside one shard.
 pub struct Class {
     pub chunk: usize,
+    /// Bytes in each of this class's pages.
+    pub page_bytes: usize,
     pub per_page: u32,
     pub pages: Vec<Box<[u8]>>,
     /// Chunks carved from the newest page.
@@ -151,10 +182,11 @@ pub struct Class {
 }
 
 impl Class {
-    pub fn new(chunk: usize, page_size: usize) -> Class {
+    pub fn new(chunk: usize, page_bytes: usize) -> Class {
         Class {
             chunk,
-            per_page: (page_size / chunk).max(1) as u32,
+            page_bytes,
+            per_page: (page_bytes / chunk).max(1) as u32,
             pages: Vec::new(),
             carved: 0,
             free_head: NIL,
@@ -198,6 +230,12 @@ impl Class {
         ItemMut(self.chunk_mut(idx))
     }
 
+    /// Whether one more page keeps every chunk index within a packed
+    /// location's reach.
+    pub fn can_grow(&self) -> bool {
+        (self.pages.len() as u64 + 1) * u64::from(self.per_page) <= u64::from(MAX_CHUNKS)
+    }
+
     /// Chunks carved so far, over all pages.
     pub fn total_carved(&self) -> u32 {
         match self.pages.len() {
@@ -230,6 +268,7 @@ impl Class {
     /// Adds a fresh page; its chunks are carved on demand.
     pub fn add_page(&mut self, page: Box<[u8]>) {
         debug_assert!(self.pages.is_empty() || self.carved == self.per_page);
+        debug_assert_eq!(page.len(), self.page_bytes);
         self.pages.push(page);
         self.carved = 0;
     }
@@ -275,29 +314,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_classes_grow_by_the_factor() {
+    fn default_classes_are_fine_then_grow_by_the_factor() {
         let s = SlabSizes::new(48, 1.25, 1 << 20);
-        assert_eq!(s.chunk_size(1), 88); // 34 + 48 = 82, aligned to 8
-        assert_eq!(s.chunk_size(2), 112); // 88 * 1.25 = 110 -> 112
+        assert_eq!(s.chunk_size(1), 80); // 34 - 8 (CAS) + 48 = 74, aligned to 8
+        assert_eq!(s.chunk_size(2), 88);
+        let first_coarse = (1..=s.count() as u8).find(|&id| s.chunk_size(id) >= FINE_LIMIT).unwrap();
+        assert_eq!(s.chunk_size(first_coarse), FINE_LIMIT);
+        assert_eq!(s.chunk_size(first_coarse + 1), 640); // 512 * 1.25
+        assert_eq!(s.chunk_size(first_coarse + 2), 800);
         assert_eq!(s.chunk_size(s.count() as u8), 1 << 20);
         for id in 2..=s.count() as u8 {
             assert!(s.chunk_size(id) > s.chunk_size(id - 1));
+            assert_eq!(s.chunk_size(id) % CHUNK_ALIGN, 0);
         }
         assert!(s.count() <= MAX_CLASSES);
+        // Any item under FINE_LIMIT wastes less than CHUNK_ALIGN bytes.
+        for total in 80..FINE_LIMIT {
+            let id = s.class_for(total).unwrap();
+            assert!(s.chunk_size(id) - total < CHUNK_ALIGN, "{total}");
+        }
     }
 
     #[test]
     fn class_selection_picks_the_smallest_chunk_that_fits() {
         let s = SlabSizes::new(48, 1.25, 1 << 20);
         assert_eq!(s.class_for(1), Some(1));
-        assert_eq!(s.class_for(88), Some(1));
-        assert_eq!(s.class_for(89), Some(2));
+        assert_eq!(s.class_for(80), Some(1));
+        assert_eq!(s.class_for(81), Some(2));
         assert_eq!(s.class_for(1 << 20), Some(s.count() as u8));
         assert_eq!(s.class_for((1 << 20) + 1), None);
     }
 
     #[test]
-    fn tiny_factor_is_capped_at_63_classes() {
+    fn tiny_factor_is_capped_at_max_classes() {
         let s = SlabSizes::new(48, 1.01, 1 << 20);
         assert_eq!(s.count(), MAX_CLASSES);
         assert_eq!(s.chunk_size(MAX_CLASSES as u8), 1 << 20);
@@ -305,15 +354,31 @@ mod tests {
 
     #[test]
     fn pool_hands_out_at_most_its_limit() {
-        let p = PagePool::new(2);
-        assert!(p.try_take());
-        assert!(p.try_take());
-        assert!(!p.try_take());
-        p.give_back();
-        assert!(p.try_take());
-        p.set_limit(5);
-        assert!(p.try_take());
-        assert_eq!(p.used(), 3);
+        let p = PagePool::new(200);
+        assert!(p.try_take(100));
+        assert!(p.try_take(64));
+        assert!(!p.try_take(64));
+        assert!(p.try_take(36));
+        p.give_back(100);
+        assert!(p.try_take(100));
+        p.set_limit(500);
+        assert!(p.try_take(300));
+        assert_eq!(p.used(), 500);
+    }
+
+    #[test]
+    fn small_classes_take_small_pages() {
+        let s = SlabSizes::new(48, 1.25, 1 << 20);
+        assert_eq!(s.page_bytes(1), MIN_PAGE);
+        for id in 1..=s.count() as u8 {
+            let (chunk, page) = (s.chunk_size(id), s.page_bytes(id));
+            assert!(page.is_power_of_two() || page == 1 << 20);
+            assert!(page / chunk >= CHUNKS_PER_PAGE || page == 1 << 20, "class {id}");
+        }
+        assert_eq!(s.page_bytes(s.count() as u8), 1 << 20);
+        // A small -I caps every page.
+        let tiny = SlabSizes::new(48, 1.25, 4096);
+        assert!((1..=tiny.count() as u8).all(|id| tiny.page_bytes(id) == 4096));
     }
 
     #[test]

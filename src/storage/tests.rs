@@ -47,7 +47,7 @@ fn set_replaces_and_frees_the_old_chunk() {
     let st = s.stats();
     assert_eq!(st.curr_items, 1);
     assert_eq!(st.total_items, 2);
-    assert_eq!(st.bytes as usize, item::total_len(1, 500));
+    assert_eq!(st.bytes as usize, item::total_len(1, 500, 0));
 }
 
 #[test]
@@ -219,9 +219,9 @@ fn too_large_items_are_refused_and_a_failed_set_drops_the_old_value() {
 
 #[test]
 fn lru_evicts_least_recently_used_first() {
-    // One 64 KiB page of class 1 holds 744 chunks of 88 bytes.
+    // One 64 KiB page of class 1 holds 819 chunks of 80 bytes.
     let (s, _) = store_with(1, 64 * 1024, true);
-    let per_page = (64 * 1024 / 88) as usize;
+    let per_page = (64 * 1024 / 80) as usize;
     for i in 0..per_page {
         assert_eq!(s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v"), StoreOutcome::Stored);
     }
@@ -242,7 +242,7 @@ fn lru_evicts_least_recently_used_first() {
 #[test]
 fn dead_tail_items_are_reclaimed_before_live_ones_are_evicted() {
     let (s, clock) = store_with(1, 64 * 1024, true);
-    let per_page = 64 * 1024 / 88;
+    let per_page = 64 * 1024 / 80;
     s.store(StoreMode::Set, b"short", 0, 1, b"v");
     for i in 1..per_page {
         s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v");
@@ -256,7 +256,7 @@ fn dead_tail_items_are_reclaimed_before_live_ones_are_evicted() {
 #[test]
 fn without_evictions_a_full_cache_answers_out_of_memory() {
     let (s, _) = store_with(1, 64 * 1024, false);
-    let per_page = 64 * 1024 / 88;
+    let per_page = 64 * 1024 / 80;
     for i in 0..per_page {
         assert_eq!(s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v"), StoreOutcome::Stored);
     }
@@ -286,6 +286,36 @@ fn memory_stays_within_the_limit_and_a_starved_class_takes_a_page() {
 }
 
 #[test]
+fn pages_move_from_a_cold_class_to_one_that_evicts() {
+    // 16 pages of 64 KiB in one shard; 100-byte values take all of them.
+    let (s, clock) = store_with(16, 64 * 1024, true);
+    for i in 0..20_000 {
+        s.store(StoreMode::Set, format!("a{i:05}").as_bytes(), 0, 0, &[1u8; 100]);
+    }
+    let a = usize::from(s.sizes().class_for(item::total_len(6, 100, 0)).unwrap()) - 1;
+    assert_eq!(s.class_stats()[a].total_pages, 16);
+    // Later the values grow by a few bytes: a class of their own, with 2000
+    // keys rewritten every second. Without moving pages by age it would keep
+    // the one page a starved class takes, and lose most of its keys.
+    clock.advance(100);
+    let b = usize::from(s.sizes().class_for(item::total_len(5, 110, 0)).unwrap()) - 1;
+    assert_ne!(a, b);
+    for _ in 0..20 {
+        for i in 0..2000 {
+            s.store(StoreMode::Set, format!("b{i:04}").as_bytes(), 0, 0, &[2u8; 110]);
+        }
+        clock.advance(1);
+    }
+    let cs = s.class_stats();
+    let needed = (2000 * cs[b].chunk_size).div_ceil(64 * 1024) as u64;
+    assert!(cs[b].total_pages >= needed, "{} pages of {needed}", cs[b].total_pages);
+    assert_eq!(cs[a].total_pages + cs[b].total_pages, 16);
+    assert!(s.stats().slabs_moved >= needed - 1);
+    assert!((0..2000).all(|i| get(&s, format!("b{i:04}").as_bytes()).is_some()), "all of the new keys stay");
+    assert!(cs[a].used_chunks > 0, "the old class keeps what its remaining pages hold");
+}
+
+#[test]
 fn class_stats_and_dump_report_items() {
     let (s, _) = small();
     s.store(StoreMode::Set, b"a", 0, 0, b"1");
@@ -293,7 +323,7 @@ fn class_stats_and_dump_report_items() {
     let cs = s.class_stats();
     assert_eq!(cs[0].used_chunks, 1);
     assert_eq!(cs[0].total_pages, 1);
-    let id = s.sizes().class_for(item::total_len(1, 100)).unwrap();
+    let id = s.sizes().class_for(item::total_len(1, 100, 0)).unwrap();
     assert_eq!(cs[usize::from(id) - 1].used_chunks, 1);
     let dump = s.dump_class(1, 10);
     assert_eq!(dump, vec![(b"a".to_vec(), 1, 0)]);
@@ -302,7 +332,7 @@ fn class_stats_and_dump_report_items() {
 #[test]
 fn memory_limit_can_be_raised_at_runtime() {
     let (s, _) = store_with(1, 64 * 1024, false);
-    let per_page = 64 * 1024 / 88;
+    let per_page = 64 * 1024 / 80;
     for i in 0..per_page {
         s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v");
     }
