@@ -196,7 +196,7 @@ pub fn render(sh: &Shared) -> String {
     );
     let lat = sh.stats.latency();
     let name = "ferrocache_request_duration_seconds";
-    let _ = writeln!(o, "# HELP {name} Time from a parsed request to its queued reply, by command.");
+    let _ = writeln!(o, "# HELP {name} Time from the event loop waking for a request (or the end of the one before it) to its queued reply, by command.");
     let _ = writeln!(o, "# TYPE {name} histogram");
     for (k, command) in COMMAND_KINDS.iter().enumerate() {
         let mut cumulative = 0;

@@ -105,8 +105,12 @@ impl Connection {
     }
 
     /// Handles whatever is readable and writable now (see the module doc).
-    pub fn serve(&mut self, sh: &Shared, w: &WorkerStats) -> Served {
+    /// Reads, runs and answers what the client sent. `woke` is when the
+    /// event loop woke for it: a request's latency runs from there (or from
+    /// the end of the request before it) to its reply, one clock read each.
+    pub fn serve(&mut self, sh: &Shared, w: &WorkerStats, woke: Instant) -> Served {
         let budget = sh.config.server.reqs_per_event;
+        let mut mark = woke;
         let now = sh.store.clock().now();
         let mut drained = false;
         loop {
@@ -135,7 +139,6 @@ impl Connection {
                 let Some(session) = self.session.as_mut() else { break };
                 let input = &self.rbuf[self.start..self.filled];
                 let limits = &sh.config.server.limits;
-                let started = Instant::now();
                 let parsed = if session.binary {
                     binary::parse(input, limits).map(|(req, meta, used)| {
                         let kind = command_kind(&req);
@@ -150,7 +153,9 @@ impl Connection {
                 };
                 match parsed {
                     Ok((action, used, kind)) => {
-                        w.latency.record(kind, started.elapsed());
+                        let done = Instant::now();
+                        w.latency.record(kind, done.saturating_duration_since(mark));
+                        mark = done;
                         self.start += used;
                         handled += 1;
                         self.last_active.store(now, Ordering::Relaxed);

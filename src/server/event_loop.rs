@@ -92,6 +92,7 @@ impl EventLoop {
                 break;
             }
             let now = self.shared.store.clock().now();
+            let woke = Instant::now();
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => {}
@@ -101,15 +102,15 @@ impl EventLoop {
                     Token(key) => {
                         // A hang-up (or error) must be read to the end.
                         let hup = ev.is_read_closed() || ev.is_error();
-                        self.serve(key, hup)
+                        self.serve(key, hup, woke)
                     }
                 }
             }
             for key in std::mem::take(&mut self.ready) {
-                self.serve(key, false);
+                self.serve(key, false, woke);
             }
-            if last_check.elapsed() >= Duration::from_secs(1) {
-                last_check = Instant::now();
+            if woke.saturating_duration_since(last_check) >= Duration::from_secs(1) {
+                last_check = woke;
                 self.close_idle(now, idle_timeout, write_timeout);
             }
         }
@@ -166,10 +167,10 @@ impl EventLoop {
         }
     }
 
-    fn serve(&mut self, key: usize, hup: bool) {
+    fn serve(&mut self, key: usize, hup: bool, woke: Instant) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.hup |= hup;
-        match conn.serve(&self.shared, &self.stats) {
+        match conn.serve(&self.shared, &self.stats, woke) {
             Served::Waiting => {}
             Served::Yielded => self.ready.push(key),
             Served::Closed => self.close(key),
