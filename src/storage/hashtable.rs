@@ -74,14 +74,6 @@ impl Table {
         Table { buckets: vec![END; n], mask: n - 1, len: 0 }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Buckets, for `stats` (`hash_bytes` = buckets * 4).
     pub fn capacity(&self) -> usize {
         self.buckets.len()
@@ -176,13 +168,6 @@ impl Table {
             }
         }
     }
-
-    /// Empties the table, keeping its size. Entries' links are left as
-    /// they are: the caller frees the entries.
-    pub fn clear(&mut self) {
-        self.buckets.iter_mut().for_each(|s| *s = END);
-        self.len = 0;
-    }
 }
 
 #[cfg(test)]
@@ -232,7 +217,7 @@ mod tests {
         let mut l = Links(Vec::new());
         // Every entry hashes to the same bucket: one long chain.
         let all: Vec<u32> = (0..40).map(|_| insert(&mut t, &mut l, 7)).collect();
-        assert_eq!(t.len(), 40);
+        assert_eq!(t.len, 40);
         assert!(all.iter().all(|&e| has(&t, &l, 7, e)));
         for &e in all.iter().step_by(3) {
             let (pred, found) = t.find(7, &l, |x| x == e).unwrap();
@@ -244,7 +229,7 @@ mod tests {
         }
         assert!(t.remove(7, all[1], &mut l));
         assert!(!t.remove(7, all[1], &mut l));
-        assert_eq!(t.len(), 40 - 14 - 1);
+        assert_eq!(t.len, 40 - 14 - 1);
     }
 
     #[test]
@@ -267,14 +252,11 @@ mod tests {
                 model.remove(&e);
             }
         }
-        assert_eq!(t.len(), model.len());
-        assert!(t.capacity() * MAX_LOAD >= t.len(), "grew as it filled");
+        assert_eq!(t.len, model.len());
+        assert!(t.capacity() * MAX_LOAD >= t.len, "grew as it filled");
         for (&e, &h) in &model {
             assert!(has(&t, &l, h, e));
         }
-        t.clear();
-        assert!(t.is_empty());
-        assert!(model.iter().all(|(&e, &h)| !has(&t, &l, h, e)));
     }
 
     #[test]
@@ -283,7 +265,7 @@ mod tests {
         let mut l = Links(Vec::new());
         for i in 0..10_000u64 {
             insert(&mut t, &mut l, i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            assert!(t.len() <= t.capacity() * MAX_LOAD + 1);
+            assert!(t.len <= t.capacity() * MAX_LOAD + 1);
         }
         assert_eq!(t.capacity(), 8192);
     }

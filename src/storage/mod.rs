@@ -60,7 +60,7 @@ pub struct StoreConfig {
     pub use_cas: bool,
     /// `-M` turns this off: a full class answers out of memory.
     pub evictions: bool,
-    /// `-o hashpower=N`: initial table size (2^N slots over all shards).
+    /// `-o hashpower=N`: initial table size (2^N buckets over all shards).
     pub hashpower: u32,
     /// 0 picks a count from the page budget.
     pub shards: usize,
@@ -316,12 +316,7 @@ impl Shard {
     #[inline]
     fn find(&self, h: u64, key: &[u8]) -> Option<(u32, Loc)> {
         let classes = &self.classes[..];
-        self.table
-            .find(h, classes, |e| {
-                let loc = Loc::unpack(e);
-                classes[usize::from(loc.class) - 1].item(loc.idx).key() == key
-            })
-            .map(|(pred, e)| (pred, Loc::unpack(e)))
+        self.table.find(h, classes, |e| entry_item(classes, e).key() == key).map(|(pred, e)| (pred, Loc::unpack(e)))
     }
 
     /// Finds a live `key`; a dead one found on the way is unlinked.
@@ -341,10 +336,7 @@ impl Shard {
     fn link_entry(&mut self, h: u64, loc: Loc) {
         if self.table.wants_growth() {
             let hasher = &self.hasher;
-            self.table.grow(&mut self.classes[..], |classes, e| {
-                let loc = Loc::unpack(e);
-                hasher.hash_one(classes[usize::from(loc.class) - 1].item(loc.idx).key())
-            });
+            self.table.grow(&mut self.classes[..], |classes, e| hasher.hash_one(entry_item(classes, e).key()));
         }
         self.table.insert(h, loc.pack(), &mut self.classes[..]);
     }
@@ -433,7 +425,7 @@ impl Shard {
             return None;
         }
         if can_grow {
-            if let Some(victim) = self.page_to_move(id, now) {
+            if let Some(victim) = self.page_to_move(id, pool, now) {
                 if self.move_page(victim, id, pool, now) {
                     return self.class_mut(id).alloc_chunk();
                 }
@@ -451,27 +443,33 @@ impl Shard {
     /// The class that should give a page to class `id`, which is about to
     /// evict: the memory is all handed out, so it comes from another class.
     ///
-    /// A class holding nothing takes a page from the class with the most
-    /// pages at once. Otherwise, at most once a second per shard, a page
+    /// Only a class whose pages, with what the budget has left, make up a
+    /// page of `id`'s size can give (it keeps one page when `id` merely
+    /// evicts), so a move never empties a class and then fails. A class
+    /// holding nothing takes from the class with the most bytes at once.
+    /// Otherwise, at most once a second per shard, a page
     /// moves from the class whose LRU tail is oldest when that tail is over
     /// twice as old as this class's (memcached's automover compares the
     /// same ages): a class that items outgrew, or whose items grew a few
     /// bytes into the next class, does not keep its pages while its
     /// neighbour evicts fresh items.
-    fn page_to_move(&mut self, id: u8, now: u32) -> Option<usize> {
+    fn page_to_move(&mut self, id: u8, pool: &PagePool, now: u32) -> Option<usize> {
         let me = usize::from(id) - 1;
+        let short = self.classes[me].page_bytes.saturating_sub(pool.limit().saturating_sub(pool.used()));
+        let bytes = |c: &Class| c.pages.len() * c.page_bytes;
         let others = (0..self.classes.len()).filter(|&i| i != me);
-        let tail = self.classes[me].lru_tail;
-        if tail == NIL {
-            let bytes = |c: &Class| c.pages.len() * c.page_bytes;
-            return others.filter(|&i| !self.classes[i].pages.is_empty()).max_by_key(|&i| bytes(&self.classes[i]));
+        if self.classes[me].lru_tail == NIL {
+            return others
+                .filter(|&i| !self.classes[i].pages.is_empty() && bytes(&self.classes[i]) >= short)
+                .max_by_key(|&i| bytes(&self.classes[i]));
         }
         if now <= self.last_move {
             return None;
         }
         let age = |c: &Class| if c.lru_tail == NIL { u32::MAX } else { now.saturating_sub(c.item(c.lru_tail).atime()) };
         let mine = age(&self.classes[me]);
-        let victim = others.filter(|&i| self.classes[i].pages.len() >= 2).max_by_key(|&i| age(&self.classes[i]))?;
+        let spare = |c: &Class| c.pages.len() >= 2 && bytes(c) - c.page_bytes >= short;
+        let victim = others.filter(|&i| spare(&self.classes[i])).max_by_key(|&i| age(&self.classes[i]))?;
         let theirs = age(&self.classes[victim]);
         if u64::from(theirs) <= 2 * u64::from(mine) + 1 {
             return None;
@@ -1264,12 +1262,18 @@ fn parse_counter(v: &[u8]) -> Option<u64> {
     parse_digits(&v[start..i])
 }
 
+/// The item a packed table entry points to.
+#[inline]
+fn entry_item(classes: &[Class], e: u32) -> ItemRef<'_> {
+    let loc = Loc::unpack(e);
+    classes[usize::from(loc.class) - 1].item(loc.idx)
+}
+
 /// The hash chains run through the items' `hnext` fields.
 impl Chain for [Class] {
     #[inline]
     fn link(&self, at: u32) -> u32 {
-        let loc = Loc::unpack(at);
-        self[usize::from(loc.class) - 1].item(loc.idx).hnext()
+        entry_item(self, at).hnext()
     }
 
     #[inline]

@@ -316,6 +316,23 @@ fn pages_move_from_a_cold_class_to_one_that_evicts() {
 }
 
 #[test]
+fn a_class_too_small_to_make_up_a_page_is_not_emptied_for_nothing() {
+    // -m 2 MiB of 64 KiB pages, shared by four small classes: none holds
+    // the 1 MiB that a page of the 100 KB item's class needs.
+    let (s, _) = store_with(2, 1 << 20, true);
+    for i in 0..20_000 {
+        let len = [100, 200, 300, 400][i % 4];
+        s.store(StoreMode::Set, format!("k{i:05}").as_bytes(), 0, 0, &vec![1u8; len]);
+    }
+    let before = s.stats();
+    let largest = s.class_stats().iter().map(|c| c.total_pages * 64 * 1024).max().unwrap();
+    assert!(largest < 1 << 20, "{largest}");
+    assert_eq!(s.store(StoreMode::Set, b"big", 0, 0, &vec![2u8; 100_000]), StoreOutcome::OutOfMemory);
+    let after = s.stats();
+    assert_eq!((after.evictions, after.pages, after.curr_items), (before.evictions, before.pages, before.curr_items));
+}
+
+#[test]
 fn class_stats_and_dump_report_items() {
     let (s, _) = small();
     s.store(StoreMode::Set, b"a", 0, 0, b"1");
