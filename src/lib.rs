@@ -36,9 +36,14 @@ pub mod notify;
 pub mod num;
 pub mod protocol;
 pub mod server;
+pub mod state;
 pub mod stats;
 pub mod storage;
 pub mod sys;
+
+/// Largest key, in bytes (memcached's `KEY_MAX_LENGTH`): the parsers refuse
+/// longer keys and the store's item header counts key bytes in one byte.
+pub const MAX_KEY_LEN: usize = 250;
 
 /// Maps memcached's verbosity (0..=3) to a log level. Without `-v`: start,
 /// shutdown, warnings and errors (info); `-v` adds per-connection events

@@ -15,22 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::MEMCACHED_VERSION;
-use crate::dispatch::Shared;
-use crate::protocol::Request;
+use crate::state::Shared;
 use crate::stats::{COMMAND_KINDS, LATENCY_BOUNDS_US};
-
-/// Which latency histogram a request counts in (index in `COMMAND_KINDS`).
-pub fn command_kind(req: &Request<'_>) -> usize {
-    match req {
-        Request::Get { .. } | Request::Gat { .. } => 0,
-        Request::Store { .. } => 1,
-        Request::Delete { .. } => 2,
-        Request::Incr { .. } | Request::Decr { .. } => 3,
-        Request::Touch { .. } => 4,
-        Request::Meta { .. } | Request::MetaNoop => 5,
-        _ => 6,
-    }
-}
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}");

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use crate::protocol::Request;
+
 /// Declares the counter set once: the struct, a snapshot type and the
 /// field list used for merging and reporting.
 macro_rules! counters {
@@ -77,6 +79,19 @@ counters!(
 
 /// Command kinds timed separately.
 pub const COMMAND_KINDS: [&str; 7] = ["get", "set", "delete", "incr_decr", "touch", "meta", "other"];
+/// Which latency histogram a request counts in (index in `COMMAND_KINDS`).
+pub fn command_kind(req: &Request<'_>) -> usize {
+    match req {
+        Request::Get { .. } | Request::Gat { .. } => 0,
+        Request::Store { .. } => 1,
+        Request::Delete { .. } => 2,
+        Request::Incr { .. } | Request::Decr { .. } => 3,
+        Request::Touch { .. } => 4,
+        Request::Meta { .. } | Request::MetaNoop => 5,
+        _ => 6,
+    }
+}
+
 /// Upper bounds of the latency buckets, in microseconds (then +Inf).
 pub const LATENCY_BOUNDS_US: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000];
 

@@ -4,9 +4,11 @@
 
 use crate::protocol::{MetaCode, MetaCommand, MetaFlags, MetaInfo, Reply, Status};
 use crate::stats::WorkerStats;
-use crate::storage::{DeleteOutcome, DeltaOutcome, MetaDelete, MetaGet, MetaItem, StoreMode, StoreOutcome};
+use crate::storage::{MetaDelete, MetaGet, MetaItem, StoreMode};
 
-use super::Shared;
+use super::outcome;
+
+use crate::state::Shared;
 
 fn info(m: &MetaItem, value_len: usize) -> MetaInfo {
     MetaInfo {
@@ -21,6 +23,22 @@ fn info(m: &MetaItem, value_len: usize) -> MetaInfo {
         won: m.won,
         class: m.class,
         size: m.size,
+    }
+}
+
+/// Sends a status as a meta reply code, or, for the statuses meta commands
+/// have no code for (errors), as the classic line.
+fn send<R: Reply>(
+    reply: &mut R,
+    command: MetaCommand,
+    status: Status,
+    key: &[u8],
+    flags: &MetaFlags<'_>,
+    item: Option<&MetaInfo>,
+) {
+    match outcome::meta_code(status) {
+        Some(code) => reply.meta(command, code, key, flags, item, None),
+        None => reply.status(status, 0),
     }
 }
 
@@ -45,16 +63,8 @@ pub fn run<R: Reply>(
                 let v = flags.value.then_some(value);
                 reply.meta(command, code, key, flags, Some(&info(m, value.len())), v);
             });
-            let (cmd, hits, misses) = if touching {
-                (&w.cmd_touch, &w.touch_hits, &w.touch_misses)
-            } else {
-                (&w.cmd_get, &w.get_hits, &w.get_misses)
-            };
-            cmd.incr();
-            if hit.is_some() {
-                hits.incr();
-            } else {
-                misses.incr();
+            outcome::looked_up(w, touching, hit.is_some());
+            if hit.is_none() {
                 reply.meta(command, MetaCode::En, key, flags, None, None);
             }
         }
@@ -71,24 +81,10 @@ pub fn run<R: Reply>(
                 _ => StoreMode::Set,
             };
             let exptime = flags.ttl.unwrap_or(0);
-            let (outcome, new_cas) = store.store_cas(mode, key, flags.client_flags, exptime, data);
-            super::count_cas(w, mode, outcome);
-            let code = match outcome {
-                StoreOutcome::Stored => MetaCode::Hd,
-                StoreOutcome::NotStored => MetaCode::Ns,
-                StoreOutcome::Exists => MetaCode::Ex,
-                StoreOutcome::NotFound => MetaCode::Nf,
-                StoreOutcome::TooLarge => {
-                    w.store_too_large.incr();
-                    return reply.status(Status::TooLarge, 0);
-                }
-                StoreOutcome::OutOfMemory => {
-                    w.store_no_memory.incr();
-                    return reply.status(Status::OutOfMemory, 0);
-                }
-            };
+            let (result, new_cas) = store.store_cas(mode, key, flags.client_flags, exptime, data);
+            let status = outcome::stored(w, mode, result);
             let it = MetaInfo { cas: new_cas, ..MetaInfo::default() };
-            reply.meta(command, code, key, flags, Some(&it), None);
+            send(reply, command, status, key, flags, Some(&it));
         }
         MetaCommand::Delete => {
             let opts = MetaDelete {
@@ -97,31 +93,16 @@ pub fn run<R: Reply>(
                 touch: flags.ttl,
                 remove_value: flags.remove_value,
             };
-            let code = match store.delete_meta(key, opts) {
-                DeleteOutcome::Deleted => {
-                    w.delete_hits.incr();
-                    MetaCode::Hd
-                }
-                DeleteOutcome::NotFound => {
-                    w.delete_misses.incr();
-                    MetaCode::Nf
-                }
-                DeleteOutcome::Exists => {
-                    w.delete_misses.incr();
-                    MetaCode::Ex
-                }
-            };
-            reply.meta(command, code, key, flags, None, None);
+            let status = outcome::deleted(w, store.delete_meta(key, opts));
+            send(reply, command, status, key, flags, None);
         }
         MetaCommand::Arith => {
             let incr = !matches!(flags.mode, Some(b'D' | b'-'));
             let create = flags.vivify.map(|t| (flags.initial, t));
             let cas = flags.compare_cas.unwrap_or(0);
-            let outcome = store.delta_with(key, incr, flags.delta, cas, create, flags.ttl);
-            let (hits, misses) = if incr { (&w.incr_hits, &w.incr_misses) } else { (&w.decr_hits, &w.decr_misses) };
-            match outcome {
-                DeltaOutcome::Value(v, new_cas, exptime) => {
-                    hits.incr();
+            let result = store.delta_with(key, incr, flags.delta, cas, create, flags.ttl);
+            match outcome::delta(w, incr, result) {
+                Ok((v, new_cas, exptime)) => {
                     let now = store.clock().now();
                     let ttl = if exptime == 0 { -1 } else { i64::from(exptime) - i64::from(now) };
                     let it = MetaInfo { cas: new_cas, ttl, ..MetaInfo::default() };
@@ -130,13 +111,7 @@ pub fn run<R: Reply>(
                     let code = if flags.value { MetaCode::Va } else { MetaCode::Hd };
                     reply.meta(command, code, key, flags, Some(&it), flags.value.then_some(digits));
                 }
-                DeltaOutcome::NotFound => {
-                    misses.incr();
-                    reply.meta(command, MetaCode::Nf, key, flags, None, None);
-                }
-                DeltaOutcome::Exists => reply.meta(command, MetaCode::Ex, key, flags, None, None),
-                DeltaOutcome::NonNumeric => reply.status(Status::NonNumeric, 0),
-                DeltaOutcome::OutOfMemory => reply.status(Status::DeltaOutOfMemory, 0),
+                Err(status) => send(reply, command, status, key, flags, None),
             }
         }
         MetaCommand::Debug => {

@@ -7,19 +7,16 @@
 //! The event loop acts on the returned [`Action`].
 
 mod meta;
+mod outcome;
 mod report;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-
-use parking_lot::Mutex;
+use std::sync::atomic::Ordering;
 
 use crate::config::{Config, MEMCACHED_VERSION};
 use crate::protocol::{Keys, MetaCode, MetaCommand, MetaFlags, ProtocolError, Reply, Request, Status, StoreCommand};
-use crate::stats::{Stats, WorkerStats};
-use crate::storage::{DeleteOutcome, DeltaOutcome, Store, StoreMode, StoreOutcome, MEGABYTE};
+use crate::state::Shared;
+use crate::stats::WorkerStats;
+use crate::storage::{StoreMode, MEGABYTE};
 
 /// What the connection does after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,74 +26,6 @@ pub enum Action {
     Swallow(usize),
     /// Send what is queued, then close (quit).
     Close,
-}
-
-/// A connection as `stats conns` shows it.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub fd: i32,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    /// Relative time of the connection's last command.
-    pub last_cmd: Arc<AtomicU32>,
-}
-
-/// State shared by every event loop.
-pub struct Shared {
-    pub store: Store,
-    pub stats: Stats,
-    pub config: Config,
-    /// Client connections open now.
-    pub curr_connections: AtomicUsize,
-    /// Open connections by id, for `stats conns`.
-    pub conns: Mutex<HashMap<u64, ConnInfo>>,
-    /// Addresses actually bound (port 0 resolved).
-    pub bound: OnceLock<Vec<SocketAddr>>,
-    /// Set once shutdown has begun.
-    pub stopping: AtomicBool,
-    /// Current verbosity (`-v`, changed by the `verbosity` command).
-    pub verbosity: AtomicU8,
-    /// Runs a shutdown (wakes every loop); installed by the server.
-    pub on_shutdown: OnceLock<Box<dyn Fn() + Send + Sync>>,
-    pub pid: u32,
-    /// The auto-discovery view (config get cluster).
-    pub discovery: crate::discovery::Discovery,
-}
-
-impl Shared {
-    pub fn new(config: Config, store: Store) -> Shared {
-        let discovery = crate::discovery::Discovery::new(crate::discovery::DiscoveryConfig::default())
-            .expect("no cluster file, nothing to read");
-        Shared::with_discovery(config, store, discovery)
-    }
-
-    /// As [`Shared::new`], with a loaded discovery view.
-    pub fn with_discovery(config: Config, store: Store, discovery: crate::discovery::Discovery) -> Shared {
-        let threads = config.server.threads;
-        let verbosity = config.verbosity;
-        Shared {
-            store,
-            stats: Stats::new(threads),
-            config,
-            curr_connections: AtomicUsize::new(0),
-            conns: Mutex::new(HashMap::new()),
-            bound: OnceLock::new(),
-            stopping: AtomicBool::new(false),
-            verbosity: AtomicU8::new(verbosity),
-            on_shutdown: OnceLock::new(),
-            pid: std::process::id(),
-            discovery,
-        }
-    }
-
-    /// Begins shutdown: loops stop accepting, flush replies and exit.
-    pub fn shutdown(&self) {
-        if !self.stopping.swap(true, Ordering::SeqCst) {
-            if let Some(f) = self.on_shutdown.get() {
-                f();
-            }
-        }
-    }
 }
 
 /// Per-connection state dispatch reads and changes.
@@ -147,22 +76,7 @@ pub fn dispatch<R: Reply>(
                 StoreCommand::Cas => StoreMode::Cas(cas),
             };
             let (outcome, new_cas) = store.store_cas(mode, key, flags, exptime, data);
-            count_cas(w, mode, outcome);
-            let status = match outcome {
-                StoreOutcome::Stored => Status::Stored,
-                StoreOutcome::NotStored => Status::NotStored,
-                StoreOutcome::Exists => Status::Exists,
-                StoreOutcome::NotFound => Status::NotFound,
-                StoreOutcome::TooLarge => {
-                    w.store_too_large.incr();
-                    Status::TooLarge
-                }
-                StoreOutcome::OutOfMemory => {
-                    w.store_no_memory.incr();
-                    Status::OutOfMemory
-                }
-            };
-            reply.status(status, new_cas);
+            reply.status(outcome::stored(w, mode, outcome), new_cas);
         }
         Request::TooLarge { key, set, swallow, noreply: _ } => {
             w.store_too_large.incr();
@@ -174,37 +88,23 @@ pub fn dispatch<R: Reply>(
             return Action::Swallow(swallow);
         }
         Request::Delete { key, cas, noreply: _ } => {
-            let status = match store.delete_cas(key, cas) {
-                DeleteOutcome::Deleted => {
-                    w.delete_hits.incr();
-                    Status::Deleted
-                }
-                DeleteOutcome::NotFound => {
-                    w.delete_misses.incr();
-                    Status::NotFound
-                }
-                DeleteOutcome::Exists => Status::Exists,
-            };
-            reply.status(status, 0);
+            reply.status(outcome::deleted(w, store.delete_cas(key, cas)), 0);
         }
         Request::Incr { key, delta, initial, cas, noreply: _ } => {
-            arithmetic(sh, w, key, true, delta, initial, cas, reply)
+            let result = outcome::delta(w, true, store.delta_with(key, true, delta, cas, initial, None));
+            arithmetic_reply(result, reply)
         }
         Request::Decr { key, delta, initial, cas, noreply: _ } => {
-            arithmetic(sh, w, key, false, delta, initial, cas, reply)
+            let result = outcome::delta(w, false, store.delta_with(key, false, delta, cas, initial, None));
+            arithmetic_reply(result, reply)
         }
         Request::Touch { key, exptime, noreply: _ } => {
-            w.cmd_touch.incr();
             let exp = store.clock().exptime_to_rel(exptime);
-            match store.get(key, Some(exp), |it| (it.flags, it.cas)) {
-                Some((flags, cas)) => {
-                    w.touch_hits.incr();
-                    reply.touched(flags, cas);
-                }
-                None => {
-                    w.touch_misses.incr();
-                    reply.status(Status::NotFound, 0);
-                }
+            let hit = store.get(key, Some(exp), |it| (it.flags, it.cas));
+            outcome::looked_up(w, true, hit.is_some());
+            match hit {
+                Some((flags, cas)) => reply.touched(flags, cas),
+                None => reply.status(Status::NotFound, 0),
             }
         }
         Request::FlushAll { exptime, noreply: _ } => {
@@ -294,12 +194,7 @@ pub fn dispatch<R: Reply>(
             reply.error(error);
             return Action::Close;
         }
-        Request::Invalid { error, noreply: _ } => {
-            reply.error(error);
-            if matches!(error, ProtocolError::BadPacket | ProtocolError::BadLengths) {
-                return Action::Close;
-            }
-        }
+        Request::Invalid { error, noreply: _ } => reply.error(error),
     }
     Action::Continue
 }
@@ -318,26 +213,19 @@ fn retrieve<R: Reply>(
 ) -> Action {
     let mark = reply.queued();
     let cap = sh.config.server.output_cap;
-    let (cmd, hits, misses) = match touch {
-        Some(_) => (&w.cmd_touch, &w.touch_hits, &w.touch_misses),
-        None => (&w.cmd_get, &w.get_hits, &w.get_misses),
-    };
     for key in keys.iter() {
-        cmd.incr();
         if key == crate::discovery::format::LEGACY_KEY {
             // Old auto-discovery clients read the node list as an item.
             if let Some((version, nodes)) = sh.discovery.view() {
-                hits.incr();
+                outcome::looked_up(w, touch.is_some(), true);
                 let payload = crate::discovery::format::payload(version, &nodes);
                 reply.value(key, 0, cas.then_some(0), &payload);
                 continue;
             }
         }
         let hit = sh.store.get(key, touch, |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
-        if hit.is_some() {
-            hits.incr();
-        } else {
-            misses.incr();
+        outcome::looked_up(w, touch.is_some(), hit.is_some());
+        if hit.is_none() {
             reply.miss(key);
         }
         if reply.queued() > cap {
@@ -349,18 +237,6 @@ fn retrieve<R: Reply>(
     }
     reply.end();
     Action::Continue
-}
-
-/// Counts a cas attempt (`cas`, binary set with CAS, `ms` with `C`).
-fn count_cas(w: &WorkerStats, mode: StoreMode, outcome: StoreOutcome) {
-    if matches!(mode, StoreMode::Cas(_) | StoreMode::CasInvalidate(_)) {
-        match outcome {
-            StoreOutcome::Stored => w.cas_hits.incr(),
-            StoreOutcome::Exists => w.cas_badval.incr(),
-            StoreOutcome::NotFound => w.cas_misses.incr(),
-            _ => {}
-        }
-    }
 }
 
 /// The one SASL mechanism offered.
@@ -425,31 +301,11 @@ fn authenticate<R: Reply>(
     Some(Action::Continue)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn arithmetic<R: Reply>(
-    sh: &Shared,
-    w: &WorkerStats,
-    key: &[u8],
-    incr: bool,
-    delta: u64,
-    initial: Option<(u64, i64)>,
-    cas: u64,
-    reply: &mut R,
-) {
-    let outcome = sh.store.delta_with(key, incr, delta, cas, initial, None);
-    let (hits, misses) = if incr { (&w.incr_hits, &w.incr_misses) } else { (&w.decr_hits, &w.decr_misses) };
-    match outcome {
-        DeltaOutcome::Value(v, new_cas, _) => {
-            hits.incr();
-            reply.number(v, new_cas);
-        }
-        DeltaOutcome::NotFound => {
-            misses.incr();
-            reply.status(Status::NotFound, 0);
-        }
-        DeltaOutcome::NonNumeric => reply.status(Status::NonNumeric, 0),
-        DeltaOutcome::Exists => reply.status(Status::Exists, 0),
-        DeltaOutcome::OutOfMemory => reply.status(Status::DeltaOutOfMemory, 0),
+/// The classic reply to incr/decr: the number, or the status.
+fn arithmetic_reply<R: Reply>(result: Result<(u64, u64, u32), Status>, reply: &mut R) {
+    match result {
+        Ok((value, cas, _)) => reply.number(value, cas),
+        Err(status) => reply.status(status, 0),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::num::parse_unsigned;
 use crate::protocol::{ProtocolError, Reply, Status};
 use crate::sys;
 
-use super::Shared;
+use crate::state::Shared;
 
 /// Answers `stats [args]`.
 pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {

@@ -5,7 +5,8 @@ use crate::config::Config;
 use crate::protocol::text::compose::{self as c, TextReply};
 use crate::protocol::text::parse;
 use crate::storage::clock::Clock;
-use crate::storage::StoreConfig;
+use crate::storage::{Store, StoreConfig};
+use std::sync::Arc;
 
 fn shared(args: &[&str]) -> Shared {
     let config = Config::parse_from(std::iter::once("ferrocache").chain(args.iter().copied())).unwrap();
@@ -108,4 +109,34 @@ fn stats_groups_answer_and_unknown_ones_are_errors() {
     assert_eq!(run(&sh, b"stats reset\r\n").0, b"RESET\r\n");
     let (out, _) = run(&sh, b"stats\r\n");
     assert!(String::from_utf8_lossy(&out).contains("STAT cmd_set 0\r\n"));
+}
+
+#[test]
+fn meta_commands_count_as_the_classic_ones() {
+    let classic = shared(&["-t", "1"]);
+    let (out, _) = run(
+        &classic,
+        b"set a 0 0 1\r\n1\r\nget a\r\nget b\r\ntouch a 10\r\ntouch b 10\r\nincr a 1\r\nincr b 1\r\n\
+decr a 1\r\ndecr b 1\r\ncas a 0 0 1 999\r\nx\r\ncas b 0 0 1 1\r\nx\r\nadd a 0 0 1\r\nx\r\ndelete a\r\ndelete a\r\n",
+    );
+    assert!(out.ends_with(b"NOT_STORED\r\nDELETED\r\nNOT_FOUND\r\n"), "{}", String::from_utf8_lossy(&out));
+    let meta = shared(&["-t", "1"]);
+    let (out, _) = run(
+        &meta,
+        b"ms a 1\r\n1\r\nmg a v\r\nmg b v\r\nmg a T10\r\nmg b T10\r\nma a\r\nma b\r\n\
+ma a MD\r\nma b MD\r\nms a 1 C999\r\nx\r\nms b 1 C1\r\nx\r\nms a 1 ME\r\nx\r\nmd a\r\nmd a\r\n",
+    );
+    assert!(out.ends_with(b"NS\r\nHD\r\nNF\r\n"), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(meta.stats.totals(), classic.stats.totals());
+}
+
+/// A delete refused for its CAS is neither a hit nor a miss, for `md` as
+/// for a binary delete (the meta path once counted it as a miss).
+#[test]
+fn meta_delete_with_a_wrong_cas_is_not_a_miss() {
+    let sh = shared(&["-t", "1"]);
+    let (out, _) = run(&sh, b"set a 0 0 1\r\n1\r\nmd a C999999\r\n");
+    assert_eq!(out, b"STORED\r\nEX\r\n");
+    let t = sh.stats.totals();
+    assert_eq!((t.delete_hits, t.delete_misses), (0, 0));
 }

@@ -277,8 +277,9 @@ pub enum Request<'a> {
         noreply: bool,
     },
     /// A refused request after which the input cannot be framed again (a
-    /// storage command without a usable length, data not ending where
-    /// declared): the reply is sent and the connection closed.
+    /// text storage command without a usable length, data not ending where
+    /// declared; a binary packet whose lengths or shape are wrong): the
+    /// reply is sent and the connection closed, in both encodings.
     Fatal {
         error: ProtocolError,
         noreply: bool,
@@ -345,11 +346,11 @@ pub enum ProtocolError {
     DeleteUsage,
     /// `CLIENT_ERROR bad command line`: malformed `stats cachedump`.
     BadCommandLine,
-    /// Binary: a packet whose fields do not fit its opcode (EINVAL, then
-    /// the connection is closed, as memcached does).
+    /// Binary: a packet whose fields do not fit its opcode (EINVAL; sent
+    /// as [`Request::Fatal`], so the connection closes, as memcached's does).
     BadPacket,
-    /// Binary: extras + key longer than the body (unknown command, then
-    /// closed).
+    /// Binary: extras + key longer than the body (unknown command; sent as
+    /// [`Request::Fatal`]).
     BadLengths,
     /// Meta: `CLIENT_ERROR invalid flag`
     MetaInvalidFlag,
@@ -401,10 +402,10 @@ pub enum Status {
     AuthFailed,
     /// A command before authentication.
     Unauthenticated,
-    /// Text auth: the data is not `user password`.
     /// `SERVER_ERROR out of memory writing get response`: a retrieval
     /// whose reply would pass the connection's output cap.
     ReplyTooLarge,
+    /// Text auth: the data is not `user password`.
     AuthBadFormat,
     /// Text auth: the data does not end in `\r\n`.
     AuthBadTermination,

@@ -26,12 +26,15 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use crate::config::ProtocolChoice;
-use crate::dispatch::{dispatch, Action, Session, Shared};
-use crate::metrics::command_kind;
+use crate::dispatch::{dispatch, Action, Session};
 use crate::protocol::binary::{self, compose::BinaryReply, REQUEST_MAGIC};
 use crate::protocol::text::{self, compose::TextReply};
 use crate::protocol::ParseError;
-use crate::stats::WorkerStats;
+use crate::state::Shared;
+use crate::stats::{command_kind, WorkerStats};
+
+/// Log lines for connections closed over bad input are rate-limited.
+static BAD_INPUT_LOG: super::LogLimiter = super::LogLimiter::new();
 
 /// Input read size, and the initial input buffer.
 const READ_CHUNK: usize = 16 * 1024;
@@ -171,7 +174,7 @@ impl Connection {
                     }
                     Err(ParseError::Incomplete) => break,
                     Err(ParseError::Close(why)) => {
-                        if let Some(dropped) = super::event_loop::BAD_INPUT_LOG.allow(now) {
+                        if let Some(dropped) = BAD_INPUT_LOG.allow(now) {
                             log::warn!("closing {}: {why:?}; {dropped} more not logged", self.peer);
                         }
                         return Served::Closed;

@@ -17,8 +17,8 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::dispatch::{ConnInfo, Shared};
 use crate::protocol::text::compose::TOO_MANY_CONNECTIONS;
+use crate::state::{ConnInfo, Shared};
 use crate::stats::WorkerStats;
 
 use super::connection::{Connection, Served};
@@ -26,7 +26,6 @@ use super::connection::{Connection, Served};
 const WAKER: Token = Token(usize::MAX);
 /// Log lines for refused clients are rate-limited.
 static REJECTED_LOG: super::LogLimiter = super::LogLimiter::new();
-pub(super) static BAD_INPUT_LOG: super::LogLimiter = super::LogLimiter::new();
 /// Listener `i` has token `LISTENER_BASE - i`.
 const LISTENER_BASE: usize = usize::MAX - 1;
 /// How long shutdown waits for queued replies to drain.

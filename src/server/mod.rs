@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::dispatch::Shared;
 use crate::error::Error;
 use crate::notify::Notifier;
+use crate::state::Shared;
 use crate::storage::clock::Clock;
 use crate::storage::{snapshot, Store};
 use crate::sys;

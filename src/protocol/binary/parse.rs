@@ -11,8 +11,8 @@
 //! never buffered unless it is legal.
 
 use super::header::{opcode as op, Header, HEADER_LEN, REQUEST_MAGIC};
-use crate::protocol::text::parse::MAX_KEY_LEN;
 use crate::protocol::{CloseReason, Keys, Limits, ParseError, ProtocolError, Request, StoreCommand};
+use crate::MAX_KEY_LEN;
 
 /// What the reply needs to know about the request it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,18 +113,19 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, Meta, u
         return_key: matches!(h.opcode, op::GETK | op::GETKQ | op::GATK | op::GATKQ),
     };
     let (ext, key_len, body) = (usize::from(h.extlen), usize::from(h.keylen), h.bodylen as usize);
-    let invalid = |error| Ok((Request::Invalid { error, noreply: false }, meta, HEADER_LEN));
+    // A packet that cannot be framed or served: the reply, then a close.
+    let fatal = |error| Ok((Request::Fatal { error, noreply: false }, meta, HEADER_LEN));
     if ext + key_len > body {
-        return invalid(ProtocolError::BadLengths);
+        return fatal(ProtocolError::BadLengths);
     }
     if key_len > MAX_KEY_LEN {
-        return invalid(ProtocolError::BadPacket);
+        return fatal(ProtocolError::BadPacket);
     }
     let vlen = body - ext - key_len;
     if !known(h.opcode) {
         // Answered "unknown command"; a body too large to skip here closes.
         if body > limits.max_line {
-            return invalid(ProtocolError::BadLengths);
+            return fatal(ProtocolError::BadLengths);
         }
         if buf.len() < HEADER_LEN + body {
             return Err(ParseError::Incomplete);
@@ -136,7 +137,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, Meta, u
         ));
     }
     if !shape_ok(h.opcode, ext, key_len, vlen) {
-        return invalid(ProtocolError::BadPacket);
+        return fatal(ProtocolError::BadPacket);
     }
     let fixed = HEADER_LEN + ext + key_len;
     if carries_value(h.opcode) && vlen > limits.max_value {
@@ -144,7 +145,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, Meta, u
             return Err(ParseError::Incomplete);
         }
         if matches!(h.opcode, op::SASL_AUTH | op::SASL_STEP) {
-            return invalid(ProtocolError::BadPacket);
+            return fatal(ProtocolError::BadPacket);
         }
         let key = &buf[HEADER_LEN + ext..fixed];
         let set = matches!(h.opcode, op::SET | op::SETQ);

@@ -5,9 +5,10 @@
 
 use std::borrow::Cow;
 
-use super::parse::{exptime, invalid, Line, MAX_KEY_LEN};
+use super::{exptime, invalid, Line};
 use crate::num::{parse_signed, parse_unsigned};
 use crate::protocol::{base64, Limits, MetaCommand, MetaFlags, ProtocolError, Request};
+use crate::MAX_KEY_LEN;
 
 /// memcached counts the command, key, flags and a terminator against 20.
 const MAX_TOKENS: usize = 20;

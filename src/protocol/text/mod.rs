@@ -7,3 +7,26 @@ mod meta;
 pub mod parse;
 
 pub use parse::parse;
+
+use crate::num::parse_signed;
+use crate::protocol::{ProtocolError, Request};
+
+/// What a command line parsed into; shared by the classic and the meta
+/// command parsers.
+enum Line<'a> {
+    Done(Request<'a>),
+    /// The request also used this many bytes after the line.
+    WithData(Request<'a>, usize),
+    /// A storage command whose data has not all arrived.
+    NeedData,
+}
+
+/// A refused request after which the connection goes on.
+fn invalid(error: ProtocolError, noreply: bool) -> Line<'static> {
+    Line::Done(Request::Invalid { error, noreply })
+}
+
+/// An exptime token: a signed number that fits memcached's 32 bits.
+fn exptime(t: &[u8]) -> Option<i64> {
+    parse_signed(t).filter(|&e| i32::try_from(e).is_ok())
+}

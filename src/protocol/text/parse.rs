@@ -13,11 +13,11 @@
 //! [`Limits::max_get_line`] for retrieval commands) closes the connection,
 //! and a value over [`Limits::max_value`] is refused before its data is read.
 
+use super::{exptime, invalid, Line};
 use crate::num::{parse_signed, parse_unsigned};
 use crate::protocol::{CloseReason, Keys, Limits, ParseError, ProtocolError, Request, StoreCommand};
+use crate::MAX_KEY_LEN;
 
-/// Largest key (memcached's KEY_MAX_LENGTH).
-pub const MAX_KEY_LEN: usize = 250;
 /// Tokens looked at for non-retrieval commands; more is always an error.
 const MAX_TOKENS: usize = 8;
 
@@ -51,18 +51,6 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize),
 /// way as the whole one.
 fn is_retrieval(buf: &[u8]) -> bool {
     buf.starts_with(b"get ") || buf.starts_with(b"gets ") || buf.starts_with(b"gat ") || buf.starts_with(b"gats ")
-}
-
-pub(super) enum Line<'a> {
-    Done(Request<'a>),
-    /// The request also used this many bytes after the line.
-    WithData(Request<'a>, usize),
-    /// A storage command whose data has not all arrived.
-    NeedData,
-}
-
-pub(super) fn invalid(error: ProtocolError, noreply: bool) -> Line<'static> {
-    Line::Done(Request::Invalid { error, noreply })
 }
 
 /// A key memcached would accept, minus control characters.
@@ -129,10 +117,6 @@ fn trim_spaces(s: &[u8]) -> &[u8] {
 }
 
 /// An exptime: a signed number that fits memcached's 32-bit field.
-pub(super) fn exptime(t: &[u8]) -> Option<i64> {
-    parse_signed(t).filter(|&e| i32::try_from(e).is_ok())
-}
-
 fn retrieval<'a>(line: &'a [u8], cmd: &[u8], n: usize, cas: bool, touch: bool) -> Line<'a> {
     if n < 2 {
         return invalid(ProtocolError::UnknownCommand, false);

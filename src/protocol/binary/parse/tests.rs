@@ -220,7 +220,7 @@ fn lengths_that_disagree_are_refused_from_the_header_alone() {
     ];
     for (header, error) in cases {
         let (req, _, used) = parse(&header, &lim()).unwrap_or_else(|e| panic!("{header:02x?}: {e:?}"));
-        assert_eq!(req, R::Invalid { error, noreply: false }, "{header:02x?}");
+        assert_eq!(req, R::Fatal { error, noreply: false }, "{header:02x?}");
         assert_eq!(used, HEADER_LEN);
     }
 }
