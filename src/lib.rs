@@ -31,6 +31,7 @@ pub mod config;
 pub mod discovery;
 pub mod dispatch;
 pub mod error;
+pub mod figures;
 pub mod metrics;
 pub mod notify;
 pub mod num;

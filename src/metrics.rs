@@ -1,7 +1,8 @@
 //! `--metrics-port`: the counters of `stats` in Prometheus text format over
 //! HTTP, named as the widely used memcached exporter names them
 //! (`memcached_*`), plus request latency histograms per command
-//! (`ferrocache_request_duration_seconds`).
+//! (`ferrocache_request_duration_seconds`). Which figures are exported, and
+//! under which names, is the `metric` of each row in `figures`.
 //!
 //! One small thread serves `GET /metrics` on a blocking listener; requests
 //! are read with a timeout and a size bound, so a slow scraper cannot hold
@@ -15,171 +16,69 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::MEMCACHED_VERSION;
+use crate::figures::{self, Figure, Kind, Metric, Sample};
 use crate::state::Shared;
 use crate::stats::{COMMAND_KINDS, LATENCY_BOUNDS_US};
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// One metric family: its header, then one sample per `(labels, value)`.
+fn family(out: &mut String, m: &Metric, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {} {}", m.name, m.help);
+    let _ = writeln!(out, "# TYPE {} {}", m.name, m.kind.as_str());
     for (labels, v) in samples {
         if labels.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
+            let _ = writeln!(out, "{} {v}", m.name);
         } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            let _ = writeln!(out, "{}{{{labels}}} {v}", m.name);
         }
+    }
+}
+
+/// Groups rows into families by metric name, in the order names first
+/// appear; `samples` gives a row's samples.
+fn families<'r, S>(
+    out: &mut String,
+    rows: impl Iterator<Item = &'r Figure<S>>,
+    samples: impl Fn(&Metric, &Figure<S>) -> Vec<(String, f64)>,
+) where
+    S: 'r,
+{
+    let mut order: Vec<(Metric, Vec<(String, f64)>)> = Vec::new();
+    for f in rows {
+        let Some(m) = f.metric else { continue };
+        let found = order.iter().position(|(o, _)| o.name == m.name);
+        let i = found.unwrap_or_else(|| {
+            order.push((m, Vec::new()));
+            order.len() - 1
+        });
+        order[i].1.extend(samples(&m, f));
+    }
+    for (m, s) in &order {
+        family(out, m, s);
     }
 }
 
 /// The whole scrape.
 pub fn render(sh: &Shared) -> String {
-    let t = sh.stats.totals();
-    let s = sh.store.stats();
-    let clock = sh.store.clock();
-    let (user, system) = crate::sys::rusage();
     let mut o = String::with_capacity(8192);
-    let g = |o: &mut String, name: &str, help: &str, v: u64| metric(o, name, "gauge", help, &[("", v as f64)]);
-    let c = |o: &mut String, name: &str, help: &str, v: u64| metric(o, name, "counter", help, &[("", v as f64)]);
-    g(&mut o, "memcached_up", "Could the memcached server be reached.", 1);
-    c(
-        &mut o,
-        "memcached_uptime_seconds",
-        "Number of seconds since the server started.",
-        clock.unix_now() - clock.started_unix(),
-    );
-    metric(
-        &mut o,
-        "memcached_version",
-        "gauge",
-        "The version of this memcached server.",
-        &[(&format!("version=\"{MEMCACHED_VERSION}\""), 1.0)],
-    );
-    let cmd = |command: &str, status: &str| format!("command=\"{command}\",status=\"{status}\"");
-    let commands = [
-        (cmd("get", "hit"), t.get_hits),
-        (cmd("get", "miss"), t.get_misses),
-        (cmd("set", "hit"), t.cmd_set),
-        (cmd("cas", "hit"), t.cas_hits),
-        (cmd("cas", "miss"), t.cas_misses),
-        (cmd("cas", "badval"), t.cas_badval),
-        (cmd("incr", "hit"), t.incr_hits),
-        (cmd("incr", "miss"), t.incr_misses),
-        (cmd("decr", "hit"), t.decr_hits),
-        (cmd("decr", "miss"), t.decr_misses),
-        (cmd("delete", "hit"), t.delete_hits),
-        (cmd("delete", "miss"), t.delete_misses),
-        (cmd("touch", "hit"), t.touch_hits),
-        (cmd("touch", "miss"), t.touch_misses),
-        (cmd("flush", "hit"), t.cmd_flush),
-    ];
-    let samples: Vec<(&str, f64)> = commands.iter().map(|(l, v)| (l.as_str(), *v as f64)).collect();
-    metric(
-        &mut o,
-        "memcached_commands_total",
-        "counter",
-        "Total number of all requests broken down by command (get, set, etc.) and status.",
-        &samples,
-    );
-    c(
-        &mut o,
-        "memcached_connections_total",
-        "Total number of connections opened since the server started running.",
-        t.total_connections,
-    );
-    c(
-        &mut o,
-        "memcached_connections_rejected_total",
-        "Total number of connections rejected at the -c limit.",
-        t.rejected_connections,
-    );
-    c(
-        &mut o,
-        "memcached_connections_yielded_total",
-        "Total number of connections yielded running due to hitting the -R limit.",
-        t.conn_yields,
-    );
-    g(
-        &mut o,
-        "memcached_current_connections",
-        "Current number of open connections.",
-        sh.curr_connections.load(Ordering::Relaxed) as u64,
-    );
-    g(
-        &mut o,
-        "memcached_max_connections",
-        "Maximum number of clients allowed.",
-        sh.config.server.max_connections as u64,
-    );
-    g(&mut o, "memcached_current_bytes", "Current number of bytes used to store items.", s.bytes);
-    g(&mut o, "memcached_limit_bytes", "Number of bytes this server is allowed to use for storage.", s.limit_maxbytes);
-    g(&mut o, "memcached_malloced_bytes", "Number of bytes of memory allocated to slab pages.", s.total_malloced);
-    g(&mut o, "memcached_current_items", "Current number of items stored by this instance.", s.curr_items);
-    c(&mut o, "memcached_items_total", "Total number of items stored during the life of this instance.", s.total_items);
-    c(
-        &mut o,
-        "memcached_items_evicted_total",
-        "Total number of valid items removed from cache to free memory for new items.",
-        s.evictions,
-    );
-    c(
-        &mut o,
-        "memcached_items_reclaimed_total",
-        "Total number of times an entry was stored using memory from an expired entry.",
-        s.reclaimed,
-    );
-    c(&mut o, "memcached_read_bytes_total", "Total number of bytes read by this server from network.", t.bytes_read);
-    c(
-        &mut o,
-        "memcached_written_bytes_total",
-        "Total number of bytes sent by this server to network.",
-        t.bytes_written,
-    );
-    metric(
-        &mut o,
-        "memcached_process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        &[("", (user + system).as_secs_f64())],
-    );
-    let slabs = sh.store.class_stats();
-    let active: Vec<_> = slabs.iter().filter(|cs| cs.total_pages > 0).collect();
-    let per_slab =
-        |o: &mut String, name: &str, kind: &str, help: &str, f: &dyn Fn(&crate::storage::ClassStats) -> u64| {
-            let labels: Vec<String> = active.iter().map(|cs| format!("slab=\"{}\"", cs.id)).collect();
-            let samples: Vec<(&str, f64)> =
-                labels.iter().zip(&active).map(|(l, cs)| (l.as_str(), f(cs) as f64)).collect();
-            metric(o, name, kind, help, &samples);
-        };
-    per_slab(
-        &mut o,
-        "memcached_slab_chunk_size_bytes",
-        "gauge",
-        "Number of bytes allocated to each chunk within this slab class.",
-        &|cs| cs.chunk_size as u64,
-    );
-    per_slab(&mut o, "memcached_slab_current_pages", "gauge", "Number of pages allocated to this slab class.", &|cs| {
-        cs.total_pages
+    let up =
+        Metric { name: "memcached_up", labels: "", kind: Kind::Gauge, help: "Could the memcached server be reached." };
+    family(&mut o, &up, &[(String::new(), 1.0)]);
+    let version = Metric {
+        name: "memcached_version",
+        labels: "",
+        kind: Kind::Gauge,
+        help: "The version of this memcached server.",
+    };
+    family(&mut o, &version, &[(format!("version=\"{MEMCACHED_VERSION}\""), 1.0)]);
+    let sample = Sample::take(sh);
+    families(&mut o, figures::GENERAL.iter(), |m, f| {
+        (f.get)(&sample).as_f64().map(|v| (m.labels.to_string(), v)).into_iter().collect()
     });
-    per_slab(
-        &mut o,
-        "memcached_slab_current_items",
-        "gauge",
-        "Number of items currently stored in this slab class.",
-        &|cs| cs.used_chunks,
-    );
-    per_slab(
-        &mut o,
-        "memcached_slab_mem_requested_bytes",
-        "gauge",
-        "Number of bytes of memory actual items take up within a slab.",
-        &|cs| cs.mem_requested,
-    );
-    per_slab(
-        &mut o,
-        "memcached_slab_items_evicted_total",
-        "counter",
-        "Total number of times an item had to be evicted from the LRU before it expired.",
-        &|cs| cs.counters.evicted,
-    );
+    let classes = sh.store.class_stats();
+    let active: Vec<_> = classes.iter().filter(|cs| cs.total_pages > 0).collect();
+    families(&mut o, figures::SLABS.iter().chain(figures::ITEMS), |_, f| {
+        active.iter().filter_map(|cs| Some((format!("slab=\"{}\"", cs.id), (f.get)(cs).as_f64()?))).collect()
+    });
     let lat = sh.stats.latency();
     let name = "ferrocache_request_duration_seconds";
     let _ = writeln!(o, "# HELP {name} Time from the event loop waking for a request (or the end of the one before it) to its queued reply, by command.");

@@ -4,12 +4,11 @@
 //! extstore, TLS) are left out rather than reported as made-up zeros.
 
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
 
-use crate::config::{ProtocolChoice, MEMCACHED_VERSION};
+use crate::config::ProtocolChoice;
+use crate::figures::{self, Sample};
 use crate::num::parse_unsigned;
 use crate::protocol::{ProtocolError, Reply, Status};
-use crate::sys;
 
 use crate::state::Shared;
 
@@ -52,77 +51,14 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
     }
 }
 
-fn secs(d: std::time::Duration) -> String {
-    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
-}
-
+/// `stats`: every row of [`figures::GENERAL`] that has a name.
 fn general<R: Reply>(sh: &Shared, out: &mut R) {
-    let clock = sh.store.clock();
-    let t = sh.stats.totals();
-    let s = sh.store.stats();
-    let (user, system) = sys::rusage();
-    let now_unix =
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(clock.unix_now());
-    let cfg = &sh.config;
-    let stat = |out: &mut R, name: &str, v: u64| out.stat(name, &v);
-    stat(out, "pid", u64::from(sh.pid));
-    stat(out, "uptime", now_unix.saturating_sub(clock.started_unix()));
-    stat(out, "time", now_unix);
-    out.stat("version", &MEMCACHED_VERSION);
-    out.stat("ferrocache_version", &env!("CARGO_PKG_VERSION"));
-    stat(out, "pointer_size", usize::BITS as u64);
-    out.stat("rusage_user", &secs(user));
-    out.stat("rusage_system", &secs(system));
-    stat(out, "max_connections", cfg.server.max_connections as u64);
-    stat(out, "curr_connections", sh.curr_connections.load(Ordering::Relaxed) as u64);
-    stat(out, "total_connections", t.total_connections);
-    stat(out, "rejected_connections", t.rejected_connections);
-    stat(out, "connection_structures", sh.curr_connections.load(Ordering::Relaxed) as u64);
-    stat(out, "cmd_get", t.cmd_get);
-    stat(out, "cmd_set", t.cmd_set);
-    stat(out, "cmd_flush", t.cmd_flush);
-    stat(out, "cmd_touch", t.cmd_touch);
-    stat(out, "get_hits", t.get_hits);
-    stat(out, "get_misses", t.get_misses);
-    stat(out, "get_expired", s.get_expired);
-    stat(out, "get_flushed", s.get_flushed);
-    stat(out, "delete_misses", t.delete_misses);
-    stat(out, "delete_hits", t.delete_hits);
-    stat(out, "incr_misses", t.incr_misses);
-    stat(out, "incr_hits", t.incr_hits);
-    stat(out, "decr_misses", t.decr_misses);
-    stat(out, "decr_hits", t.decr_hits);
-    stat(out, "cas_misses", t.cas_misses);
-    stat(out, "cas_hits", t.cas_hits);
-    stat(out, "cas_badval", t.cas_badval);
-    stat(out, "touch_hits", t.touch_hits);
-    stat(out, "touch_misses", t.touch_misses);
-    stat(out, "store_too_large", t.store_too_large);
-    stat(out, "store_no_memory", t.store_no_memory);
-    stat(out, "auth_cmds", t.auth_cmds);
-    stat(out, "auth_errors", t.auth_errors);
-    stat(out, "idle_kicks", t.idle_kicks);
-    stat(out, "write_stalls", t.write_stalls);
-    stat(out, "bytes_read", t.bytes_read);
-    stat(out, "bytes_written", t.bytes_written);
-    stat(out, "limit_maxbytes", s.limit_maxbytes);
-    stat(out, "accepting_conns", u64::from(!sh.stopping.load(Ordering::Relaxed)));
-    stat(out, "threads", cfg.server.threads as u64);
-    stat(out, "conn_yields", t.conn_yields);
-    stat(out, "hash_power_level", u64::from(s.hash_power_level));
-    stat(out, "hash_bytes", s.hash_bytes);
-    stat(out, "hash_is_expanding", 0);
-    stat(out, "slabs_moved", s.slabs_moved);
-    stat(out, "bytes", s.bytes);
-    stat(out, "curr_items", s.curr_items);
-    stat(out, "total_items", s.total_items);
-    stat(out, "expired_unfetched", s.expired_unfetched);
-    stat(out, "evicted_unfetched", s.evicted_unfetched);
-    stat(out, "evictions", s.evictions);
-    stat(out, "reclaimed", s.reclaimed);
-    stat(out, "crawler_reclaimed", s.crawler_reclaimed);
-    stat(out, "crawler_items_checked", s.crawler_items_checked);
-    stat(out, "total_malloced", s.total_malloced);
+    let sample = Sample::take(sh);
+    for f in figures::GENERAL {
+        if let Some(name) = f.stat {
+            out.stat(name, &(f.get)(&sample));
+        }
+    }
     out.stats_end();
 }
 
@@ -173,49 +109,29 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stats_end();
 }
 
+/// `stats items`: the [`figures::ITEMS`] rows of each class holding items.
 fn items<R: Reply>(sh: &Shared, out: &mut R) {
     for cs in sh.store.class_stats().iter().filter(|cs| cs.used_chunks > 0) {
-        let id = cs.id;
-        let k = &cs.counters;
-        let mut stat = |name: &str, v: u64| out.stat(&format!("items:{id}:{name}"), &v);
-        stat("number", cs.used_chunks);
-        stat("age", u64::from(cs.age));
-        stat("mem_requested", cs.mem_requested);
-        stat("evicted", k.evicted);
-        stat("evicted_nonzero", k.evicted_nonzero);
-        stat("evicted_time", u64::from(k.evicted_time));
-        stat("outofmemory", k.outofmemory);
-        stat("reclaimed", k.reclaimed);
-        stat("expired_unfetched", k.expired_unfetched);
-        stat("evicted_unfetched", k.evicted_unfetched);
-        stat("crawler_reclaimed", k.crawler_reclaimed);
+        for f in figures::ITEMS {
+            if let Some(name) = f.stat {
+                out.stat(&format!("items:{}:{name}", cs.id), &(f.get)(cs));
+            }
+        }
     }
     out.stats_end();
 }
 
+/// `stats slabs`: the [`figures::SLABS`] rows of each class holding pages.
 fn slabs<R: Reply>(sh: &Shared, out: &mut R) {
     let all = sh.store.class_stats();
     let mut active = 0;
     for cs in all.iter().filter(|cs| cs.total_pages > 0) {
         active += 1;
-        let id = cs.id;
-        let k = &cs.counters;
-        let mut stat = |name: &str, v: u64| out.stat(&format!("{id}:{name}"), &v);
-        stat("chunk_size", cs.chunk_size as u64);
-        stat("chunks_per_page", u64::from(cs.chunks_per_page));
-        stat("total_pages", cs.total_pages);
-        stat("total_chunks", cs.total_chunks);
-        stat("used_chunks", cs.used_chunks);
-        stat("free_chunks", cs.free_chunks);
-        stat("free_chunks_end", cs.free_chunks_end);
-        stat("get_hits", k.get_hits);
-        stat("cmd_set", k.cmd_set);
-        stat("delete_hits", k.delete_hits);
-        stat("incr_hits", k.incr_hits);
-        stat("decr_hits", k.decr_hits);
-        stat("cas_hits", k.cas_hits);
-        stat("cas_badval", k.cas_badval);
-        stat("touch_hits", k.touch_hits);
+        for f in figures::SLABS {
+            if let Some(name) = f.stat {
+                out.stat(&format!("{}:{name}", cs.id), &(f.get)(cs));
+            }
+        }
     }
     out.stat("active_slabs", &active);
     out.stat("total_malloced", &sh.store.stats().total_malloced);
