@@ -50,7 +50,7 @@ demo: release
 soak:
 	SOAK_SECS=$${SOAK_SECS:-20} $(CARGO) test --release --test soak -- --ignored --nocapture
 
-# Each fuzz target for FUZZ_SECS seconds (default 60); see fuzz/README.md.
+# Each fuzz target for FUZZ_SECS seconds (default 60); see scripts/fuzz.
 fuzz:
 	scripts/fuzz $${FUZZ_SECS:-60}
 

@@ -25,6 +25,8 @@
 //! `server` drives `protocol` and `dispatch` and never reaches into
 //! `storage` internals. See `docs/architecture.md`.
 #![deny(unsafe_code)]
+// Every `unsafe` block (all in `sys`) states the invariant it relies on.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod auth;
 pub mod config;

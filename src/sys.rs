@@ -56,7 +56,7 @@ pub fn block_signals() -> io::Result<()> {
 pub enum Signal {
     /// SIGINT or SIGTERM: shut down.
     Stop,
-    /// SIGHUP: reopen/reload (nothing to reload yet; logged).
+    /// SIGHUP: re-read the cluster file (see `discovery`).
     Hangup,
 }
 
@@ -71,14 +71,6 @@ pub fn wait_signal() -> Signal {
             continue;
         }
         return if sig == libc::SIGHUP { Signal::Hangup } else { Signal::Stop };
-    }
-}
-
-/// Sends SIGTERM to this process (the `shutdown` command).
-pub fn raise_stop() {
-    // SAFETY: kill(2) on our own pid with a valid signal number.
-    unsafe {
-        libc::kill(libc::getpid(), libc::SIGTERM);
     }
 }
 

@@ -81,17 +81,9 @@ pub fn config_reply(version: u64, nodes: &[Node]) -> Vec<u8> {
     out
 }
 
-/// The key old clients `get`.
+/// The key old clients `get`: dispatch answers it with [`payload`] as the
+/// value, through the connection's usual `VALUE` reply.
 pub const LEGACY_KEY: &[u8] = b"AmazonElastiCache:cluster";
-
-/// The reply to `get AmazonElastiCache:cluster`.
-pub fn legacy_reply(version: u64, nodes: &[Node]) -> Vec<u8> {
-    let p = payload(version, nodes);
-    let mut out = format!("VALUE AmazonElastiCache:cluster 0 {}\r\n", p.len()).into_bytes();
-    out.extend_from_slice(&p);
-    out.extend_from_slice(b"\r\nEND\r\n");
-    out
-}
 
 #[cfg(test)]
 mod tests {
@@ -125,14 +117,6 @@ mod tests {
         assert_eq!(
             config_reply(2, &[n("cache.local", "", 11211)]),
             b"CONFIG cluster 0 21\r\n2\ncache.local||11211\n\r\nEND\r\n"
-        );
-    }
-
-    #[test]
-    fn legacy_form_carries_the_same_payload() {
-        assert_eq!(
-            legacy_reply(5, &[n("h", "1.2.3.4", 1)]),
-            b"VALUE AmazonElastiCache:cluster 0 14\r\n5\nh|1.2.3.4|1\n\r\nEND\r\n"
         );
     }
 

@@ -140,3 +140,17 @@ fn meta_delete_with_a_wrong_cas_is_not_a_miss() {
     let t = sh.stats.totals();
     assert_eq!((t.delete_hits, t.delete_misses), (0, 0));
 }
+
+/// Old auto-discovery clients `get` the node list as an item: golden bytes
+/// of the path production takes (dispatch's retrieval, the text composer).
+#[test]
+fn legacy_discovery_key_answers_with_the_node_list() {
+    let sh = shared(&["-t", "1"]);
+    let (out, _) = run(&sh, b"get AmazonElastiCache:cluster\r\n");
+    assert_eq!(out, b"END\r\n", "no cluster configured: an ordinary miss");
+    let (out, _) = run(&sh, b"config set cluster 0 11\r\nh|1.2.3.4|1\r\nget AmazonElastiCache:cluster\r\n");
+    let version = sh.discovery.view().expect("configured").0;
+    let payload = format!("{version}\nh|1.2.3.4|1\n");
+    let want = format!("STORED\r\nVALUE AmazonElastiCache:cluster 0 {}\r\n{payload}\r\nEND\r\n", payload.len());
+    assert_eq!(String::from_utf8_lossy(&out), want);
+}
