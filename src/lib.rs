@@ -21,9 +21,11 @@
 //! ```
 //!
 //! Module rules: `protocol` and `storage` depend on nothing else in the
-//! crate but the leaf `num`; `dispatch` is the only module that uses both;
-//! `server` drives `protocol` and `dispatch` and never reaches into
-//! `storage` internals. See `docs/architecture.md`.
+//! crate but the leaf `num` and [`MAX_KEY_LEN`]; `dispatch` is the only
+//! module that turns requests into store calls; `state` holds what every
+//! thread shares; `server` drives `protocol` and `dispatch` and uses
+//! `storage` only for the store's life cycle (clock, crawler, snapshots).
+//! No two modules import each other. See `docs/architecture.md`.
 #![deny(unsafe_code)]
 // Every `unsafe` block (all in `sys`) states the invariant it relies on.
 #![warn(clippy::undocumented_unsafe_blocks)]
