@@ -316,6 +316,7 @@ impl Config {
         let mut idle_timeout = 0;
         let mut write_timeout = DEFAULT_WRITE_TIMEOUT;
         let mut hashpower = 16;
+        let mut strict = false;
         for opt in a.extended.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
             let (name, value) = opt.split_once('=').map_or((opt, None), |(n, v)| (n, Some(v)));
             let number = || -> Result<u64, Error> {
@@ -346,6 +347,7 @@ impl Config {
                         return Err(bad("slab_chunk_max cannot be larger than -I (item_size_max)"));
                     }
                 }
+                "strict_protocol" => strict = true,
                 "modern" | "no_modern" => {}
                 _ => warnings.push(format!("ignoring unsupported extended option: {opt}")),
             }
@@ -369,6 +371,7 @@ impl Config {
                 max_value: item_size_max - HEADER_LEN,
                 max_line: DEFAULT_MAX_LINE,
                 max_get_line: DEFAULT_MAX_GET_LINE,
+                strict,
             },
             udp_port: a.udp_port,
             auth,

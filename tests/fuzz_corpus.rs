@@ -11,7 +11,7 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
     files.into_iter().filter(|p| p.is_file()).map(|p| std::fs::read(p).unwrap()).collect()
 }
 
-const LIMITS: Limits = Limits { max_value: 4096, max_line: 2048, max_get_line: 8192 };
+const LIMITS: Limits = Limits { max_value: 4096, max_line: 2048, max_get_line: 8192, strict: false };
 
 #[test]
 fn text_parser_corpus() {

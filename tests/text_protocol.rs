@@ -200,11 +200,31 @@ fn noreply_commands_stay_silent() {
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
 }
 
-/// Storage command lines whose data cannot be framed are answered and the
+/// Storage command lines whose data cannot be framed, as memcached answers
+/// them by default: the error, then the connection reads on (the declared
+/// bytes skipped where a length was read, else from the next line).
+#[test]
+fn unframeable_storage_commands_answer_and_go_on() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    for (req, want) in [
+        (&b"set a 0 0 2\r\nxyz\nversion\r\n"[..], &b"CLIENT_ERROR bad data chunk\r\nVERSION 1.6.18\r\n"[..]),
+        (b"set a 0 0 -1\r\nversion\r\n", b"CLIENT_ERROR bad command line format\r\nVERSION 1.6.18\r\n"),
+        (b"set a 0 0 abc\r\nversion\r\n", b"CLIENT_ERROR bad command line format\r\nVERSION 1.6.18\r\n"),
+        (b"set a 0 0\r\nversion\r\n", b"ERROR\r\nVERSION 1.6.18\r\n"),
+        (b"cas a 0 0 1\r\nversion\r\n", b"ERROR\r\nVERSION 1.6.18\r\n"),
+        (b"ms a\r\nversion\r\n", b"CLIENT_ERROR bad command line format\r\nVERSION 1.6.18\r\n"),
+        (b"ms a 2\r\nxyz\nversion\r\n", b"CLIENT_ERROR bad data chunk\r\nVERSION 1.6.18\r\n"),
+    ] {
+        c.expect(req, want);
+    }
+}
+
+/// With `-o strict_protocol`, the same lines are answered and the
 /// connection is closed, so the bytes that follow never run as commands.
 #[test]
-fn unframeable_storage_commands_close_the_connection() {
-    let server = Server::start(&[]);
+fn unframeable_storage_commands_close_under_strict_protocol() {
+    let server = Server::start(&["-o", "strict_protocol"]);
     for (req, want) in [
         (&b"set a 0 0 2\r\nxyz\r\nflush_all\r\n"[..], &b"CLIENT_ERROR bad data chunk\r\n"[..]),
         (b"set a 0 0 -1\r\nflush_all\r\n", b"CLIENT_ERROR bad command line format\r\n"),

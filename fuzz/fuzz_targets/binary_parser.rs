@@ -8,7 +8,7 @@ use ferrocache::protocol::{Limits, ParseError, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_value: 4096, max_line: 2048, max_get_line: 8192 };
+    let limits = Limits { max_value: 4096, max_line: 2048, max_get_line: 8192, strict: false };
     let mut at = 0;
     while at < data.len() {
         match parse(&data[at..], &limits) {

@@ -280,7 +280,10 @@ fn authenticate<R: Reply>(
                 reply_text(Status::AuthFailed);
             }
         }
-        Request::Fatal { error: ProtocolError::BadDataChunk, .. } => {
+        Request::Fatal { error: ProtocolError::BadDataChunk, .. }
+        | Request::Invalid { error: ProtocolError::BadDataChunk, .. } => {
+            // Strict either way: a client that cannot frame its credentials
+            // is hung up on.
             reply_text(Status::AuthBadTermination);
             return Some(Action::Close);
         }

@@ -22,6 +22,13 @@ pub struct Limits {
     pub max_line: usize,
     /// Longest `get`/`gets`/`gat`/`gats` line.
     pub max_get_line: usize,
+    /// `-o strict_protocol`: close the connection after a storage command
+    /// whose data cannot be framed (no readable length, data not ending
+    /// where declared), so no data line is ever read as a command. Off, as
+    /// in memcached: the error is sent and the connection goes on (a data
+    /// block of known length is skipped; without a length, the next line
+    /// is a command).
+    pub strict: bool,
 }
 
 /// memcached closes a connection whose command line passes 2048 bytes
@@ -33,7 +40,7 @@ pub const DEFAULT_MAX_GET_LINE: usize = 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_value: 1024 * 1024, max_line: DEFAULT_MAX_LINE, max_get_line: DEFAULT_MAX_GET_LINE }
+        Limits { max_value: 1024 * 1024, max_line: DEFAULT_MAX_LINE, max_get_line: DEFAULT_MAX_GET_LINE, strict: false }
     }
 }
 
@@ -276,10 +283,10 @@ pub enum Request<'a> {
         swallow: usize,
         noreply: bool,
     },
-    /// A refused request after which the input cannot be framed again (a
-    /// text storage command without a usable length, data not ending where
-    /// declared; a binary packet whose lengths or shape are wrong): the
-    /// reply is sent and the connection closed, in both encodings.
+    /// A refused request after which the connection is closed, in both
+    /// encodings: a binary packet whose lengths or shape are wrong, and,
+    /// under [`Limits::strict`], a text storage command without a usable
+    /// length or with data not ending where declared.
     Fatal {
         error: ProtocolError,
         noreply: bool,

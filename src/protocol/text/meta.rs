@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{exptime, invalid, Line};
+use super::{exptime, invalid, unframed, Line};
 use crate::num::{parse_signed, parse_unsigned};
 use crate::protocol::{base64, Limits, MetaCommand, MetaFlags, ProtocolError, Request};
 use crate::MAX_KEY_LEN;
@@ -39,8 +39,8 @@ pub(super) fn parse<'a>(c: u8, args: &'a [u8], rest: &'a [u8], limits: &Limits) 
     if command == MetaCommand::Set {
         let Some(len) = words.next().and_then(parse_signed).filter(|&l| (0..=i64::from(i32::MAX) - 2).contains(&l))
         else {
-            // Without a length the data cannot be skipped: close.
-            return Line::Done(Request::Fatal { error: ProtocolError::BadFormat, noreply: false });
+            // Without a length the data cannot be skipped.
+            return unframed(ProtocolError::BadFormat, false, 0, limits.strict);
         };
         data_len = Some(len as usize);
     }
@@ -73,7 +73,7 @@ pub(super) fn parse<'a>(c: u8, args: &'a [u8], rest: &'a [u8], limits: &Limits) 
         return Line::NeedData;
     }
     if &rest[len..len + 2] != b"\r\n" {
-        return Line::WithData(Request::Fatal { error: ProtocolError::BadDataChunk, noreply: false }, len + 2);
+        return unframed(ProtocolError::BadDataChunk, false, len + 2, limits.strict);
     }
     Line::WithData(Request::Meta { command, key, data: &rest[..len], flags }, len + 2)
 }

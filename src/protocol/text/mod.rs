@@ -26,6 +26,18 @@ fn invalid(error: ProtocolError, noreply: bool) -> Line<'static> {
     Line::Done(Request::Invalid { error, noreply })
 }
 
+/// A storage command whose data cannot be framed: closed under
+/// [`Limits::strict`](crate::protocol::Limits), else answered as memcached
+/// answers it, the connection going on after `used` more bytes.
+fn unframed(error: ProtocolError, noreply: bool, used: usize, strict: bool) -> Line<'static> {
+    let req = if strict { Request::Fatal { error, noreply } } else { Request::Invalid { error, noreply } };
+    if used == 0 {
+        Line::Done(req)
+    } else {
+        Line::WithData(req, used)
+    }
+}
+
 /// An exptime token: a signed number that fits memcached's 32 bits.
 fn exptime(t: &[u8]) -> Option<i64> {
     parse_signed(t).filter(|&e| i32::try_from(e).is_ok())

@@ -13,7 +13,7 @@
 //! [`Limits::max_get_line`] for retrieval commands) closes the connection,
 //! and a value over [`Limits::max_value`] is refused before its data is read.
 
-use super::{exptime, invalid, Line};
+use super::{exptime, invalid, unframed, Line};
 use crate::num::{parse_signed, parse_unsigned};
 use crate::protocol::{CloseReason, Keys, Limits, ParseError, ProtocolError, Request, StoreCommand};
 use crate::MAX_KEY_LEN;
@@ -149,9 +149,9 @@ fn storage<'a>(
 ) -> Line<'a> {
     let base = if command == StoreCommand::Cas { 6 } else { 5 };
     // Where the data ends is only known from a well-formed length token.
-    // A refused line whose length is known has its data swallowed; one
-    // whose length is not known closes the connection: the data that
-    // follows must never run as commands (request smuggling).
+    // A refused line whose length is known has its data swallowed. Without
+    // a length, memcached reads the next line as a command; strict mode
+    // closes instead, so data never runs as commands (request smuggling).
     let len = if n == base || n == base + 1 {
         parse_signed(toks[4]).filter(|&l| (0..=i64::from(i32::MAX) - 2).contains(&l)).map(|l| l as usize)
     } else {
@@ -160,7 +160,7 @@ fn storage<'a>(
     let Some(len) = len else {
         let error = if n == base || n == base + 1 { ProtocolError::BadFormat } else { ProtocolError::UnknownCommand };
         let noreply = noreply && error == ProtocolError::BadFormat;
-        return Line::Done(Request::Fatal { error, noreply });
+        return unframed(error, noreply, 0, limits.strict);
     };
     let key = toks[1];
     let refuse = |error| Line::Done(Request::InvalidData { error, swallow: len + 2, noreply });
@@ -186,8 +186,9 @@ fn storage<'a>(
         return Line::NeedData;
     }
     if &rest[len..len + 2] != b"\r\n" {
-        // More (or less) data than declared: the framing is lost.
-        return Line::WithData(Request::Fatal { error: ProtocolError::BadDataChunk, noreply }, len + 2);
+        // More (or less) data than declared: memcached skips the declared
+        // bytes and goes on; strict mode closes.
+        return unframed(ProtocolError::BadDataChunk, noreply, len + 2, limits.strict);
     }
     Line::WithData(Request::Store { command, key, flags, exptime: exp, data: &rest[..len], cas, noreply }, len + 2)
 }
@@ -201,13 +202,13 @@ fn config<'a>(toks: &[&'a [u8]; MAX_TOKENS], n: usize, rest: &'a [u8], limits: &
         (5, b"set", b"cluster") => {
             let Some(len) = parse_unsigned(toks[4]).filter(|&l| l <= limits.max_value as u64).map(|l| l as usize)
             else {
-                return Line::Done(Request::Fatal { error: ProtocolError::BadFormat, noreply: false });
+                return unframed(ProtocolError::BadFormat, false, 0, limits.strict);
             };
             if rest.len() < len + 2 {
                 return Line::NeedData;
             }
             if &rest[len..len + 2] != b"\r\n" {
-                return Line::WithData(Request::Fatal { error: ProtocolError::BadDataChunk, noreply: false }, len + 2);
+                return unframed(ProtocolError::BadDataChunk, false, len + 2, limits.strict);
             }
             Line::WithData(Request::ConfigSet { data: &rest[..len] }, len + 2)
         }

@@ -5,7 +5,7 @@ use super::*;
 use crate::protocol::{Keys, Request as R, StoreCommand as S};
 
 fn lim() -> Limits {
-    Limits { max_value: 1000, max_line: 2048, max_get_line: 4096 }
+    Limits { max_value: 1000, max_line: 2048, max_get_line: 4096, strict: false }
 }
 
 /// A request packet.

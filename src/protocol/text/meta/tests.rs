@@ -7,7 +7,7 @@ use crate::protocol::text::parse;
 use crate::protocol::{Limits, MetaCommand, MetaFlags, ParseError, ProtocolError as E, Request as R};
 
 fn lim() -> Limits {
-    Limits { max_value: 1000, max_line: 2048, max_get_line: 4096 }
+    Limits { max_value: 1000, max_line: 2048, max_get_line: 4096, strict: false }
 }
 
 fn meta(input: &[u8]) -> (MetaCommand, Vec<u8>, Vec<u8>, MetaFlags<'_>) {
@@ -129,10 +129,15 @@ fn a_refused_meta_set_swallows_its_data() {
     let (req, used) = parse(b"ms big 5000\r\n", &lim()).unwrap();
     assert_eq!(req, R::TooLarge { key: b"big", set: true, swallow: 5002, noreply: false });
     assert_eq!(used, 13);
-    let (req, _) = parse(b"ms foo 2\r\nxyz\r\n", &lim()).unwrap();
+    let strict = Limits { strict: true, ..lim() };
+    let (req, used) = parse(b"ms foo 2\r\nxyz\r\n", &lim()).unwrap();
+    assert_eq!((req, used), (R::Invalid { error: E::BadDataChunk, noreply: false }, 14));
+    let (req, _) = parse(b"ms foo 2\r\nxyz\r\n", &strict).unwrap();
     assert_eq!(req, R::Fatal { error: E::BadDataChunk, noreply: false });
     for input in [&b"ms foo\r\n"[..], b"ms foo abc\r\n", b"ms foo -1\r\n"] {
-        let (req, _) = parse(input, &lim()).unwrap();
+        let (req, used) = parse(input, &lim()).unwrap();
+        assert_eq!((req, used), (R::Invalid { error: E::BadFormat, noreply: false }, input.len()), "{input:?}");
+        let (req, _) = parse(input, &strict).unwrap();
         assert_eq!(req, R::Fatal { error: E::BadFormat, noreply: false }, "{input:?}");
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use crate::protocol::{CloseReason, Keys, Limits, ParseError, ProtocolError as E, Request as R, StoreCommand as S};
 
 fn lim() -> Limits {
-    Limits { max_value: 1000, max_line: 2048, max_get_line: 4096 }
+    Limits { max_value: 1000, max_line: 2048, max_get_line: 4096, strict: false }
 }
 
 fn one(input: &[u8]) -> (Request<'_>, usize) {
@@ -214,23 +214,24 @@ fn http_requests_close_the_connection() {
 }
 
 /// A refused storage command either swallows its data (its length token is
-/// good) or closes the connection (it is not): the data must never run as
-/// commands. (input, request, bytes consumed)
+/// good) or, without a length, answers and reads on from the next line, as
+/// memcached does; strict mode closes instead (`unframed` cases).
+/// (input, request in the default mode, bytes consumed)
 fn storage_refusals() -> Vec<(&'static [u8], R<'static>, usize)> {
-    let fatal = |error, noreply| R::Fatal { error, noreply };
+    let unframed = |error, noreply| R::Invalid { error, noreply };
     let swallow = |error, swallow, noreply| R::InvalidData { error, swallow, noreply };
     let s251: &'static [u8] =
         Box::leak(format!("set {} 0 0 1\r\nx\r\n", "k".repeat(251)).into_bytes().into_boxed_slice());
     vec![
-        (b"set a 0 0\r\n", fatal(E::UnknownCommand, false), 11),
-        (b"set a 0 0 1 2 3 4\r\n", fatal(E::UnknownCommand, false), 19),
-        (b"set a 0 0 1 noreply extra\r\n", fatal(E::UnknownCommand, false), 27),
-        (b"set a 0 0 -1\r\n", fatal(E::BadFormat, false), 14),
-        (b"set a 0 0 abc\r\n", fatal(E::BadFormat, false), 15),
-        (b"set a 0 0 4294967296\r\n", fatal(E::BadFormat, false), 22),
-        (b"set a 0 0 2147483647\r\n", fatal(E::BadFormat, false), 22),
-        (b"set a 0 0 x noreply\r\n", fatal(E::BadFormat, true), 21),
-        (b"cas a 0 0 1\r\n", fatal(E::UnknownCommand, false), 13),
+        (b"set a 0 0\r\n", unframed(E::UnknownCommand, false), 11),
+        (b"set a 0 0 1 2 3 4\r\n", unframed(E::UnknownCommand, false), 19),
+        (b"set a 0 0 1 noreply extra\r\n", unframed(E::UnknownCommand, false), 27),
+        (b"set a 0 0 -1\r\n", unframed(E::BadFormat, false), 14),
+        (b"set a 0 0 abc\r\n", unframed(E::BadFormat, false), 15),
+        (b"set a 0 0 4294967296\r\n", unframed(E::BadFormat, false), 22),
+        (b"set a 0 0 2147483647\r\n", unframed(E::BadFormat, false), 22),
+        (b"set a 0 0 x noreply\r\n", unframed(E::BadFormat, true), 21),
+        (b"cas a 0 0 1\r\n", unframed(E::UnknownCommand, false), 13),
         (b"set a abc 0 1\r\n", swallow(E::BadFormat, 3, false), 15),
         (b"set a -1 0 1\r\n", swallow(E::BadFormat, 3, false), 14),
         (b"set a 4294967296 0 1\r\n", swallow(E::BadFormat, 3, false), 22),
@@ -238,13 +239,14 @@ fn storage_refusals() -> Vec<(&'static [u8], R<'static>, usize)> {
         (b"set a 0 abc 1 noreply\r\n", swallow(E::BadFormat, 3, true), 23),
         (s251, swallow(E::BadFormat, 3, false), s251.len() - 3),
         (b"cas a 0 0 1 abc\r\n", swallow(E::BadFormat, 3, false), 17),
-        (b"set a 0 0 2\r\nxyz\r\n", fatal(E::BadDataChunk, false), 17),
-        (b"set a 0 0 1 noreply\r\nxy\r\n", fatal(E::BadDataChunk, true), 24),
+        (b"set a 0 0 2\r\nxyz\r\n", unframed(E::BadDataChunk, false), 17),
+        (b"set a 0 0 1 noreply\r\nxy\r\n", unframed(E::BadDataChunk, true), 24),
     ]
 }
 
 #[test]
 fn refused_storage_commands_never_desync() {
+    let strict = Limits { strict: true, ..lim() };
     for (input, want, used) in storage_refusals() {
         let (got, n) = one(input);
         assert_eq!(got, want, "{:?}", String::from_utf8_lossy(input));
@@ -252,5 +254,12 @@ fn refused_storage_commands_never_desync() {
         for cut in 0..used {
             assert_eq!(parse(&input[..cut], &lim()), Err(ParseError::Incomplete), "{input:?} at {cut}");
         }
+        // Strict mode: the same bytes consumed; what was not swallowed closes.
+        let (got, n) = parse(input, &strict).unwrap();
+        let want = match want {
+            R::Invalid { error, noreply } => R::Fatal { error, noreply },
+            other => other,
+        };
+        assert_eq!((got, n), (want, used), "strict: {:?}", String::from_utf8_lossy(input));
     }
 }
