@@ -18,7 +18,7 @@
 //! steps alone it wastes up to a fifth); from there sizes grow by `-f`, and
 //! the last class is one chunk per page, as memcached's `slabs_init` builds
 //! them. More classes mean more pages partly used, which the page mover in
-//! `Shard::alloc` rebalances.
+//! `Shard::alloc` (`alloc.rs`) rebalances.
 //!
 //! A [`Class`] owns its pages (`Box<[u8]>`, allocated zeroed so untouched
 //! parts cost no RSS), a free list threaded through the chunks' `next`
