@@ -9,7 +9,7 @@
 
 use super::hashtable::Loc;
 use super::item::NIL;
-use super::items::{Shard, Unlink};
+use super::items::{Shard, Unlink, WriteCtx};
 use super::slab::{Class, PagePool};
 
 /// Dead items looked for at an LRU tail before evicting a live one.
@@ -18,7 +18,8 @@ const TAIL_SEARCH: usize = 5;
 impl Shard {
     /// A chunk of class `id`: free, fresh from the pool, reclaimed from a
     /// dead item, from a page moved off a colder class, or evicted.
-    pub(super) fn alloc(&mut self, id: u8, pool: &PagePool, evictions: bool, now: u32) -> Option<u32> {
+    pub(super) fn alloc(&mut self, id: u8, cx: &WriteCtx<'_>) -> Option<u32> {
+        let (pool, now) = (cx.pool, cx.now);
         if let Some(idx) = self.class_mut(id).alloc_chunk() {
             return Some(idx);
         }
@@ -41,7 +42,7 @@ impl Shard {
             }
             cur = prev;
         }
-        if !evictions {
+        if !cx.evictions {
             self.class_mut(id).counters.outofmemory += 1;
             return None;
         }

@@ -10,7 +10,7 @@
 //! item (`alloc.rs`) or know any command's rules (`mod.rs`, `meta.rs`).
 
 use super::hashtable::{Chain, Loc, Table};
-use super::item::{self, ItemRef, FETCHED, LINKED};
+use super::item::{self, ItemRef, FETCHED, LINKED, STALE};
 use super::lru;
 use super::slab::{Class, PagePool, SlabSizes};
 use super::StoreOutcome;
@@ -59,6 +59,41 @@ pub(super) struct Shard {
     /// Relative time of the last page moved between classes by age.
     pub(super) last_move: u32,
     pub(super) slabs_moved: u64,
+}
+
+/// What every write takes from the store besides the item itself: where
+/// memory comes from, whether it may evict for it, and the time of the
+/// command (read once, so every item it writes carries the same time).
+/// `Store::write_ctx` builds one.
+#[derive(Clone, Copy)]
+pub(super) struct WriteCtx<'a> {
+    pub(super) sizes: &'a SlabSizes,
+    pub(super) pool: &'a PagePool,
+    /// `-M` turns this off: a full class answers out of memory.
+    pub(super) evictions: bool,
+    pub(super) now: u32,
+}
+
+/// The item a write creates.
+#[derive(Clone, Copy)]
+pub(super) struct NewItem<'a> {
+    /// The hash of `key`: each command hashes its key once, to pick the
+    /// shard, and the table reuses it.
+    pub(super) h: u64,
+    pub(super) key: &'a [u8],
+    pub(super) flags: u32,
+    /// Relative exptime, 0 for never.
+    pub(super) exptime: u32,
+    pub(super) value: &'a [u8],
+    /// Born stale: a meta set whose CAS token was older than the item's.
+    pub(super) stale: bool,
+}
+
+/// Where [`Shard::write_item`] put the item, and the CAS it was given.
+#[derive(Clone, Copy)]
+pub(super) struct Written {
+    pub(super) loc: Loc,
+    pub(super) cas: u64,
 }
 
 /// Shard id bits in a CAS value: 64 shards at most.
@@ -205,43 +240,34 @@ impl Shard {
         self.release(loc, why, now);
     }
 
-    /// Writes a new item for `key` and links it, replacing any item of the
-    /// same key (which `alloc` may already have evicted).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn write_item(
-        &mut self,
-        h: u64,
-        key: &[u8],
-        flags: u32,
-        exptime: u32,
-        value: &[&[u8]],
-        now: u32,
-        sizes: &SlabSizes,
-        pool: &PagePool,
-        evictions: bool,
-        extra_iflags: u8,
-    ) -> Result<u64, StoreOutcome> {
-        let vlen: usize = value.iter().map(|v| v.len()).sum();
-        let total = item::total_len(key.len(), vlen, flags);
-        let id = sizes.class_for(total).ok_or(StoreOutcome::TooLarge)?;
-        let idx = self.alloc(id, pool, evictions, now).ok_or(StoreOutcome::OutOfMemory)?;
+    /// Writes `new` into a fresh chunk and links it, replacing any item of
+    /// the same key (which `alloc` may already have evicted). Returns where
+    /// the item now lives and its CAS, so callers that go on to read or
+    /// change it need not walk the hash chain again.
+    pub(super) fn write_item(&mut self, cx: &WriteCtx<'_>, new: NewItem<'_>) -> Result<Written, StoreOutcome> {
+        let NewItem { h, key, flags, exptime, value, stale } = new;
+        let now = cx.now;
+        let total = item::total_len(key.len(), value.len(), flags);
+        let id = cx.sizes.class_for(total).ok_or(StoreOutcome::TooLarge)?;
+        let idx = self.alloc(id, cx).ok_or(StoreOutcome::OutOfMemory)?;
         let cas = self.next_cas();
         if let Some((pred, old)) = self.find(h, key) {
             self.unlink_at(h, pred, old, Unlink::Removed, now);
         }
         {
             let mut it = self.class_mut(id).item_mut(idx);
-            it.init(key, flags, exptime, now, cas, value);
-            it.set_iflags(LINKED | extra_iflags);
+            it.init(key, flags, exptime, now, cas, &[value]);
+            it.set_iflags(if stale { LINKED | STALE } else { LINKED });
         }
-        self.link_entry(h, Loc { class: id, idx });
+        let loc = Loc { class: id, idx };
+        self.link_entry(h, loc);
         let c = self.class_mut(id);
         lru::link_head(c, idx);
         c.items += 1;
         c.bytes += total as u64;
         c.counters.cmd_set += 1;
         self.total_items += 1;
-        Ok(cas)
+        Ok(Written { loc, cas })
     }
 }
 

@@ -11,7 +11,7 @@
 //! turning these results into `HD`/`VA`/`W`/`X`/`Z` is `dispatch/meta.rs`.
 
 use super::item::{FETCHED, STALE, TOKEN_SENT};
-use super::items::{Miss, Unlink};
+use super::items::{Miss, NewItem, Unlink};
 use super::{lru, DeleteOutcome, Store};
 
 /// What a meta get reports about an item, as it was before this access
@@ -83,9 +83,10 @@ impl Store {
                     Miss::Absent => {}
                 }
                 let exp = self.clock.exptime_to_rel(opts.vivify?);
-                s.write_item(h, key, 0, exp, &[], now, &self.sizes, &self.pool, self.evictions, 0).ok()?;
+                let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", stale: false };
+                let written = s.write_item(&self.write_ctx(now), new).ok()?;
                 created = true;
-                s.find(h, key)?.1
+                written.loc
             }
         };
         let touch = opts.touch.map(|t| self.clock.exptime_to_rel(t));
@@ -166,7 +167,8 @@ impl Store {
         }
         if opts.remove_value {
             let exp = s.item(loc).exptime();
-            return match s.write_item(h, key, 0, exp, &[], now, &self.sizes, &self.pool, self.evictions, 0) {
+            let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", stale: false };
+            return match s.write_item(&self.write_ctx(now), new) {
                 Ok(_) => DeleteOutcome::Deleted,
                 Err(_) => DeleteOutcome::NotFound,
             };

@@ -52,8 +52,8 @@ use parking_lot::Mutex;
 use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
-use item::{FETCHED, NIL, STALE};
-use items::{Miss, Shard, Unlink, MAX_SHARDS, SHARD_BITS};
+use item::{FETCHED, NIL};
+use items::{Miss, NewItem, Shard, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
 pub use meta::{MetaDelete, MetaGet, MetaItem};
@@ -235,6 +235,12 @@ impl Store {
         (h, &self.shards[i])
     }
 
+    /// What a write needs from the store, at relative time `now`.
+    #[inline]
+    fn write_ctx(&self, now: u32) -> WriteCtx<'_> {
+        WriteCtx { sizes: &self.sizes, pool: &self.pool, evictions: self.evictions, now }
+    }
+
     #[inline]
     fn shown_cas(&self, cas: u64) -> u64 {
         if self.use_cas {
@@ -389,10 +395,10 @@ impl Store {
             }
             _ => {}
         }
-        let data = combined.as_deref().unwrap_or(value);
-        let extra = if stale { STALE } else { 0 };
-        match s.write_item(h, key, flags, exp, &[data], now, &self.sizes, &self.pool, self.evictions, extra) {
-            Ok(cas) => (StoreOutcome::Stored, self.shown_cas(cas)),
+        let value = combined.as_deref().unwrap_or(value);
+        let new = NewItem { h, key, flags, exptime: exp, value, stale };
+        match s.write_item(&self.write_ctx(now), new) {
+            Ok(w) => (StoreOutcome::Stored, self.shown_cas(w.cas)),
             Err(e) => {
                 // A failed set must not leave the old value readable.
                 if mode == StoreMode::Set {
@@ -462,8 +468,9 @@ impl Store {
             let mut buf: DigitBuf = [0; 20];
             let digits = format_u64(&mut buf, initial);
             let exp = self.clock.exptime_to_rel(exptime);
-            return match s.write_item(h, key, 0, exp, &[digits], now, &self.sizes, &self.pool, self.evictions, 0) {
-                Ok(new_cas) => DeltaOutcome::Value(initial, self.shown_cas(new_cas), exp),
+            let new = NewItem { h, key, flags: 0, exptime: exp, value: digits, stale: false };
+            return match s.write_item(&self.write_ctx(now), new) {
+                Ok(w) => DeltaOutcome::Value(initial, self.shown_cas(w.cas), exp),
                 Err(_) => DeltaOutcome::OutOfMemory,
             };
         };
@@ -507,8 +514,9 @@ impl Store {
                 c.counters.decr_hits += 1;
             }
         }
-        match s.write_item(h, key, flags, exptime, &[&digits], now, &self.sizes, &self.pool, self.evictions, 0) {
-            Ok(new_cas) => DeltaOutcome::Value(new, self.shown_cas(new_cas), exptime),
+        let grown = NewItem { h, key, flags, exptime, value: &digits, stale: false };
+        match s.write_item(&self.write_ctx(now), grown) {
+            Ok(w) => DeltaOutcome::Value(new, self.shown_cas(w.cas), exptime),
             Err(_) => DeltaOutcome::OutOfMemory,
         }
     }
@@ -557,11 +565,9 @@ impl Store {
         let exp =
             if exptime_unix == 0 { 0 } else { self.clock.exptime_to_rel(exptime_unix.min(i64::MAX as u64) as i64) };
         let mut s = shard.lock();
-        match s.write_item(h, key, flags, exp, &[value], now, &self.sizes, &self.pool, self.evictions, 0) {
-            Ok(_) => {
-                if let Some((_, loc)) = s.find(h, key) {
-                    s.class_mut(loc.class).item_mut(loc.idx).set_cas(cas);
-                }
+        match s.write_item(&self.write_ctx(now), NewItem { h, key, flags, exptime: exp, value, stale: false }) {
+            Ok(w) => {
+                s.class_mut(w.loc.class).item_mut(w.loc.idx).set_cas(cas);
                 StoreOutcome::Stored
             }
             Err(e) => e,
