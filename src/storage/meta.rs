@@ -183,3 +183,6 @@ impl Store {
         self.get_meta(key, MetaGet { no_bump: true, ..MetaGet::default() }, |m, _, _| *m)
     }
 }
+
+#[cfg(test)]
+mod tests;
