@@ -5,9 +5,11 @@
 //! one shard and carved into equal chunks of that class's size; an item
 //! lives in the smallest class whose chunk holds it. A class's pages hold at
 //! least [`CHUNKS_PER_PAGE`] chunks, in a power of two of bytes between
-//! [`MIN_PAGE`] and `-I`: small classes take 64 KiB pages, so the many
-//! classes of a shard each hold a partly carved page without taking 1 MiB of
-//! budget apiece; chunks over 16 KiB take `-I` pages, as memcached's do.
+//! [`MIN_PAGE`] and `-I` ([`SlabSizes::page_bytes`]): chunks up to 1 KiB
+//! take 64 KiB pages, so the many small classes of a shard each hold a
+//! partly carved page without taking 1 MiB of budget apiece; larger chunks
+//! take 128, 256 or 512 KiB pages, and chunks over 8 KiB (with the default
+//! 1 MiB `-I`) take `-I` pages, the size all of memcached's pages are.
 //!
 //! Class sizes: the first holds the header (without its CAS field) plus
 //! `-n` bytes, rounded up to 8: memcached counts its 8-byte CAS inside the
@@ -16,7 +18,7 @@
 //! steps alone it wastes up to a fifth); from there sizes grow by `-f`, and
 //! the last class is one chunk per page, as memcached's `slabs_init` builds
 //! them. More classes mean more pages partly used, which the page mover in
-//! `Shard::alloc` rebalances.
+//! `Shard::alloc` (`alloc.rs`) rebalances.
 //!
 //! A [`Class`] owns its pages (`Box<[u8]>`, allocated zeroed so untouched
 //! parts cost no RSS), a free list threaded through the chunks' `next`
@@ -376,6 +378,16 @@ mod tests {
             assert!(page / chunk >= CHUNKS_PER_PAGE || page == 1 << 20, "class {id}");
         }
         assert_eq!(s.page_bytes(s.count() as u8), 1 << 20);
+        // The thresholds the module doc gives: up to 1 KiB, 64 KiB pages;
+        // over 8 KiB, `-I` pages; between, 128 to 512 KiB.
+        for id in 1..=s.count() as u8 {
+            let (chunk, page) = (s.chunk_size(id), s.page_bytes(id));
+            match chunk {
+                0..=1024 => assert_eq!(page, 64 * 1024, "chunk {chunk}"),
+                1025..=8192 => assert!((128 * 1024..=512 * 1024).contains(&page), "chunk {chunk}"),
+                _ => assert_eq!(page, 1 << 20, "chunk {chunk}"),
+            }
+        }
         // A small -I caps every page.
         let tiny = SlabSizes::new(48, 1.25, 4096);
         assert!((1..=tiny.count() as u8).all(|id| tiny.page_bytes(id) == 4096));

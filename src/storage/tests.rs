@@ -1,5 +1,6 @@
 //! Store tests: every operation's outcomes, LRU and eviction, expiry and
-//! flush on a manual clock, and a model check under random operations.
+//! flush on a manual clock, and a model check under random operations with
+//! TTLs. The meta operations are tested beside them, in `meta/tests.rs`.
 
 use super::*;
 
@@ -359,14 +360,45 @@ fn memory_limit_can_be_raised_at_runtime() {
     assert_eq!(s.stats().limit_maxbytes, 2 * 64 * 1024);
 }
 
-/// Random operations against the store and a model. A cache may forget, so
-/// the check is: a read returns nothing or exactly the latest value stored,
-/// never an older or a foreign one.
-#[test]
-fn model_check_reads_are_latest_or_absent() {
+/// What the model knows of a key: the latest value stored and when it
+/// dies, in the clock's relative seconds (`None`: never).
+struct Entry {
+    value: Vec<u8>,
+    dies_at: Option<u32>,
+}
+
+impl Entry {
+    fn live(&self, now: u32) -> bool {
+        self.dies_at.is_none_or(|t| now < t)
+    }
+}
+
+/// What a model run saw, for checking that it exercised what it meant to.
+struct ModelRun {
+    stats: StoreStats,
+    /// Reads that returned a value.
+    hits: u64,
+    /// Reads of a key whose latest value the model saw expire.
+    expired_reads: u64,
+    /// Appends and touches that succeeded: they keep or set an exptime.
+    appends: u64,
+    touches: u64,
+    /// Relative seconds the clock moved.
+    seconds: u32,
+}
+
+/// Random operations against the store and a model, with TTLs on a manual
+/// clock: `pages` pages of 16 KiB, values up to `max_len` bytes. A cache
+/// may forget, so the check is: a read returns nothing or exactly the
+/// latest value stored, and only while that value is unexpired; never an
+/// older, a foreign or an expired one. Writes that need a live item
+/// (append, touch, cas) must fail on an expired one, and CAS never
+/// succeeds with an old token.
+fn run_model(pages: usize, max_len: u64) -> ModelRun {
     use std::collections::HashMap;
-    let (s, clock) = store_with(3, 16 * 1024, true);
-    let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let (s, clock) = store_with(pages, 16 * 1024, true);
+    let start = clock.now();
+    let mut model: HashMap<Vec<u8>, Entry> = HashMap::new();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut rnd = || {
         x ^= x << 13;
@@ -374,23 +406,43 @@ fn model_check_reads_are_latest_or_absent() {
         x ^= x << 17;
         x
     };
+    let (mut hits, mut expired_reads, mut appends, mut touches) = (0u64, 0u64, 0u64, 0u64);
     for step in 0..60_000u64 {
-        let r = rnd();
-        let key = format!("key{}", r % 300).into_bytes();
-        let len = (rnd() % 3000) as usize;
+        let now = clock.now();
+        // The key and the operation from separate draws: from one, every
+        // key would get only the operations congruent with it.
+        let key = format!("key{}", rnd() % 300).into_bytes();
+        let op = rnd() % 9;
+        let len = (rnd() % max_len) as usize;
         let value: Vec<u8> = (0..len).map(|i| (step as usize + i) as u8).collect();
-        match r % 7 {
+        // A protocol exptime and when the model says it dies: never, a few
+        // seconds, already expired, or an absolute unix time.
+        let t = rnd();
+        let secs = (t >> 8) % 12 + 1;
+        let (exptime, dies_at) = match t % 8 {
+            0 | 1 => (0, None),
+            2 => (-1, Some(now)),
+            3 => ((clock.unix_now() + secs) as i64, Some(now + secs as u32)),
+            _ => (secs as i64, Some(now + secs as u32)),
+        };
+        let expired = model.get(&key).is_some_and(|e| !e.live(now));
+        if expired {
+            model.remove(&key);
+        }
+        match op {
             0 | 1 => {
-                if s.store(StoreMode::Set, &key, 0, 0, &value) == StoreOutcome::Stored {
-                    model.insert(key, value);
+                if s.store(StoreMode::Set, &key, 0, exptime, &value) == StoreOutcome::Stored {
+                    model.insert(key, Entry { value, dies_at });
                 } else {
                     model.remove(&key);
                 }
             }
             2 => {
-                if s.store(StoreMode::Append(0), &key, 0, 0, &value[..len.min(50)]) == StoreOutcome::Stored {
-                    let m = model.get_mut(&key).expect("append only succeeds on a present key");
-                    m.extend_from_slice(&value[..len.min(50)]);
+                let tail = &value[..len.min(50)];
+                if s.store(StoreMode::Append(0), &key, 0, 0, tail) == StoreOutcome::Stored {
+                    let m = model.get_mut(&key).expect("append only succeeds on a live key");
+                    m.value.extend_from_slice(tail); // and keeps its exptime
+                    appends += 1;
                 } else {
                     model.remove(&key);
                 }
@@ -401,26 +453,69 @@ fn model_check_reads_are_latest_or_absent() {
             }
             4 => {
                 if let Some((_, cas, _)) = gets(&s, &key) {
-                    let out = s.store(StoreMode::Cas(cas), &key, 0, 0, &value);
+                    let out = s.store(StoreMode::Cas(cas), &key, 0, exptime, &value);
                     assert_ne!(out, StoreOutcome::Exists, "no one else wrote in between");
                     if out == StoreOutcome::Stored {
-                        model.insert(key.clone(), value.clone());
+                        model.insert(key.clone(), Entry { value: value.clone(), dies_at });
                     }
                     // a stale token never succeeds
                     assert_ne!(s.store(StoreMode::Cas(cas), &key, 0, 0, b"stale"), StoreOutcome::Stored);
                 }
             }
-            5 if step % 1000 == 0 => clock.advance(1),
-            _ => {
-                if let Some(v) = get(&s, &key) {
-                    assert_eq!(Some(&v), model.get(&key), "step {step}: stale or foreign value");
+            5 => {
+                if s.touch(&key, exptime) {
+                    let m = model.get_mut(&key).expect("touch only succeeds on a live key");
+                    m.dies_at = dies_at;
+                    touches += 1;
+                } else {
+                    model.remove(&key);
                 }
             }
+            // One step in 54 moves the clock 1 or 2 s: with 300 keys, a key
+            // is used every ~8 s, so TTLs of 1..=12 s run out between uses
+            // and while it is being used.
+            6 if rnd() % 6 == 0 => clock.advance((rnd() % 2 + 1) as u32),
+            _ => match get(&s, &key) {
+                Some(v) => {
+                    let m = model.get(&key);
+                    assert!(m.is_some(), "step {step}: a value for a key that is expired or never stored");
+                    assert_eq!(Some(&v), m.map(|m| &m.value), "step {step}: stale or foreign value");
+                    hits += 1;
+                }
+                None => {
+                    model.remove(&key);
+                    expired_reads += u64::from(expired);
+                }
+            },
         }
     }
-    let st = s.stats();
-    assert!(st.pages <= 3);
-    assert!(st.evictions > 0, "the test exercised eviction");
+    ModelRun { stats: s.stats(), hits, expired_reads, appends, touches, seconds: clock.now() - start }
+}
+
+/// Three pages for values up to 3000 bytes: most values are evicted, some
+/// expire first.
+#[test]
+fn model_check_reads_are_latest_or_absent() {
+    let run = run_model(3, 3000);
+    assert!(run.stats.pages <= 3);
+    assert!(run.stats.evictions > 10_000, "the test exercised eviction: {}", run.stats.evictions);
+    assert!(run.hits > 100, "{} hits", run.hits);
+}
+
+/// Room for every key: values die by expiry, not eviction, so reads meet
+/// items that are in the store but expired.
+#[test]
+fn model_check_reads_never_return_an_expired_value() {
+    let run = run_model(64, 200);
+    assert!(run.seconds > 500, "the clock moved {} s", run.seconds);
+    assert!(run.appends > 500 && run.touches > 500, "{} appends, {} touches", run.appends, run.touches);
+    assert!(run.stats.get_expired > 1000, "reads found expired items: {}", run.stats.get_expired);
+    assert!(
+        run.hits > 1000 && run.expired_reads > 1000,
+        "{} hits, {} reads of expired keys",
+        run.hits,
+        run.expired_reads
+    );
 }
 
 #[test]

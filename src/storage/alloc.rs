@@ -1,0 +1,140 @@
+//! Memory for a new item: a free chunk, a fresh page from the budget, a
+//! dead item reclaimed at the LRU tail, a page moved off a colder class,
+//! or an eviction (memcached's `slabs.c` allocation and `slab_automove.c`).
+//!
+//! These are methods on [`Shard`], called with its lock held, so a page
+//! moves between classes of one shard only; the budget itself is the global
+//! [`PagePool`]. This file only makes room: linking the new item into the
+//! table and LRU is `items.rs`.
+
+use super::hashtable::Loc;
+use super::item::NIL;
+use super::items::{Shard, Unlink, WriteCtx};
+use super::slab::{Class, PagePool};
+
+/// Dead items looked for at an LRU tail before evicting a live one.
+const TAIL_SEARCH: usize = 5;
+
+impl Shard {
+    /// A chunk of class `id`: free, fresh from the pool, reclaimed from a
+    /// dead item, from a page moved off a colder class, or evicted.
+    pub(super) fn alloc(&mut self, id: u8, cx: &WriteCtx<'_>) -> Option<u32> {
+        let (pool, now) = (cx.pool, cx.now);
+        if let Some(idx) = self.class_mut(id).alloc_chunk() {
+            return Some(idx);
+        }
+        let can_grow = self.class(id).can_grow();
+        if can_grow && self.add_page(id, pool) {
+            return self.class_mut(id).alloc_chunk();
+        }
+        // Look for a dead item near the tail first.
+        let mut cur = self.class(id).lru_tail;
+        for _ in 0..TAIL_SEARCH {
+            if cur == NIL {
+                break;
+            }
+            let loc = Loc { class: id, idx: cur };
+            let it = self.item(loc);
+            let prev = it.prev();
+            if self.dead(it, now).is_some() {
+                self.unlink_loc(loc, Unlink::Reclaimed, now);
+                return self.class_mut(id).alloc_chunk();
+            }
+            cur = prev;
+        }
+        if !cx.evictions {
+            self.class_mut(id).counters.outofmemory += 1;
+            return None;
+        }
+        if can_grow {
+            if let Some(victim) = self.page_to_move(id, pool, now) {
+                if self.move_page(victim, id, pool, now) {
+                    return self.class_mut(id).alloc_chunk();
+                }
+            }
+        }
+        let tail = self.class(id).lru_tail;
+        if tail != NIL {
+            self.unlink_loc(Loc { class: id, idx: tail }, Unlink::Evicted, now);
+            return self.class_mut(id).alloc_chunk();
+        }
+        self.class_mut(id).counters.outofmemory += 1;
+        None
+    }
+
+    /// The class that should give a page to class `id`, which is about to
+    /// evict: the memory is all handed out, so it comes from another class.
+    ///
+    /// Only a class whose pages, with what the budget has left, make up a
+    /// page of `id`'s size can give (it keeps one page when `id` merely
+    /// evicts), so a move never empties a class and then fails. A class
+    /// holding nothing takes from the class with the most bytes at once.
+    /// Otherwise, at most once a second per shard, a page
+    /// moves from the class whose LRU tail is oldest when that tail is over
+    /// twice as old as this class's (memcached's automover compares the
+    /// same ages): a class that items outgrew, or whose items grew a few
+    /// bytes into the next class, does not keep its pages while its
+    /// neighbour evicts fresh items.
+    pub(super) fn page_to_move(&mut self, id: u8, pool: &PagePool, now: u32) -> Option<usize> {
+        let me = usize::from(id) - 1;
+        let short = self.classes[me].page_bytes.saturating_sub(pool.limit().saturating_sub(pool.used()));
+        let bytes = |c: &Class| c.pages.len() * c.page_bytes;
+        let others = (0..self.classes.len()).filter(|&i| i != me);
+        if self.classes[me].lru_tail == NIL {
+            return others
+                .filter(|&i| !self.classes[i].pages.is_empty() && bytes(&self.classes[i]) >= short)
+                .max_by_key(|&i| bytes(&self.classes[i]));
+        }
+        if now <= self.last_move {
+            return None;
+        }
+        let age = |c: &Class| if c.lru_tail == NIL { u32::MAX } else { now.saturating_sub(c.item(c.lru_tail).atime()) };
+        let mine = age(&self.classes[me]);
+        let spare = |c: &Class| c.pages.len() >= 2 && bytes(c) - c.page_bytes >= short;
+        let victim = others.filter(|&i| spare(&self.classes[i])).max_by_key(|&i| age(&self.classes[i]))?;
+        let theirs = age(&self.classes[victim]);
+        if u64::from(theirs) <= 2 * u64::from(mine) + 1 {
+            return None;
+        }
+        self.last_move = now;
+        Some(victim)
+    }
+
+    /// A fresh page for class `id`, if the budget has room for it.
+    pub(super) fn add_page(&mut self, id: u8, pool: &PagePool) -> bool {
+        let c = self.class_mut(id);
+        if !pool.try_take(c.page_bytes) {
+            return false;
+        }
+        c.add_page(vec![0u8; c.page_bytes].into_boxed_slice());
+        true
+    }
+
+    /// Gives class `to` a page taken from class index `from`: the newest
+    /// pages of `from` are emptied (their items evicted) and freed until the
+    /// budget holds a page of `to`'s size. False if `from` ran out first.
+    pub(super) fn move_page(&mut self, from: usize, to: u8, pool: &PagePool, now: u32) -> bool {
+        let vid = (from + 1) as u8;
+        loop {
+            if self.add_page(to, pool) {
+                self.slabs_moved += 1;
+                return true;
+            }
+            let c = &self.classes[from];
+            if c.pages.is_empty() {
+                return false;
+            }
+            let first = (c.pages.len() as u32 - 1) * c.per_page;
+            let end = first + c.carved;
+            for idx in first..end {
+                let loc = Loc { class: vid, idx };
+                if self.item(loc).is_linked() {
+                    self.unlink_loc(loc, Unlink::Evicted, now);
+                }
+            }
+            if let Some(page) = self.classes[from].take_last_page() {
+                pool.give_back(page.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Items in a shard: finding a key, linking a written item into the hash
+//! table and its class LRU, and unlinking it again (memcached's `items.c`
+//! and `assoc.c` glue).
+//!
+//! [`Shard`] is everything one shard lock guards. Its methods take
+//! `&mut self`, so holding the shard's `MutexGuard` is the proof that the
+//! lock is held (memcached's `do_item_*` convention, checked by the
+//! compiler). This file decides when an item is dead (expired or flushed)
+//! and which counter an unlink moves; it does not find memory for a new
+//! item (`alloc.rs`) or know any command's rules (`mod.rs`, `meta.rs`).
+
+use super::hashtable::{Chain, Loc, Table};
+use super::item::{self, ItemRef, FETCHED, LINKED, STALE};
+use super::lru;
+use super::slab::{Class, PagePool, SlabSizes};
+use super::StoreOutcome;
+
+/// Why an item leaves (decides which counters move).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unlink {
+    /// delete, replacement, flush: no counter.
+    Removed,
+    /// Live item pushed out for space.
+    Evicted,
+    /// Dead item found while looking for space.
+    Reclaimed,
+    /// Dead item found on access.
+    Expired,
+    /// Dead item found by the crawler.
+    Crawled,
+}
+
+/// Why a lookup found nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Miss {
+    Absent,
+    Expired,
+    Flushed,
+}
+
+/// One shard: its hash table, slab classes (pages, free lists, LRUs) and
+/// counters, all behind one lock.
+pub(super) struct Shard {
+    pub(super) table: Table,
+    pub(super) classes: Vec<Class>,
+    pub(super) hasher: ahash::RandomState,
+    /// Next CAS sequence number (the CAS is `seq << SHARD_BITS | shard`).
+    pub(super) next_seq: u64,
+    pub(super) shard_id: u64,
+    /// Items with a CAS below this were flushed.
+    pub(super) oldest_cas: u64,
+    pub(super) total_items: u64,
+    pub(super) get_expired: u64,
+    pub(super) get_flushed: u64,
+    pub(super) crawler_items_checked: u64,
+    /// Crawler position: class index and chunk index.
+    pub(super) crawl_class: usize,
+    pub(super) crawl_idx: u32,
+    /// Relative time of the last page moved between classes by age.
+    pub(super) last_move: u32,
+    pub(super) slabs_moved: u64,
+}
+
+/// What every write takes from the store besides the item itself: where
+/// memory comes from, whether it may evict for it, and the time of the
+/// command (read once, so every item it writes carries the same time).
+/// `Store::write_ctx` builds one.
+#[derive(Clone, Copy)]
+pub(super) struct WriteCtx<'a> {
+    pub(super) sizes: &'a SlabSizes,
+    pub(super) pool: &'a PagePool,
+    /// `-M` turns this off: a full class answers out of memory.
+    pub(super) evictions: bool,
+    pub(super) now: u32,
+}
+
+/// The item a write creates.
+#[derive(Clone, Copy)]
+pub(super) struct NewItem<'a> {
+    /// The hash of `key`: each command hashes its key once, to pick the
+    /// shard, and the table reuses it.
+    pub(super) h: u64,
+    pub(super) key: &'a [u8],
+    pub(super) flags: u32,
+    /// Relative exptime, 0 for never.
+    pub(super) exptime: u32,
+    pub(super) value: &'a [u8],
+    /// Born stale: a meta set whose CAS token was older than the item's.
+    pub(super) stale: bool,
+}
+
+/// Where [`Shard::write_item`] put the item, and the CAS it was given.
+#[derive(Clone, Copy)]
+pub(super) struct Written {
+    pub(super) loc: Loc,
+    pub(super) cas: u64,
+}
+
+/// Shard id bits in a CAS value: 64 shards at most.
+pub(super) const SHARD_BITS: u32 = 6;
+pub(super) const MAX_SHARDS: usize = 1 << SHARD_BITS;
+
+impl Shard {
+    /// An empty shard with one (page-less) class per slab size and a table
+    /// of 2^`power` buckets. `id` goes in the low bits of every CAS it
+    /// hands out, so CAS values stay unique across shards.
+    pub(super) fn new(id: u64, sizes: &SlabSizes, power: u32, hasher: ahash::RandomState) -> Shard {
+        Shard {
+            table: Table::with_power(power),
+            classes: (1..=sizes.count() as u8)
+                .map(|id| Class::new(sizes.chunk_size(id), sizes.page_bytes(id)))
+                .collect(),
+            hasher,
+            next_seq: 1,
+            shard_id: id,
+            oldest_cas: 0,
+            total_items: 0,
+            get_expired: 0,
+            get_flushed: 0,
+            crawler_items_checked: 0,
+            crawl_class: 0,
+            crawl_idx: 0,
+            last_move: 0,
+            slabs_moved: 0,
+        }
+    }
+
+    pub(super) fn next_cas(&mut self) -> u64 {
+        let cas = (self.next_seq << SHARD_BITS) | self.shard_id;
+        self.next_seq += 1;
+        cas
+    }
+
+    #[inline]
+    pub(super) fn class(&self, id: u8) -> &Class {
+        &self.classes[usize::from(id) - 1]
+    }
+
+    #[inline]
+    pub(super) fn class_mut(&mut self, id: u8) -> &mut Class {
+        &mut self.classes[usize::from(id) - 1]
+    }
+
+    #[inline]
+    pub(super) fn item(&self, loc: Loc) -> ItemRef<'_> {
+        self.class(loc.class).item(loc.idx)
+    }
+
+    /// Why the item is dead, if it is.
+    #[inline]
+    pub(super) fn dead(&self, it: ItemRef<'_>, now: u32) -> Option<Miss> {
+        if it.cas() < self.oldest_cas {
+            return Some(Miss::Flushed);
+        }
+        let exp = it.exptime();
+        (exp != 0 && exp <= now).then_some(Miss::Expired)
+    }
+
+    /// The location of `key`, whatever its state, and its predecessor in
+    /// its hash chain (for [`Shard::unlink_at`]).
+    #[inline]
+    pub(super) fn find(&self, h: u64, key: &[u8]) -> Option<(u32, Loc)> {
+        let classes = &self.classes[..];
+        self.table.find(h, classes, |e| entry_item(classes, e).key() == key).map(|(pred, e)| (pred, Loc::unpack(e)))
+    }
+
+    /// Finds a live `key`; a dead one found on the way is unlinked.
+    pub(super) fn lookup(&mut self, h: u64, key: &[u8], now: u32) -> Result<(u32, Loc), Miss> {
+        let (pred, loc) = self.find(h, key).ok_or(Miss::Absent)?;
+        match self.dead(self.item(loc), now) {
+            None => Ok((pred, loc)),
+            Some(why) => {
+                self.unlink_at(h, pred, loc, Unlink::Expired, now);
+                Err(why)
+            }
+        }
+    }
+
+    /// Links a written item into the table, growing the table first when
+    /// it is full.
+    pub(super) fn link_entry(&mut self, h: u64, loc: Loc) {
+        if self.table.wants_growth() {
+            let hasher = &self.hasher;
+            self.table.grow(&mut self.classes[..], |classes, e| hasher.hash_one(entry_item(classes, e).key()));
+        }
+        self.table.insert(h, loc.pack(), &mut self.classes[..]);
+    }
+
+    /// Unlinks the item at `loc` (key hash `h`, chain predecessor `pred`
+    /// from [`Shard::find`]) and frees its chunk.
+    pub(super) fn unlink_at(&mut self, h: u64, pred: u32, loc: Loc, why: Unlink, now: u32) {
+        self.table.remove_after(h, pred, loc.pack(), &mut self.classes[..]);
+        self.release(loc, why, now);
+    }
+
+    /// Takes an item already out of the table off its LRU, counts why, and
+    /// frees its chunk.
+    pub(super) fn release(&mut self, loc: Loc, why: Unlink, now: u32) {
+        let oldest_cas = self.oldest_cas;
+        let c = self.class_mut(loc.class);
+        let it = c.item(loc.idx);
+        let (total, iflags, exptime, atime, cas) = (it.total_len(), it.iflags(), it.exptime(), it.atime(), it.cas());
+        debug_assert!(iflags & LINKED != 0);
+        let unfetched = iflags & FETCHED == 0;
+        let flushed = cas < oldest_cas;
+        match why {
+            Unlink::Removed => {}
+            Unlink::Evicted => {
+                c.counters.evicted += 1;
+                if exptime != 0 {
+                    c.counters.evicted_nonzero += 1;
+                }
+                c.counters.evicted_time = now.saturating_sub(atime);
+                if unfetched {
+                    c.counters.evicted_unfetched += 1;
+                }
+            }
+            Unlink::Reclaimed | Unlink::Expired | Unlink::Crawled => {
+                match why {
+                    Unlink::Reclaimed => c.counters.reclaimed += 1,
+                    Unlink::Crawled => c.counters.crawler_reclaimed += 1,
+                    _ => {}
+                }
+                if unfetched && !flushed {
+                    c.counters.expired_unfetched += 1;
+                }
+            }
+        }
+        lru::unlink(c, loc.idx);
+        c.items -= 1;
+        c.bytes -= total as u64;
+        c.free_chunk(loc.idx);
+    }
+
+    /// Unlinks the item at `loc`, finding its hash chain by its key.
+    pub(super) fn unlink_loc(&mut self, loc: Loc, why: Unlink, now: u32) {
+        let h = self.hasher.hash_one(self.item(loc).key());
+        let found = self.table.remove(h, loc.pack(), &mut self.classes[..]);
+        assert!(found, "linked item is in the table");
+        self.release(loc, why, now);
+    }
+
+    /// Writes `new` into a fresh chunk and links it, replacing any item of
+    /// the same key (which `alloc` may already have evicted). Returns where
+    /// the item now lives and its CAS, so callers that go on to read or
+    /// change it need not walk the hash chain again.
+    pub(super) fn write_item(&mut self, cx: &WriteCtx<'_>, new: NewItem<'_>) -> Result<Written, StoreOutcome> {
+        let NewItem { h, key, flags, exptime, value, stale } = new;
+        let now = cx.now;
+        let total = item::total_len(key.len(), value.len(), flags);
+        let id = cx.sizes.class_for(total).ok_or(StoreOutcome::TooLarge)?;
+        let idx = self.alloc(id, cx).ok_or(StoreOutcome::OutOfMemory)?;
+        let cas = self.next_cas();
+        if let Some((pred, old)) = self.find(h, key) {
+            self.unlink_at(h, pred, old, Unlink::Removed, now);
+        }
+        {
+            let mut it = self.class_mut(id).item_mut(idx);
+            it.init(key, flags, exptime, now, cas, &[value]);
+            it.set_iflags(if stale { LINKED | STALE } else { LINKED });
+        }
+        let loc = Loc { class: id, idx };
+        self.link_entry(h, loc);
+        let c = self.class_mut(id);
+        lru::link_head(c, idx);
+        c.items += 1;
+        c.bytes += total as u64;
+        c.counters.cmd_set += 1;
+        self.total_items += 1;
+        Ok(Written { loc, cas })
+    }
+}
+
+/// The item a packed table entry points to.
+#[inline]
+fn entry_item(classes: &[Class], e: u32) -> ItemRef<'_> {
+    let loc = Loc::unpack(e);
+    classes[usize::from(loc.class) - 1].item(loc.idx)
+}
+
+/// The hash chains run through the items' `hnext` fields.
+impl Chain for [Class] {
+    #[inline]
+    fn link(&self, at: u32) -> u32 {
+        entry_item(self, at).hnext()
+    }
+
+    #[inline]
+    fn set_link(&mut self, at: u32, to: u32) {
+        let loc = Loc::unpack(at);
+        self[usize::from(loc.class) - 1].item_mut(loc.idx).set_hnext(to)
+    }
+}

@@ -1,0 +1,160 @@
+//! Reading the store's counters: store-wide ([`Store::stats`]), per class
+//! ([`Store::class_stats`], `stats slabs|items`), the reset, and
+//! `stats cachedump` ([`Store::dump_class`]).
+//!
+//! Counters are kept per shard and per class under the shard lock, where
+//! they are bumped; this file only visits the shards one after another and
+//! sums. It does not format: `dispatch/report.rs` and `metrics.rs` do.
+
+use std::sync::atomic::Ordering;
+
+use super::item::NIL;
+use super::slab::ClassCounters;
+use super::Store;
+
+/// Store-wide counters for `stats`.
+#[derive(Debug, Default, Clone)]
+pub struct StoreStats {
+    pub curr_items: u64,
+    pub total_items: u64,
+    pub bytes: u64,
+    pub evictions: u64,
+    pub reclaimed: u64,
+    pub expired_unfetched: u64,
+    pub evicted_unfetched: u64,
+    pub crawler_reclaimed: u64,
+    pub crawler_items_checked: u64,
+    pub get_expired: u64,
+    pub get_flushed: u64,
+    pub hash_bytes: u64,
+    pub hash_power_level: u32,
+    pub slabs_moved: u64,
+    pub pages: u64,
+    pub limit_maxbytes: u64,
+    pub total_malloced: u64,
+}
+
+/// One class's figures summed over shards, for `stats slabs|items`.
+#[derive(Debug, Default, Clone)]
+pub struct ClassStats {
+    pub id: u8,
+    pub chunk_size: usize,
+    pub chunks_per_page: u32,
+    pub total_pages: u64,
+    pub total_chunks: u64,
+    pub used_chunks: u64,
+    pub free_chunks: u64,
+    pub free_chunks_end: u64,
+    pub mem_requested: u64,
+    /// Seconds since the oldest item in the class was used.
+    pub age: u32,
+    pub counters: ClassCounters,
+}
+
+impl Store {
+    /// Keys, value lengths and unix expiry times of up to `limit` items of
+    /// class `id`, most recent first (`stats cachedump`).
+    pub fn dump_class(&self, id: u8, limit: usize) -> Vec<(Vec<u8>, usize, u64)> {
+        let mut out = Vec::new();
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        for shard in self.shards.iter() {
+            let s = shard.lock();
+            let c = s.class(id);
+            let mut cur = c.lru_head;
+            while cur != NIL && out.len() < limit {
+                let it = c.item(cur);
+                let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
+                out.push((it.key().to_vec(), it.vlen(), exp));
+                cur = it.next();
+            }
+        }
+        out
+    }
+
+    /// Store-wide counters.
+    pub fn stats(&self) -> StoreStats {
+        let mut st = StoreStats {
+            limit_maxbytes: self.limit_bytes.load(Ordering::Relaxed) as u64,
+            total_malloced: self.pool.used() as u64,
+            ..StoreStats::default()
+        };
+        let mut slots = 0u64;
+        for shard in self.shards.iter() {
+            let s = shard.lock();
+            slots += s.table.capacity() as u64;
+            st.total_items += s.total_items;
+            st.get_expired += s.get_expired;
+            st.get_flushed += s.get_flushed;
+            st.crawler_items_checked += s.crawler_items_checked;
+            st.slabs_moved += s.slabs_moved;
+            for c in &s.classes {
+                st.pages += c.pages.len() as u64;
+                st.curr_items += u64::from(c.items);
+                st.bytes += c.bytes;
+                st.evictions += c.counters.evicted;
+                st.reclaimed += c.counters.reclaimed;
+                st.expired_unfetched += c.counters.expired_unfetched;
+                st.evicted_unfetched += c.counters.evicted_unfetched;
+                st.crawler_reclaimed += c.counters.crawler_reclaimed;
+            }
+        }
+        st.hash_bytes = slots * 4;
+        st.hash_power_level = 63 - slots.max(1).leading_zeros();
+        st
+    }
+
+    /// Per-class figures, for classes that hold or held pages.
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        let now = self.clock.now();
+        let mut out: Vec<ClassStats> = (1..=self.sizes.count() as u8)
+            .map(|id| ClassStats { id, chunk_size: self.sizes.chunk_size(id), ..ClassStats::default() })
+            .collect();
+        for shard in self.shards.iter() {
+            let s = shard.lock();
+            for (cs, c) in out.iter_mut().zip(&s.classes) {
+                cs.chunks_per_page = c.per_page;
+                cs.total_pages += c.pages.len() as u64;
+                cs.total_chunks += u64::from(c.total_chunks());
+                cs.used_chunks += u64::from(c.items);
+                cs.free_chunks += u64::from(c.free_count + (c.total_chunks() - c.total_carved()));
+                cs.free_chunks_end += u64::from(c.total_chunks() - c.total_carved());
+                cs.mem_requested += c.bytes;
+                if c.lru_tail != NIL {
+                    cs.age = cs.age.max(now.saturating_sub(c.item(c.lru_tail).atime()));
+                }
+                let (a, b) = (&mut cs.counters, &c.counters);
+                a.evicted += b.evicted;
+                a.evicted_nonzero += b.evicted_nonzero;
+                a.evicted_time = a.evicted_time.max(b.evicted_time);
+                a.evicted_unfetched += b.evicted_unfetched;
+                a.outofmemory += b.outofmemory;
+                a.reclaimed += b.reclaimed;
+                a.expired_unfetched += b.expired_unfetched;
+                a.crawler_reclaimed += b.crawler_reclaimed;
+                a.get_hits += b.get_hits;
+                a.cmd_set += b.cmd_set;
+                a.delete_hits += b.delete_hits;
+                a.incr_hits += b.incr_hits;
+                a.decr_hits += b.decr_hits;
+                a.cas_hits += b.cas_hits;
+                a.cas_badval += b.cas_badval;
+                a.touch_hits += b.touch_hits;
+            }
+        }
+        out
+    }
+
+    /// Zeroes the per-class and store-wide counters (`stats reset`).
+    pub fn reset_stats(&self) {
+        for shard in self.shards.iter() {
+            let mut s = shard.lock();
+            s.total_items = 0;
+            s.get_expired = 0;
+            s.get_flushed = 0;
+            s.crawler_items_checked = 0;
+            for c in s.classes.iter_mut() {
+                c.counters = ClassCounters::default();
+            }
+        }
+    }
+}
