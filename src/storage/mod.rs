@@ -59,8 +59,6 @@ use slab::{PagePool, SlabSizes};
 pub use meta::{MetaDelete, MetaGet, MetaItem};
 pub use stats::{ClassStats, StoreStats};
 
-/// Largest key, in bytes (memcached's KEY_MAX_LENGTH).
-pub const MAX_KEY_LEN: usize = 250;
 /// memcached refuses to parse a counter stored in 24 or more bytes.
 const INCR_MAX_STORAGE_LEN: usize = 24;
 /// Bytes in a megabyte, as `-m` counts them.

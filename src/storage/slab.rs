@@ -142,26 +142,46 @@ impl PagePool {
     }
 }
 
-/// Per-class counters for `stats items` and `stats slabs`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ClassCounters {
-    pub evicted: u64,
-    pub evicted_nonzero: u64,
-    pub evicted_time: u32,
-    pub evicted_unfetched: u64,
-    pub outofmemory: u64,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub crawler_reclaimed: u64,
-    pub get_hits: u64,
-    pub cmd_set: u64,
-    pub delete_hits: u64,
-    pub incr_hits: u64,
-    pub decr_hits: u64,
-    pub cas_hits: u64,
-    pub cas_badval: u64,
-    pub touch_hits: u64,
+/// Declares the per-class counters once: the struct and the merge of one
+/// shard's counters into a total (`figures` says how each is reported).
+macro_rules! class_counters {
+    ($($name:ident),* $(,)?) => {
+        /// Per-class counters for `stats items` and `stats slabs`.
+        #[derive(Debug, Default, Clone, Copy)]
+        pub struct ClassCounters {
+            $(pub $name: u64,)*
+            /// Seconds the last evicted item had been idle (the largest
+            /// over shards when merged).
+            pub evicted_time: u32,
+        }
+
+        impl ClassCounters {
+            /// Adds another shard's counters to these.
+            pub fn merge(&mut self, other: &ClassCounters) {
+                $(self.$name += other.$name;)*
+                self.evicted_time = self.evicted_time.max(other.evicted_time);
+            }
+        }
+    };
 }
+
+class_counters!(
+    evicted,
+    evicted_nonzero,
+    evicted_unfetched,
+    outofmemory,
+    reclaimed,
+    expired_unfetched,
+    crawler_reclaimed,
+    get_hits,
+    cmd_set,
+    delete_hits,
+    incr_hits,
+    decr_hits,
+    cas_hits,
+    cas_badval,
+    touch_hits,
+);
 
 /// One slab class inside one shard.
 pub struct Class {
@@ -314,6 +334,14 @@ impl Class {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_counters_merge_sums_and_keeps_the_longest_idle_time() {
+        let mut total = ClassCounters { evicted: 2, touch_hits: 1, evicted_time: 30, ..ClassCounters::default() };
+        let shard = ClassCounters { evicted: 3, touch_hits: 4, evicted_time: 10, ..ClassCounters::default() };
+        total.merge(&shard);
+        assert_eq!((total.evicted, total.touch_hits, total.evicted_time), (5, 5, 30));
+    }
 
     #[test]
     fn default_classes_are_fine_then_grow_by_the_factor() {

@@ -22,7 +22,8 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Store, StoreOutcome, MAX_KEY_LEN};
+use super::{Store, StoreOutcome};
+use crate::MAX_KEY_LEN;
 
 const MAGIC: &[u8; 8] = b"FRCSNAP1";
 const END: &[u8; 8] = b"FRCSEND!";

@@ -122,23 +122,7 @@ impl Store {
                 if c.lru_tail != NIL {
                     cs.age = cs.age.max(now.saturating_sub(c.item(c.lru_tail).atime()));
                 }
-                let (a, b) = (&mut cs.counters, &c.counters);
-                a.evicted += b.evicted;
-                a.evicted_nonzero += b.evicted_nonzero;
-                a.evicted_time = a.evicted_time.max(b.evicted_time);
-                a.evicted_unfetched += b.evicted_unfetched;
-                a.outofmemory += b.outofmemory;
-                a.reclaimed += b.reclaimed;
-                a.expired_unfetched += b.expired_unfetched;
-                a.crawler_reclaimed += b.crawler_reclaimed;
-                a.get_hits += b.get_hits;
-                a.cmd_set += b.cmd_set;
-                a.delete_hits += b.delete_hits;
-                a.incr_hits += b.incr_hits;
-                a.decr_hits += b.decr_hits;
-                a.cas_hits += b.cas_hits;
-                a.cas_badval += b.cas_badval;
-                a.touch_hits += b.touch_hits;
+                cs.counters.merge(&c.counters);
             }
         }
         out
