@@ -305,6 +305,9 @@ fn text_authentication_with_an_auth_file() {
     let pw = password_file("ascii");
     let server = Server::start(&["-Y", pw.to_str().unwrap()]);
     let mut c = server.connect();
+    // Until it authenticates, a connection answers `mn` like any command.
+    let unauthenticated = (b"mn\r\n".to_vec(), b"CLIENT_ERROR unauthenticated\r\n".to_vec());
+    c.sentinel = unauthenticated.clone();
     c.expect(b"get a\r\n", b"CLIENT_ERROR unauthenticated\r\n");
     c.expect(b"version\r\n", b"CLIENT_ERROR unauthenticated\r\n");
     c.expect(b"set x 0 0 5\r\nalice\r\n", b"CLIENT_ERROR bad authentication token format\r\n");
@@ -313,12 +316,14 @@ fn text_authentication_with_an_auth_file() {
     // Data not ending where declared: answered, and the connection closes
     // (memcached would run the leftover "\n" as a line).
     let mut bad = server.connect();
-    bad.expect(b"set x 0 0 3\r\nabcd\r\n", b"CLIENT_ERROR bad command line termination\r\n");
-    assert!(bad.closed());
+    bad.expect_then_close(b"set x 0 0 3\r\nabcd\r\n", b"CLIENT_ERROR bad command line termination\r\n");
+    // Authenticated by this request, the connection answers `mn` after it.
+    c.sentinel = (b"mn\r\n".to_vec(), b"MN\r\n".to_vec());
     c.expect(b"set x 0 0 12\r\nalice secret\r\n", b"STORED\r\n");
     c.expect(b"set a 0 0 1\r\nx\r\nget a\r\n", b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
     // Another connection starts unauthenticated.
     let mut d = server.connect();
+    d.sentinel = unauthenticated;
     d.expect(b"get a\r\n", b"CLIENT_ERROR unauthenticated\r\n");
     // A binary connection must authenticate with SASL against the same file.
     let mut b = server.connect();

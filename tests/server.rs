@@ -3,8 +3,10 @@
 
 mod common;
 
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Client, Server};
@@ -274,17 +276,72 @@ fn memcached_command_lines_start_with_warnings_for_unknown_options() {
     assert!(err.contains("ignoring unsupported extended option: lru_crawler"), "{err}");
 }
 
+/// Which event loop accepted each connection, from the `-v` log lines
+/// "accepted <peer> on loop <n>", read off the daemon's stderr.
+struct AcceptLog {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: HashMap<SocketAddr, usize>,
+}
+
+impl AcceptLog {
+    fn new(stderr: std::process::ChildStderr) -> AcceptLog {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        AcceptLog { lines, seen: HashMap::new() }
+    }
+
+    /// The loop serving the connection from `peer`. A loop logs the accept
+    /// before it serves the connection, so once a request on it has been
+    /// answered the line is in the pipe; the wait is only bounded.
+    fn loop_of(&mut self, peer: SocketAddr) -> usize {
+        while !self.seen.contains_key(&peer) {
+            let line = self.lines.recv_timeout(common::TIMEOUT).expect("an accept line for every connection");
+            if let Some((addr, n)) = line.split_once("accepted ").and_then(|(_, rest)| rest.split_once(" on loop ")) {
+                self.seen.insert(addr.parse().unwrap(), n.trim().parse().unwrap());
+            }
+        }
+        self.seen[&peer]
+    }
+}
+
 #[test]
 fn many_threads_share_one_cache() {
-    let server = Arc::new(Server::start(&["-t", "4"]));
-    // Connections land on different loops; all see the same data.
-    let mut writers: Vec<Client> = (0..16).map(|_| server.connect()).collect();
-    for (i, c) in writers.iter_mut().enumerate() {
-        c.expect(format!("set k{i} 0 0 1\r\n{}\r\n", i % 10).as_bytes(), b"STORED\r\n");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocache"));
+    cmd.args(["-l", "127.0.0.1", "-p", "0", "-t", "4", "-v"]).env_remove("RUST_LOG");
+    let mut server = Server::start_command(&mut cmd);
+    let mut log = AcceptLog::new(server.stderr.take().unwrap());
+    // The kernel spreads connections over the loops' listeners by a hash
+    // of the addresses: connect until at least two loops serve some (all
+    // on one loop 63 times running would be a (1/4)^63 chance).
+    let mut conns: Vec<(Client, usize)> = Vec::new();
+    let mut loops = BTreeSet::new();
+    while conns.len() < 16 || loops.len() < 2 {
+        assert!(conns.len() < 64, "64 connections all on loop {loops:?}");
+        let mut c = server.connect();
+        let i = conns.len();
+        c.expect(format!("set k{i} 0 0 3\r\nv{i:02}\r\n").as_bytes(), b"STORED\r\n");
+        let n = log.loop_of(c.stream.local_addr().unwrap());
+        loops.insert(n);
+        conns.push((c, n));
     }
-    for (i, c) in writers.iter_mut().rev().enumerate() {
-        let k = 15 - i;
-        c.expect(format!("get k{k}\r\n").as_bytes(), format!("VALUE k{k} 0 1\r\n{}\r\nEND\r\n", k % 10).as_bytes());
+    // Each connection reads the keys written on every other loop.
+    let on: Vec<usize> = conns.iter().map(|(_, n)| *n).collect();
+    for (c, mine) in &mut conns {
+        let others: Vec<usize> = (0..on.len()).filter(|&j| on[j] != *mine).collect();
+        let keys: String = others.iter().map(|j| format!(" k{j}")).collect();
+        let mut want: String = others.iter().map(|j| format!("VALUE k{j} 0 3\r\nv{j:02}\r\n")).collect();
+        want.push_str("END\r\n");
+        let req = format!("get{keys}\r\n");
+        c.send(req.as_bytes());
+        let got = c.read_until(b"END\r\n");
+        assert_eq!(String::from_utf8_lossy(&got), want, "a connection on loop {mine}");
+        c.expect_nothing_more(req.as_bytes());
     }
 }
 

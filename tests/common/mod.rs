@@ -124,9 +124,15 @@ impl Drop for Server {
     }
 }
 
+/// The opaque of the binary sentinel [`Client::expect_nothing_more`] sends.
+const SENTINEL_OPAQUE: u32 = 0x5e47_1e1a;
+
 /// A raw TCP client.
 pub struct Client {
     pub stream: TcpStream,
+    /// The (request, exact reply) [`Client::expect_nothing_more`] sends
+    /// on a text connection; `mn` unless a test changes it.
+    pub sentinel: (Vec<u8>, Vec<u8>),
 }
 
 impl Client {
@@ -134,7 +140,7 @@ impl Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream }
+        Client { stream, sentinel: (b"mn\r\n".to_vec(), b"MN\r\n".to_vec()) }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -174,8 +180,57 @@ impl Client {
         Some(out)
     }
 
-    /// Sends `req` and asserts the reply is exactly `want`.
+    /// Sends `req` and asserts the reply is exactly `want`: those bytes,
+    /// then nothing more (see [`Client::expect_nothing_more`]).
     pub fn expect(&mut self, req: &[u8], want: &[u8]) {
+        self.expect_reply(req, want);
+        self.expect_nothing_more(req);
+    }
+
+    /// Asserts the server sent nothing beyond what was read so far for
+    /// `req`. Sends a no-op sentinel ([`Client::sentinel`] on a text
+    /// connection, a NOOP packet on a binary one, told apart by `req`'s
+    /// first byte) and requires the next bytes to be exactly its reply. A
+    /// connection answers in order, so an extra byte queued for `req`
+    /// arrives first; no timing is involved.
+    pub fn expect_nothing_more(&mut self, req: &[u8]) {
+        let (probe, reply) = if req.first() == Some(&0x80) {
+            let probe = bin(0x0a, &[], &[], &[], 0, SENTINEL_OPAQUE);
+            let mut reply = probe.clone();
+            reply[0] = 0x81;
+            (probe, reply)
+        } else {
+            self.sentinel.clone()
+        };
+        self.send(&probe);
+        let mut got = vec![0; reply.len()];
+        if let Err(e) = self.stream.read_exact(&mut got) {
+            panic!("no reply to the sentinel after {:?}: {e}", String::from_utf8_lossy(req));
+        }
+        if got != reply {
+            // Show what came before the sentinel's reply (bounded: the
+            // sentinel's reply ends it, or the read timeout does).
+            let mut extra = got;
+            let mut buf = [0u8; 4096];
+            while !extra.ends_with(&reply) {
+                match self.stream.read(&mut buf) {
+                    Ok(n) if n > 0 => extra.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let extra = extra.strip_suffix(&reply[..]).unwrap_or(&extra);
+            panic!(
+                "extra bytes after the reply to {:?}: {:?}",
+                String::from_utf8_lossy(req),
+                String::from_utf8_lossy(extra)
+            );
+        }
+    }
+
+    /// Sends `req` and asserts the reply is exactly `want` without looking
+    /// past it: for a request after which the connection cannot answer a
+    /// sentinel (it swallows the bytes that follow as a refused value).
+    pub fn expect_reply(&mut self, req: &[u8], want: &[u8]) {
         self.send(req);
         let got = self.read_exact(want.len());
         assert_eq!(
@@ -184,6 +239,27 @@ impl Client {
             "request {:?}",
             String::from_utf8_lossy(req)
         );
+    }
+
+    /// Sends `req` and asserts that the server answers exactly `want` and
+    /// then closes the connection (bounded wait).
+    pub fn expect_then_close(&mut self, req: &[u8], want: &[u8]) {
+        self.send(req);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!(
+                    "connection not closed after {:?} ({e}); got {:?}",
+                    String::from_utf8_lossy(req),
+                    String::from_utf8_lossy(&got)
+                ),
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want), "{:?}", String::from_utf8_lossy(req));
     }
 
     /// Runs (request, exact reply) pairs in order.
@@ -201,6 +277,7 @@ impl Client {
             }
             let got = self.read_exact(want.len());
             assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(req));
+            self.expect_nothing_more(req);
         }
     }
 
