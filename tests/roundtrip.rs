@@ -12,7 +12,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};
 
-const LIMITS: Limits = Limits { max_value: 1024 * 1024, max_line: 2048, max_get_line: 1024 * 1024 };
+const LIMITS: Limits = Limits { max_value: 1024 * 1024, max_line: 2048, max_get_line: 1024 * 1024, strict: false };
 
 fn config() -> ProptestConfig {
     ProptestConfig { cases: 256, ..ProptestConfig::default() }
