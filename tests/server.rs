@@ -372,3 +372,22 @@ fn dash_u_drops_root_privileges() {
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
     assert_ne!(uid(server.child.id()), 0, "still root after -u nobody");
 }
+
+/// One process per port, as with memcached: a second daemon on a port
+/// already served exits with "address already in use" instead of joining
+/// the first one's SO_REUSEPORT group (which would split clients between
+/// two caches).
+#[test]
+fn a_second_daemon_on_a_served_port_is_refused() {
+    let server = Server::start(&["-t", "2"]);
+    let port = server.port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["-l", "127.0.0.1", "-p", &port, "-t", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use"), "{err}");
+    let mut c = server.connect();
+    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+}
