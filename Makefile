@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
-.PHONY: all build release run test lint unit clients ops install demo soak fuzz bench clean
+.PHONY: all build release run test lint unit clients ops install demo soak fuzz bench clean memcached-suite
 
 all: build
 
@@ -19,7 +19,7 @@ run: release
 
 # Everything CI runs: formatting, lints, unit + integration tests, and
 # third-party clients against the real binary.
-test: lint unit clients ops soak
+test: lint unit clients ops soak $(if $(MEMCACHED_SRC),memcached-suite)
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -34,6 +34,11 @@ clients: build
 	scripts/memccapable-check $(BIN_DEBUG)
 	scripts/pylibmc-binary $(BIN_DEBUG)
 	BIN=$(BIN_DEBUG) scripts/cluster-demo
+
+# memcached 1.6.18's own t/*.t suite against the debug build; needs a
+# memcached checkout in MEMCACHED_SRC (CI has none: see the README).
+memcached-suite: build
+	scripts/memcached-suite $(BIN_DEBUG)
 
 # The systemd unit and make install (staged).
 ops: build
