@@ -215,6 +215,45 @@ fn malformed_headers_are_refused_without_buffering_and_closed() {
     assert!(c.closed());
 }
 
+/// A packet with the wrong magic closes the connection, but only after the
+/// replies to every request before it, byte for byte.
+#[test]
+fn a_bad_packet_closes_after_the_replies_before_it() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut p = bin(SET, &set_extras(0, 0), b"k", b"v", 0, 1);
+    p.extend(bin(GET, &[], b"k", &[], 0, 2));
+    p.extend(b"\x42garbage that is not a request packet at all..");
+    c.send(&p);
+    let set = c.read_bin();
+    assert_eq!((set.status, set.opaque), (0, 1));
+    let get = c.read_bin();
+    assert_eq!((get.status, get.opaque, get.value.as_slice()), (0, 2, &b"v"[..]));
+    assert!(c.closed());
+}
+
+/// SASL frames of the wrong shape on an unauthenticated connection get
+/// memcached's frame error (EINVAL, or unknown command for lengths that do
+/// not fit), not an authentication error, and then the close.
+#[test]
+fn malformed_sasl_frames_get_the_frame_error_before_the_close() {
+    let pw = password_file("sasl-frames");
+    let server = Server::start(&["-S", "--sasl-pwdb", pw.to_str().unwrap()]);
+    let mut key_over_body = bin(SASL_AUTH, &[], b"PLAIN", b"", 0, 0);
+    key_over_body[8..12].copy_from_slice(&2u32.to_be_bytes());
+    for (packet, status) in [
+        (bin(SASL_AUTH, &[0, 0, 0, 0], b"PLAIN", b"\0alice\0secret", 0, 0), EINVAL),
+        (bin(SASL_AUTH, &[], b"", b"\0alice\0secret", 0, 0), EINVAL),
+        (bin(SASL_LIST, &[], &[], b"body", 0, 0), EINVAL),
+        (key_over_body[..24].to_vec(), UNKNOWN),
+    ] {
+        let mut c = server.connect();
+        assert_eq!(c.bin_call(&packet).status, status, "{packet:02x?}");
+        assert!(c.closed());
+    }
+    let _ = std::fs::remove_file(pw);
+}
+
 #[test]
 fn a_too_large_value_is_swallowed_and_the_connection_goes_on() {
     let server = Server::start(&["-I", "1k", "-m", "8"]);

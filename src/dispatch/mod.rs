@@ -254,8 +254,11 @@ fn authenticate<R: Reply>(
     let creds = sh.config.server.auth.as_ref()?;
     if session.binary {
         // As memcached: only SASL and version before authentication; any
-        // other command gets an auth error and the connection closes.
-        if matches!(req, Request::SaslListMechs | Request::SaslAuth { .. } | Request::Version) {
+        // other command gets an auth error and the connection closes. A
+        // packet of the wrong shape gets its own status first (EINVAL or
+        // unknown command), as memcached checks the frame before the
+        // session.
+        if matches!(req, Request::SaslListMechs | Request::SaslAuth { .. } | Request::Version | Request::Fatal { .. }) {
             return None;
         }
         reply.status(Status::Unauthenticated, 0);

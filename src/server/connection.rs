@@ -177,7 +177,10 @@ impl Connection {
                         if let Some(dropped) = BAD_INPUT_LOG.allow(now) {
                             log::warn!("closing {}: {why:?}; {dropped} more not logged", self.peer);
                         }
-                        return Served::Closed;
+                        // The replies to the requests before it still go
+                        // out, byte for byte; nothing after it is read.
+                        self.start = self.filled;
+                        self.close_after_write = true;
                     }
                 }
             }
