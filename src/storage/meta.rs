@@ -83,7 +83,7 @@ impl Store {
                     Miss::Absent => {}
                 }
                 let exp = self.clock.exptime_to_rel(opts.vivify?);
-                let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", stale: false };
+                let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", marks: 0 };
                 let written = s.write_item(&self.write_ctx(now), new).ok()?;
                 created = true;
                 written.loc
@@ -167,7 +167,7 @@ impl Store {
         }
         if opts.remove_value {
             let exp = s.item(loc).exptime();
-            let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", stale: false };
+            let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", marks: 0 };
             return match s.write_item(&self.write_ctx(now), new) {
                 Ok(_) => DeleteOutcome::Deleted,
                 Err(_) => DeleteOutcome::NotFound,
