@@ -168,11 +168,23 @@ impl Shard {
 
     /// Finds a live `key`; a dead one found on the way is unlinked.
     pub(super) fn lookup(&mut self, h: u64, key: &[u8], now: u32) -> Result<(u32, Loc), Miss> {
+        self.lookup_unlinking(h, key, now, Unlink::Expired)
+    }
+
+    /// [`Shard::lookup`] for a storage command, which is about to write
+    /// `key` anew: a dead (expired or flushed) item it finds counts as
+    /// `reclaimed`, its memory going to the new item, as memcached counts
+    /// the dead item its allocation takes back from the LRU tail.
+    pub(super) fn lookup_for_write(&mut self, h: u64, key: &[u8], now: u32) -> Result<(u32, Loc), Miss> {
+        self.lookup_unlinking(h, key, now, Unlink::Reclaimed)
+    }
+
+    fn lookup_unlinking(&mut self, h: u64, key: &[u8], now: u32, dead: Unlink) -> Result<(u32, Loc), Miss> {
         let (pred, loc) = self.find(h, key).ok_or(Miss::Absent)?;
         match self.dead(self.item(loc), now) {
             None => Ok((pred, loc)),
             Some(why) => {
-                self.unlink_at(h, pred, loc, Unlink::Expired, now);
+                self.unlink_at(h, pred, loc, dead, now);
                 Err(why)
             }
         }

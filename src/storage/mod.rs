@@ -340,7 +340,7 @@ impl Store {
         let now = self.clock.now();
         let exp = self.clock.exptime_to_rel(exptime);
         let mut s = shard.lock();
-        let found = s.lookup(h, key, now).ok();
+        let found = s.lookup_for_write(h, key, now).ok();
         let mut combined = None;
         let mut marks = 0;
         let (mut flags, mut exp) = (flags, exp);
