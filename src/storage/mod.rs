@@ -56,7 +56,7 @@ use item::{FETCHED, NIL, STALE, TOKEN_SENT};
 use items::{Miss, NewItem, Shard, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
-pub use meta::{MetaDelete, MetaGet, MetaItem};
+pub use meta::{MetaDelete, MetaGet, MetaItem, MetaOrder};
 pub use stats::{ClassStats, StoreStats};
 
 /// memcached refuses to parse a counter stored in 24 or more bytes.
