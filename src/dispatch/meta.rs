@@ -4,7 +4,7 @@
 
 use crate::protocol::{MetaCode, MetaCommand, MetaFlags, MetaInfo, Reply, Status};
 use crate::stats::WorkerStats;
-use crate::storage::{MetaDelete, MetaGet, MetaItem, StoreMode};
+use crate::storage::{MetaDelete, MetaGet, MetaItem, MetaOrder, StoreMode};
 
 use super::outcome;
 
@@ -42,6 +42,22 @@ fn send<R: Reply>(
     }
 }
 
+/// Where the flags that set or read the exptime stand among the flags.
+fn order(flags: &MetaFlags<'_>) -> MetaOrder {
+    let mut o = MetaOrder::default();
+    for (i, tok) in flags.tokens().enumerate() {
+        let i = u8::try_from(i).unwrap_or(u8::MAX);
+        match tok[0] {
+            b'N' => o.vivify = i,
+            b'T' => o.touch = i,
+            b'R' => o.recache = i,
+            b't' => o.ttl = i,
+            _ => {}
+        }
+    }
+    o
+}
+
 /// Runs one meta command.
 pub fn run<R: Reply>(
     sh: &Shared,
@@ -55,8 +71,13 @@ pub fn run<R: Reply>(
     let store = &sh.store;
     match command {
         MetaCommand::Get => {
-            let opts =
-                MetaGet { touch: flags.ttl, no_bump: flags.no_bump, vivify: flags.vivify, recache: flags.recache };
+            let opts = MetaGet {
+                touch: flags.ttl,
+                no_bump: flags.no_bump,
+                vivify: flags.vivify,
+                recache: flags.recache,
+                order: order(flags),
+            };
             let touching = flags.ttl.is_some();
             let hit = store.get_meta(key, opts, |m, _, value| {
                 let code = if flags.value { MetaCode::Va } else { MetaCode::Hd };
@@ -98,7 +119,16 @@ pub fn run<R: Reply>(
         }
         MetaCommand::Arith => {
             let incr = !matches!(flags.mode, Some(b'D' | b'-'));
-            let create = flags.vivify.map(|t| (flags.initial, t));
+            // A created counter gets the TTL of the later of N and T
+            // (memcached applies them in order; T counts as success).
+            let create = flags.vivify.map(|n| {
+                let o = order(flags);
+                let ttl = match flags.ttl {
+                    Some(t) if o.touch > o.vivify => t,
+                    _ => n,
+                };
+                (flags.initial, ttl)
+            });
             let cas = flags.compare_cas.unwrap_or(0);
             let result = store.delta_with(key, incr, flags.delta, cas, create, flags.ttl);
             match outcome::delta(w, incr, result) {

@@ -154,3 +154,33 @@ fn legacy_discovery_key_answers_with_the_node_list() {
     let want = format!("STORED\r\nVALUE AmazonElastiCache:cluster 0 {}\r\n{payload}\r\nEND\r\n", payload.len());
     assert_eq!(String::from_utf8_lossy(&out), want);
 }
+
+#[test]
+fn meta_ttl_flags_apply_in_the_order_given() {
+    let sh = shared(&["-t", "1"]);
+    let (out, _) = run(
+        &sh,
+        b"set k 0 100 1\r\nx\r\nmg k t T30\r\nmg k T40 t\r\nmg k R50 T60 t\r\nmg k T20 R50 t\r\n\
+mg n1 t N30\r\nmg n2 T20 N30 t\r\nmg n3 N30 T20 t\r\nma c1 T20 N30 t\r\nma c2 N30 T20 t\r\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "STORED\r\nHD t100\r\nHD t40\r\nHD t60 W\r\nHD t20 Z\r\n\
+HD t-1 W\r\nHD t30 W\r\nHD t20 W\r\nHD t30\r\nHD t20\r\n"
+    );
+}
+
+#[test]
+fn meta_set_invalidating_with_an_older_cas_keeps_the_item_stale() {
+    let sh = shared(&["-t", "1"]);
+    let (out, _) = run(
+        &sh,
+        b"set k 0 0 1\r\nx\r\nmd k I T30\r\nmg k t\r\nms k 1 I T90 C1\r\ny\r\nmg k t v\r\n\
+ms k 1 I T90 C0\r\nz\r\nme\r\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "STORED\r\nHD\r\nHD t30 X W\r\nHD\r\nVA 1 t30 Z X\r\ny\r\nEX\r\n\
+CLIENT_ERROR bad command line format\r\n"
+    );
+}

@@ -10,7 +10,7 @@
 //! item (`alloc.rs`) or know any command's rules (`mod.rs`, `meta.rs`).
 
 use super::hashtable::{Chain, Loc, Table};
-use super::item::{self, ItemRef, FETCHED, LINKED, STALE};
+use super::item::{self, ItemRef, FETCHED, LINKED, STALE, TOKEN_SENT};
 use super::lru;
 use super::slab::{Class, PagePool, SlabSizes};
 use super::StoreOutcome;
@@ -85,8 +85,10 @@ pub(super) struct NewItem<'a> {
     /// Relative exptime, 0 for never.
     pub(super) exptime: u32,
     pub(super) value: &'a [u8],
-    /// Born stale: a meta set whose CAS token was older than the item's.
-    pub(super) stale: bool,
+    /// `STALE` / `TOKEN_SENT` bits the item starts with: a meta set whose
+    /// CAS token was older than the item's stores a stale item and keeps
+    /// the old item's `TOKEN_SENT`.
+    pub(super) marks: u8,
 }
 
 /// Where [`Shard::write_item`] put the item, and the CAS it was given.
@@ -166,11 +168,23 @@ impl Shard {
 
     /// Finds a live `key`; a dead one found on the way is unlinked.
     pub(super) fn lookup(&mut self, h: u64, key: &[u8], now: u32) -> Result<(u32, Loc), Miss> {
+        self.lookup_unlinking(h, key, now, Unlink::Expired)
+    }
+
+    /// [`Shard::lookup`] for a storage command, which is about to write
+    /// `key` anew: a dead (expired or flushed) item it finds counts as
+    /// `reclaimed`, its memory going to the new item, as memcached counts
+    /// the dead item its allocation takes back from the LRU tail.
+    pub(super) fn lookup_for_write(&mut self, h: u64, key: &[u8], now: u32) -> Result<(u32, Loc), Miss> {
+        self.lookup_unlinking(h, key, now, Unlink::Reclaimed)
+    }
+
+    fn lookup_unlinking(&mut self, h: u64, key: &[u8], now: u32, dead: Unlink) -> Result<(u32, Loc), Miss> {
         let (pred, loc) = self.find(h, key).ok_or(Miss::Absent)?;
         match self.dead(self.item(loc), now) {
             None => Ok((pred, loc)),
             Some(why) => {
-                self.unlink_at(h, pred, loc, Unlink::Expired, now);
+                self.unlink_at(h, pred, loc, dead, now);
                 Err(why)
             }
         }
@@ -245,7 +259,7 @@ impl Shard {
     /// the item now lives and its CAS, so callers that go on to read or
     /// change it need not walk the hash chain again.
     pub(super) fn write_item(&mut self, cx: &WriteCtx<'_>, new: NewItem<'_>) -> Result<Written, StoreOutcome> {
-        let NewItem { h, key, flags, exptime, value, stale } = new;
+        let NewItem { h, key, flags, exptime, value, marks } = new;
         let now = cx.now;
         let total = item::total_len(key.len(), value.len(), flags);
         let id = cx.sizes.class_for(total).ok_or(StoreOutcome::TooLarge)?;
@@ -257,7 +271,7 @@ impl Shard {
         {
             let mut it = self.class_mut(id).item_mut(idx);
             it.init(key, flags, exptime, now, cas, &[value]);
-            it.set_iflags(if stale { LINKED | STALE } else { LINKED });
+            it.set_iflags(LINKED | (marks & (STALE | TOKEN_SENT)));
         }
         let loc = Loc { class: id, idx };
         self.link_entry(h, loc);

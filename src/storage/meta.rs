@@ -20,9 +20,10 @@ use super::{lru, DeleteOutcome, Store};
 pub struct MetaItem {
     pub flags: u32,
     pub cas: u64,
-    /// Relative expiry, 0 = never.
+    /// Relative expiry after this access, 0 = never.
     pub exptime: u32,
-    /// Seconds left to live, -1 for never.
+    /// Seconds left to live, -1 for never, as `t` reports it: at its place
+    /// among the flags ([`MetaOrder`]).
     pub ttl: i64,
     /// Seconds since the previous access.
     pub last_access: u32,
@@ -49,6 +50,28 @@ pub struct MetaGet {
     pub vivify: Option<i64>,
     /// `R`: win the recache if fewer seconds than this are left.
     pub recache: Option<i64>,
+    /// Where the flags that set or read the exptime stand.
+    pub order: MetaOrder,
+}
+
+/// Where a meta get's `T`, `N`, `R` and `t` stand among its flags.
+/// memcached applies them in the order given: `mg k t T30` reports the TTL
+/// before the touch, `mg k T30 t` after it; `R` compares the exptime as
+/// it is at its place; of `N` and `T` on an item the get creates, the
+/// later sets the TTL, and a `t` before both sees a new item's "never".
+/// The default order is `N T R t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaOrder {
+    pub vivify: u8,
+    pub touch: u8,
+    pub recache: u8,
+    pub ttl: u8,
+}
+
+impl Default for MetaOrder {
+    fn default() -> Self {
+        MetaOrder { vivify: 0, touch: 1, recache: 2, ttl: 3 }
+    }
 }
 
 /// Options of a meta delete.
@@ -83,7 +106,7 @@ impl Store {
                     Miss::Absent => {}
                 }
                 let exp = self.clock.exptime_to_rel(opts.vivify?);
-                let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", stale: false };
+                let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", marks: 0 };
                 let written = s.write_item(&self.write_ctx(now), new).ok()?;
                 created = true;
                 written.loc
@@ -91,19 +114,28 @@ impl Store {
         };
         let touch = opts.touch.map(|t| self.clock.exptime_to_rel(t));
         let recache = opts.recache.map(|t| self.clock.exptime_to_rel(t));
+        // The exptime changes in flag order: `T`, and `N` when it created
+        // the item (which starts as "never").
+        let o = opts.order;
+        let mut changes = [(o.touch, touch), (o.vivify, None)];
+        if created {
+            changes[1].1 = opts.vivify.map(|t| self.clock.exptime_to_rel(t));
+        }
+        changes.sort_by_key(|c| c.0);
         let use_cas = self.use_cas;
         let c = s.class_mut(loc.class);
         let meta = {
             let mut it = c.item_mut(loc.idx);
             let r = it.as_ref();
             let (iflags, atime) = (r.iflags(), r.atime());
-            if let Some(exp) = touch {
-                it.set_exptime(exp);
-            }
-            let exptime = it.as_ref().exptime();
+            let start = if created { 0 } else { r.exptime() };
+            let exptime_at = |place: u8| changes.iter().filter(|c| c.0 < place).fold(start, |e, c| c.1.unwrap_or(e));
+            let exptime = exptime_at(u8::MAX);
+            it.set_exptime(exptime);
             let token_sent = iflags & TOKEN_SENT != 0;
             let stale = iflags & STALE != 0;
-            let recache_due = recache.is_some_and(|r| exptime != 0 && exptime < r);
+            let seen = exptime_at(o.recache);
+            let recache_due = !created && recache.is_some_and(|r| seen != 0 && seen < r);
             let won = (created || stale || recache_due) && !token_sent;
             let mut new_flags = iflags;
             if won {
@@ -119,7 +151,10 @@ impl Store {
                 flags: r.flags(),
                 cas: if use_cas { r.cas() } else { 0 },
                 exptime,
-                ttl: if exptime == 0 { -1 } else { i64::from(exptime) - i64::from(now) },
+                ttl: match exptime_at(o.ttl) {
+                    0 => -1,
+                    e => i64::from(e) - i64::from(now),
+                },
                 last_access: now.saturating_sub(atime),
                 fetched: iflags & FETCHED != 0,
                 stale,
@@ -167,7 +202,7 @@ impl Store {
         }
         if opts.remove_value {
             let exp = s.item(loc).exptime();
-            let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", stale: false };
+            let new = NewItem { h, key, flags: 0, exptime: exp, value: b"", marks: 0 };
             return match s.write_item(&self.write_ctx(now), new) {
                 Ok(_) => DeleteOutcome::Deleted,
                 Err(_) => DeleteOutcome::NotFound,
@@ -184,5 +219,7 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod flag_tests;
 #[cfg(test)]
 mod tests;

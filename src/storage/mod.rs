@@ -52,11 +52,11 @@ use parking_lot::Mutex;
 use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
-use item::{FETCHED, NIL};
+use item::{FETCHED, NIL, STALE, TOKEN_SENT};
 use items::{Miss, NewItem, Shard, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
-pub use meta::{MetaDelete, MetaGet, MetaItem};
+pub use meta::{MetaDelete, MetaGet, MetaItem, MetaOrder};
 pub use stats::{ClassStats, StoreStats};
 
 /// memcached refuses to parse a counter stored in 24 or more bytes.
@@ -340,9 +340,9 @@ impl Store {
         let now = self.clock.now();
         let exp = self.clock.exptime_to_rel(exptime);
         let mut s = shard.lock();
-        let found = s.lookup(h, key, now).ok();
+        let found = s.lookup_for_write(h, key, now).ok();
         let mut combined = None;
-        let mut stale = false;
+        let mut marks = 0;
         let (mut flags, mut exp) = (flags, exp);
         match (mode, found) {
             (StoreMode::Add, Some((_, loc))) => {
@@ -355,13 +355,22 @@ impl Store {
             }
             (StoreMode::Cas(_) | StoreMode::CasInvalidate(_), None) => return (StoreOutcome::NotFound, 0),
             (StoreMode::CasInvalidate(want), Some((_, loc))) => {
-                let have = self.shown_cas(s.item(loc).cas());
-                if want > have {
+                let old = s.item(loc);
+                let have = self.shown_cas(old.cas());
+                // A token of 0 compares as "no CAS given", which a CAS store
+                // refuses; a newer token than the item's never matches.
+                if want == 0 || want > have {
                     s.class_mut(loc.class).counters.cas_badval += 1;
                     return (StoreOutcome::Exists, 0);
                 }
+                if want < have {
+                    // An older token stores the value but leaves the item
+                    // as it was: stale, with its TTL, and with the recache
+                    // token still counted as sent if it was.
+                    marks = STALE | (old.iflags() & TOKEN_SENT);
+                    exp = old.exptime();
+                }
                 s.class_mut(loc.class).counters.cas_hits += 1;
-                stale = want < have;
             }
             (StoreMode::Cas(want), Some((_, loc))) => {
                 let have = self.shown_cas(s.item(loc).cas());
@@ -394,7 +403,7 @@ impl Store {
             _ => {}
         }
         let value = combined.as_deref().unwrap_or(value);
-        let new = NewItem { h, key, flags, exptime: exp, value, stale };
+        let new = NewItem { h, key, flags, exptime: exp, value, marks };
         match s.write_item(&self.write_ctx(now), new) {
             Ok(w) => (StoreOutcome::Stored, self.shown_cas(w.cas)),
             Err(e) => {
@@ -466,7 +475,7 @@ impl Store {
             let mut buf: DigitBuf = [0; 20];
             let digits = format_u64(&mut buf, initial);
             let exp = self.clock.exptime_to_rel(exptime);
-            let new = NewItem { h, key, flags: 0, exptime: exp, value: digits, stale: false };
+            let new = NewItem { h, key, flags: 0, exptime: exp, value: digits, marks: 0 };
             return match s.write_item(&self.write_ctx(now), new) {
                 Ok(w) => DeltaOutcome::Value(initial, self.shown_cas(w.cas), exp),
                 Err(_) => DeltaOutcome::OutOfMemory,
@@ -512,7 +521,7 @@ impl Store {
                 c.counters.decr_hits += 1;
             }
         }
-        let grown = NewItem { h, key, flags, exptime, value: &digits, stale: false };
+        let grown = NewItem { h, key, flags, exptime, value: &digits, marks: 0 };
         match s.write_item(&self.write_ctx(now), grown) {
             Ok(w) => DeltaOutcome::Value(new, self.shown_cas(w.cas), exptime),
             Err(_) => DeltaOutcome::OutOfMemory,
@@ -563,7 +572,7 @@ impl Store {
         let exp =
             if exptime_unix == 0 { 0 } else { self.clock.exptime_to_rel(exptime_unix.min(i64::MAX as u64) as i64) };
         let mut s = shard.lock();
-        match s.write_item(&self.write_ctx(now), NewItem { h, key, flags, exptime: exp, value, stale: false }) {
+        match s.write_item(&self.write_ctx(now), NewItem { h, key, flags, exptime: exp, value, marks: 0 }) {
             Ok(w) => {
                 s.class_mut(w.loc.class).item_mut(w.loc.idx).set_cas(cas);
                 StoreOutcome::Stored

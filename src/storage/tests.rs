@@ -138,6 +138,26 @@ fn expired_items_are_not_replaced_by_add_semantics() {
 }
 
 #[test]
+fn a_write_over_its_own_dead_item_reclaims_it() {
+    let (s, clock) = small();
+    s.store(StoreMode::Set, b"exp", 0, 1, b"v");
+    s.store(StoreMode::Set, b"fl", 0, 0, b"v");
+    s.store(StoreMode::Set, b"read", 0, 1, b"v");
+    clock.advance(2);
+    assert_eq!(s.store(StoreMode::Set, b"exp", 0, 0, b"new"), StoreOutcome::Stored);
+    assert_eq!(s.stats().reclaimed, 1, "the expired item's memory went to the new one");
+    assert_eq!(get(&s, b"read"), None);
+    let st = s.stats();
+    assert_eq!((st.reclaimed, st.get_expired), (1, 1), "a read that finds a dead item does not reclaim it");
+
+    s.flush_all(0);
+    assert_eq!(s.store(StoreMode::Replace, b"fl", 0, 0, b"x"), StoreOutcome::NotStored, "flushed: nothing to replace");
+    assert_eq!(s.store(StoreMode::Add, b"exp", 0, 0, b"x"), StoreOutcome::Stored, "flushed: add stores");
+    let st = s.stats();
+    assert_eq!((st.reclaimed, st.get_flushed, st.curr_items), (3, 0, 1));
+}
+
+#[test]
 fn crawler_reclaims_dead_items_without_traffic() {
     let (s, clock) = small();
     for i in 0..100 {

@@ -29,7 +29,11 @@ pub(super) fn parse<'a>(c: u8, args: &'a [u8], rest: &'a [u8], limits: &Limits) 
     };
     let mut words = args.split(|&b| b == b' ').filter(|w| !w.is_empty());
     let Some(raw_key) = words.next() else {
-        return invalid(ProtocolError::UnknownCommand, false);
+        // memcached routes mg/ms/md/ma without a key to "unknown command",
+        // but me checks its own arguments.
+        let error =
+            if command == MetaCommand::Debug { ProtocolError::BadFormat } else { ProtocolError::UnknownCommand };
+        return invalid(error, false);
     };
     if raw_key.len() > MAX_KEY_LEN {
         return invalid(ProtocolError::BadFormat, false);

@@ -86,6 +86,11 @@ fn every_meta_error_reply() {
     let many_flags = [b"mg foo".to_vec(), b" P".repeat(18), b"\r\n".to_vec()].concat();
     let cases: Vec<(&[u8], E)> = vec![
         (b"mg\r\n", E::UnknownCommand),
+        (b"ms \r\n", E::UnknownCommand),
+        (b"md\r\n", E::UnknownCommand),
+        (b"ma  \r\n", E::UnknownCommand),
+        (b"me\r\n", E::BadFormat),
+        (b"me \r\n", E::BadFormat),
         (b"mx foo\r\n", E::UnknownCommand),
         (&long_key, E::BadFormat),
         (b"mg foo zzz\r\n", E::MetaInvalidFlag),
@@ -104,6 +109,9 @@ fn every_meta_error_reply() {
         (b"ma foo MDD\r\n", E::MetaInvalidOrDuplicateFlag),
     ];
     for (input, want) in cases {
+        for cut in 0..input.len() {
+            assert_eq!(parse(&input[..cut], &lim()), Err(ParseError::Incomplete), "{input:?} at {cut}");
+        }
         match parse(input, &lim()) {
             Ok((R::Invalid { error, noreply: false }, used)) => {
                 assert_eq!(error, want, "{:?}", String::from_utf8_lossy(input));
