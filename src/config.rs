@@ -105,7 +105,7 @@ pub struct Args {
     /// Try to use large memory pages (accepted and ignored)
     #[arg(short = 'L', long = "enable-largepages")]
     pub large_pages: bool,
-    /// Stats prefix delimiter (accepted and ignored)
+    /// Stats prefix delimiter (one byte); also turns on `stats detail`
     #[arg(short = 'D')]
     pub prefix_delimiter: Option<String>,
     /// Extended options, comma separated: idle_timeout=N, hashpower=N,
@@ -191,6 +191,16 @@ pub struct ServerConfig {
     pub udp_port: u16,
     /// Credentials when authentication is required (-S or -Y).
     pub auth: Option<Arc<Credentials>>,
+    /// `-D`: the stats prefix delimiter; `stats detail` starts on with it.
+    pub prefix_delimiter: Option<u8>,
+    /// `-o lru_crawler` (on unless `-o no_modern`): the background
+    /// crawler runs at start; `lru_crawler enable|disable` changes it.
+    pub lru_crawler: bool,
+    /// `-o slab_reassign` (on unless `-o no_modern`): `slabs reassign`
+    /// is allowed.
+    pub slab_reassign: bool,
+    /// `-o slab_automove=N` (0, 1 or 2; 1 unless `-o no_modern`).
+    pub slab_automove: u8,
 }
 
 /// Everything the daemon runs with.
@@ -308,15 +318,20 @@ impl Config {
         if a.large_pages {
             warnings.push("-L (large pages) is ignored".into());
         }
-        if a.prefix_delimiter.is_some() {
-            warnings.push("-D (stats prefix delimiter) is ignored: detailed stats are not kept".into());
-        }
+        let prefix_delimiter = match a.prefix_delimiter.as_deref().map(str::as_bytes) {
+            None => None,
+            Some([b]) => Some(*b),
+            Some(_) => return Err(bad("-D takes one character")),
+        };
         let listen = resolve_listen(&a.listen, a.port)?;
 
         let mut idle_timeout = 0;
         let mut write_timeout = DEFAULT_WRITE_TIMEOUT;
         let mut hashpower = 16;
         let mut strict = false;
+        let mut lru_crawler = true;
+        let mut slab_reassign = true;
+        let mut slab_automove = 1u8;
         for opt in a.extended.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
             let (name, value) = opt.split_once('=').map_or((opt, None), |(n, v)| (n, Some(v)));
             let number = || -> Result<u64, Error> {
@@ -348,7 +363,25 @@ impl Config {
                     }
                 }
                 "strict_protocol" => strict = true,
-                "modern" | "no_modern" => {}
+                "modern" => {
+                    (lru_crawler, slab_reassign, slab_automove) = (true, true, 1);
+                }
+                // memcached's pre-1.5 defaults: no crawler, no page mover.
+                "no_modern" => {
+                    (lru_crawler, slab_reassign, slab_automove) = (false, false, 0);
+                }
+                "lru_crawler" => lru_crawler = true,
+                "no_lru_crawler" => lru_crawler = false,
+                "slab_reassign" => slab_reassign = true,
+                // As memcached: the bare name means mode 1.
+                "slab_automove" if value.is_none() => slab_automove = 1,
+                "slab_automove" => {
+                    let n = number()?;
+                    if n > 2 {
+                        return Err(bad("slab_automove must be 0, 1 or 2"));
+                    }
+                    slab_automove = n as u8;
+                }
                 _ => warnings.push(format!("ignoring unsupported extended option: {opt}")),
             }
         }
@@ -375,6 +408,10 @@ impl Config {
             },
             udp_port: a.udp_port,
             auth,
+            prefix_delimiter,
+            lru_crawler,
+            slab_reassign,
+            slab_automove,
         };
         let storage = StoreConfig {
             memory_limit,
@@ -484,12 +521,30 @@ mod tests {
 
     #[test]
     fn extended_options_are_honoured_or_warned_about() {
-        let c = cfg(&["-o", "idle_timeout=30,hashpower=20,lru_crawler,slab_reassign", "-o", "modern"]).unwrap();
+        let c = cfg(&["-o", "idle_timeout=30,hashpower=20,lru_crawler,slab_reassign,lru_maintainer", "-o", "modern"])
+            .unwrap();
         assert_eq!(c.server.idle_timeout, 30);
         assert_eq!(c.storage.hashpower, 20);
-        assert_eq!(c.warnings.iter().filter(|w| w.contains("extended option")).count(), 2);
+        assert_eq!(c.warnings.iter().filter(|w| w.contains("extended option")).count(), 1);
         assert!(cfg(&["-o", "idle_timeout=abc"]).is_err());
         assert!(cfg(&["-o", "hashpower=99"]).is_err());
+    }
+
+    #[test]
+    fn admin_options_follow_memcached_defaults() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.server.lru_crawler && c.server.slab_reassign);
+        assert_eq!((c.server.slab_automove, c.server.prefix_delimiter), (1, None));
+        let c = cfg(&["-o", "no_modern"]).unwrap();
+        assert!(!c.server.lru_crawler && !c.server.slab_reassign);
+        assert_eq!(c.server.slab_automove, 0);
+        let c = cfg(&["-o", "no_modern,lru_crawler,slab_automove=2", "-D", "/"]).unwrap();
+        assert!(c.server.lru_crawler && !c.server.slab_reassign);
+        assert_eq!((c.server.slab_automove, c.server.prefix_delimiter), (2, Some(b'/')));
+        assert!(cfg(&["-o", "slab_automove=3"]).is_err());
+        let c = cfg(&["-o", "no_modern,slab_automove,no_lru_crawler"]).unwrap();
+        assert_eq!((c.server.slab_automove, c.server.lru_crawler), (1, false));
+        assert!(cfg(&["-D", "ab"]).is_err());
     }
 
     #[test]

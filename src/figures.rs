@@ -250,6 +250,8 @@ pub static GENERAL: &[Figure<Sample>] = &[
     stat("hash_bytes", |x| n(x.s.hash_bytes)),
     stat("hash_is_expanding", |_| n(0)),
     stat("slabs_moved", |x| n(x.s.slabs_moved)),
+    stat("lru_crawler_running", |x| n(u64::from(x.s.lru_crawler_running))),
+    stat("lru_crawler_starts", |x| n(x.s.lru_crawler_starts)),
     both("bytes", gauge("memcached_current_bytes", "Current number of bytes used to store items."), |x| n(x.s.bytes)),
     both("curr_items", gauge("memcached_current_items", "Current number of items stored by this instance."), |x| {
         n(x.s.curr_items)

@@ -32,6 +32,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod detail;
 pub mod discovery;
 pub mod dispatch;
 pub mod error;

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::config::Config;
+use crate::detail::Detail;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::stats::Stats;
 use crate::storage::Store;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub pid: u32,
     /// The auto-discovery view (config get cluster).
     pub discovery: Discovery,
+    /// `stats detail` per-prefix counts.
+    pub detail: Detail,
 }
 
 impl Shared {
@@ -61,6 +64,10 @@ impl Shared {
     pub fn with_discovery(config: Config, store: Store, discovery: Discovery) -> Shared {
         let threads = config.server.threads;
         let verbosity = config.verbosity;
+        let srv = &config.server;
+        let detail = Detail::new(srv.prefix_delimiter.unwrap_or(b':'), srv.prefix_delimiter.is_some());
+        store.set_automove(srv.slab_automove);
+        store.set_crawler_enabled(srv.lru_crawler);
         Shared {
             store,
             stats: Stats::new(threads),
@@ -73,6 +80,7 @@ impl Shared {
             on_shutdown: OnceLock::new(),
             pid: std::process::id(),
             discovery,
+            detail,
         }
     }
 

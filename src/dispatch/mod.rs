@@ -6,6 +6,7 @@
 //! the reply to the connection's output buffer; `noreply` writes nothing.
 //! The event loop acts on the returned [`Action`].
 
+mod admin;
 mod meta;
 mod outcome;
 mod report;
@@ -13,6 +14,7 @@ mod report;
 use std::sync::atomic::Ordering;
 
 use crate::config::{Config, MEMCACHED_VERSION};
+use crate::detail::Event;
 use crate::protocol::{Keys, MetaCode, MetaCommand, MetaFlags, ProtocolError, Reply, Request, Status, StoreCommand};
 use crate::state::Shared;
 use crate::stats::WorkerStats;
@@ -26,7 +28,12 @@ pub enum Action {
     Swallow(usize),
     /// Send what is queued, then close (quit).
     Close,
+    /// Stream a `lru_crawler metadump` from this cursor (see
+    /// [`metadump_step`]); requests after it wait until it has ended.
+    Dump(crate::storage::Cursor),
 }
+
+pub use admin::metadump_step;
 
 /// Per-connection state dispatch reads and changes.
 #[derive(Debug, Default, Clone, Copy)]
@@ -67,6 +74,7 @@ pub fn dispatch<R: Reply>(
         }
         Request::Store { command, key, flags, exptime, data, cas, noreply: _ } => {
             w.cmd_set.incr();
+            sh.detail.record(key, Event::Set);
             let mode = match command {
                 StoreCommand::Set => StoreMode::Set,
                 StoreCommand::Add => StoreMode::Add,
@@ -88,6 +96,7 @@ pub fn dispatch<R: Reply>(
             return Action::Swallow(swallow);
         }
         Request::Delete { key, cas, noreply: _ } => {
+            sh.detail.record(key, Event::Delete);
             reply.status(outcome::deleted(w, store.delete_cas(key, cas)), 0);
         }
         Request::Incr { key, delta, initial, cas, noreply: _ } => {
@@ -185,6 +194,7 @@ pub fn dispatch<R: Reply>(
             let status = if sh.discovery.config_delete() { Status::Deleted } else { Status::NotFound };
             reply.status(status, 0);
         }
+        Request::Admin(cmd) => return admin::run(sh, cmd, reply),
         Request::MetaNoop => reply.meta(MetaCommand::Get, MetaCode::Mn, &[], &MetaFlags::default(), None, None),
         Request::InvalidData { error, swallow, noreply: _ } => {
             reply.error(error);
@@ -225,6 +235,7 @@ fn retrieve<R: Reply>(
         }
         let hit = sh.store.get(key, touch, |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
         outcome::looked_up(w, touch.is_some(), hit.is_some());
+        sh.detail.record(key, Event::Get(hit.is_some()));
         if hit.is_none() {
             reply.miss(key);
         }

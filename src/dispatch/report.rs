@@ -20,6 +20,7 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
         Some(b"reset") => {
             sh.stats.reset();
             sh.store.reset_stats();
+            sh.detail.reset();
             out.status(Status::Reset, 0);
         }
         Some(b"settings") => settings(sh, out),
@@ -37,7 +38,11 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
             out.stats_end();
         }
         Some(b"detail") => match words.next() {
-            Some(b"on" | b"off" | b"dump") => out.status(Status::DetailNotAllowed, 0),
+            Some(w @ (b"on" | b"off")) => {
+                sh.detail.set_enabled(w == b"on");
+                out.status(Status::Ok, 0);
+            }
+            Some(b"dump") => out.detail_dump(&sh.detail.dump()),
             _ => out.status(Status::DetailUsage, 0),
         },
         Some(b"cachedump") => {
@@ -81,7 +86,9 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("growth_factor", &format!("{:.2}", st.growth_factor));
     out.stat("chunk_size", &st.min_space);
     out.stat("num_threads", &srv.threads);
-    out.stat("detail_enabled", &"no");
+    out.stat("stat_key_prefix", &char::from(sh.detail.delimiter()));
+    out.stat("detail_enabled", &yes_no(sh.detail.enabled()));
+    out.stat("detail_dropped", &sh.detail.dropped());
     out.stat("reqs_per_event", &srv.reqs_per_event);
     out.stat("cas_enabled", &yes_no(st.use_cas));
     out.stat("tcp_backlog", &srv.backlog);
@@ -97,9 +104,9 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("item_size_max", &st.item_size_max);
     out.stat("hashpower_init", &st.hashpower);
     out.stat("slab_chunk_max", &st.item_size_max);
-    out.stat("lru_crawler", &"yes");
-    out.stat("slab_reassign", &"yes");
-    out.stat("slab_automove", &1);
+    out.stat("lru_crawler", &yes_no(sh.store.crawler_enabled()));
+    out.stat("slab_reassign", &yes_no(srv.slab_reassign));
+    out.stat("slab_automove", &sh.store.automove());
     out.stat("flush_enabled", &yes_no(srv.flush_enabled));
     out.stat("dump_enabled", &yes_no(srv.dump_enabled));
     out.stat("hash_algorithm", &"ahash");

@@ -277,6 +277,8 @@ pub enum Request<'a> {
     },
     /// `config delete cluster`
     ConfigDelete,
+    /// An admin command (`slabs ...`, `lru_crawler ...`).
+    Admin(AdminCommand<'a>),
     /// A refused request whose data must be discarded after the reply.
     InvalidData {
         error: ProtocolError,
@@ -334,6 +336,21 @@ impl Request<'_> {
             _ => false,
         }
     }
+}
+
+/// The admin commands (text protocol only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminCommand<'a> {
+    /// `slabs reassign <src> <dst>` (32-bit signed ids; -1: any source).
+    SlabsReassign { src: i64, dst: i64 },
+    /// `slabs automove <0|1|2>`.
+    SlabsAutomove { mode: u8 },
+    /// `lru_crawler enable` (true) | `lru_crawler disable` (false).
+    CrawlerEnable(bool),
+    /// `lru_crawler crawl <classes>`: `all` or ids joined by commas.
+    CrawlerCrawl { classes: &'a [u8] },
+    /// `lru_crawler metadump <classes>`: as crawl, or `hash`.
+    CrawlerMetadump { classes: &'a [u8] },
 }
 
 /// Error replies, as memcached words them.
@@ -444,6 +461,13 @@ pub trait Reply {
     fn raw(&mut self, bytes: &[u8]) {
         let _ = bytes;
         self.error(ProtocolError::UnknownCommand);
+    }
+    /// The `stats detail dump` text (`PREFIX ...` lines and `END`): sent
+    /// as is in text; binary sends it as the value of one stat,
+    /// `detailed`, as memcached does.
+    fn detail_dump(&mut self, dump: &str) {
+        self.stat("detailed", &dump);
+        self.stats_end();
     }
     /// One `stats cachedump` line.
     fn dump_item(&mut self, key: &[u8], len: usize, exptime: u64);

@@ -79,6 +79,9 @@ pub struct Connection {
     pub last_active: Arc<AtomicU32>,
     /// Relative time output last made progress (or was empty).
     last_write: u32,
+    /// A `lru_crawler metadump` being streamed: while set, its next part
+    /// is written whenever output drains, and no input is parsed.
+    dump: Option<crate::storage::Cursor>,
 }
 
 impl Connection {
@@ -99,6 +102,7 @@ impl Connection {
             hup: false,
             last_active: Arc::new(AtomicU32::new(now)),
             last_write: now,
+            dump: None,
         }
     }
 
@@ -139,6 +143,14 @@ impl Connection {
                 if handled == budget {
                     break;
                 }
+                if let Some(cur) = self.dump.as_mut() {
+                    // Each part counts as a request against the -R budget.
+                    handled += 1;
+                    if crate::dispatch::metadump_step(sh, cur, &mut self.wbuf) {
+                        self.dump = None;
+                    }
+                    continue;
+                }
                 let Some(session) = self.session.as_mut() else { break };
                 let input = &self.rbuf[self.start..self.filled];
                 let limits = &sh.config.server.limits;
@@ -170,6 +182,7 @@ impl Connection {
                             Action::Continue => {}
                             Action::Swallow(n) => self.swallow = n,
                             Action::Close => self.close_after_write = true,
+                            Action::Dump(cur) => self.dump = Some(cur),
                         }
                     }
                     Err(ParseError::Incomplete) => break,
@@ -201,12 +214,16 @@ impl Connection {
                 // The client is not reading; wait for a writable edge.
                 return Served::Waiting;
             }
-            if handled == budget && self.start < self.filled {
+            if handled == budget && (self.start < self.filled || self.dump.is_some()) {
                 w.conn_yields.incr();
                 return Served::Yielded;
             }
             if self.peer_closed {
                 return Served::Closed;
+            }
+            if self.dump.is_some() {
+                // Output drained below the mark: write the dump's next part.
+                continue;
             }
             if drained && !self.hup {
                 // The last read came back short: the socket was empty then,

@@ -251,7 +251,11 @@ fn maintenance(shared: &Shared, stop: &mpsc::Receiver<()>) {
         }
         shared.store.clock().tick();
         ticks += 1;
-        if ticks.is_multiple_of(10) {
+        // A requested crawl (`lru_crawler crawl`) goes on every tick.
+        shared.store.crawl_job_step(CRAWL_BUDGET);
+        // `lru_crawler disable` stops the background crawl; dead items
+        // are then reclaimed on access and at the LRU tail only.
+        if ticks.is_multiple_of(10) && shared.store.crawler_enabled() {
             let n = shared.store.crawl(CRAWL_BUDGET);
             if n > 0 {
                 log::debug!("crawler reclaimed {n} expired items");

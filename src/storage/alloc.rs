@@ -47,7 +47,7 @@ impl Shard {
             return None;
         }
         if can_grow {
-            if let Some(victim) = self.page_to_move(id, pool, now) {
+            if let Some(victim) = self.page_to_move(id, pool, now, cx.automove) {
                 if self.move_page(victim, id, pool, now) {
                     return self.class_mut(id).alloc_chunk();
                 }
@@ -75,7 +75,13 @@ impl Shard {
     /// same ages): a class that items outgrew, or whose items grew a few
     /// bytes into the next class, does not keep its pages while its
     /// neighbour evicts fresh items.
-    pub(super) fn page_to_move(&mut self, id: u8, pool: &PagePool, now: u32) -> Option<usize> {
+    ///
+    /// `automove` is the `slabs automove` mode: 0 keeps only the move to a
+    /// class holding nothing (without it that class could never store an
+    /// item once the budget is spent); 1 is the above; 2 (aggressive)
+    /// drops the once-a-second limit and the twice-as-old test, so every
+    /// eviction takes a page from the class with the oldest tail instead.
+    pub(super) fn page_to_move(&mut self, id: u8, pool: &PagePool, now: u32, automove: u8) -> Option<usize> {
         let me = usize::from(id) - 1;
         let short = self.classes[me].page_bytes.saturating_sub(pool.limit().saturating_sub(pool.used()));
         let bytes = |c: &Class| c.pages.len() * c.page_bytes;
@@ -85,7 +91,7 @@ impl Shard {
                 .filter(|&i| !self.classes[i].pages.is_empty() && bytes(&self.classes[i]) >= short)
                 .max_by_key(|&i| bytes(&self.classes[i]));
         }
-        if now <= self.last_move {
+        if automove == 0 || (automove == 1 && now <= self.last_move) {
             return None;
         }
         let age = |c: &Class| if c.lru_tail == NIL { u32::MAX } else { now.saturating_sub(c.item(c.lru_tail).atime()) };
@@ -93,7 +99,7 @@ impl Shard {
         let spare = |c: &Class| c.pages.len() >= 2 && bytes(c) - c.page_bytes >= short;
         let victim = others.filter(|&i| spare(&self.classes[i])).max_by_key(|&i| age(&self.classes[i]))?;
         let theirs = age(&self.classes[victim]);
-        if u64::from(theirs) <= 2 * u64::from(mine) + 1 {
+        if automove == 1 && u64::from(theirs) <= 2 * u64::from(mine) + 1 {
             return None;
         }
         self.last_move = now;
@@ -114,27 +120,36 @@ impl Shard {
     /// pages of `from` are emptied (their items evicted) and freed until the
     /// budget holds a page of `to`'s size. False if `from` ran out first.
     pub(super) fn move_page(&mut self, from: usize, to: u8, pool: &PagePool, now: u32) -> bool {
-        let vid = (from + 1) as u8;
         loop {
             if self.add_page(to, pool) {
                 self.slabs_moved += 1;
                 return true;
             }
-            let c = &self.classes[from];
-            if c.pages.is_empty() {
+            if !self.release_last_page(from, pool, now) {
                 return false;
             }
-            let first = (c.pages.len() as u32 - 1) * c.per_page;
-            let end = first + c.carved;
-            for idx in first..end {
-                let loc = Loc { class: vid, idx };
-                if self.item(loc).is_linked() {
-                    self.unlink_loc(loc, Unlink::Evicted, now);
-                }
-            }
-            if let Some(page) = self.classes[from].take_last_page() {
-                pool.give_back(page.len());
+        }
+    }
+
+    /// Empties the newest page of class index `from` (evicting its items)
+    /// and returns it to the budget. False if the class has no page.
+    pub(super) fn release_last_page(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
+        let vid = (from + 1) as u8;
+        let c = &self.classes[from];
+        if c.pages.is_empty() {
+            return false;
+        }
+        let first = (c.pages.len() as u32 - 1) * c.per_page;
+        let end = first + c.carved;
+        for idx in first..end {
+            let loc = Loc { class: vid, idx };
+            if self.item(loc).is_linked() {
+                self.unlink_loc(loc, Unlink::Evicted, now);
             }
         }
+        if let Some(page) = self.classes[from].take_last_page() {
+            pool.give_back(page.len());
+        }
+        true
     }
 }

@@ -71,6 +71,8 @@ pub(super) struct WriteCtx<'a> {
     pub(super) pool: &'a PagePool,
     /// `-M` turns this off: a full class answers out of memory.
     pub(super) evictions: bool,
+    /// `slabs automove` mode (see `alloc.rs`, `Shard::page_to_move`).
+    pub(super) automove: u8,
     pub(super) now: u32,
 }
 

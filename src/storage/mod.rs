@@ -29,9 +29,12 @@
 //! - `meta.rs`: `mg`/`md` and their types ([`MetaGet`], [`MetaItem`], ...).
 //! - `stats.rs`: counters summed over shards, `stats cachedump`.
 //! - `crawler.rs`: the background expiry crawler.
+//! - `admin.rs`: `slabs reassign|automove`, requested crawls and the
+//!   `lru_crawler metadump` walk.
 //! - `slab.rs`, `lru.rs`, `hashtable.rs`, `item.rs`, `clock.rs`: the data
 //!   structures those build on.
 
+mod admin;
 mod alloc;
 pub mod clock;
 mod crawler;
@@ -56,6 +59,7 @@ use item::{FETCHED, NIL, STALE, TOKEN_SENT};
 use items::{Miss, NewItem, Shard, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
+pub use admin::{uri_encode, ClassMask, CrawlStart, Cursor, Reassign, ALL_CLASSES};
 pub use meta::{MetaDelete, MetaGet, MetaItem, MetaOrder};
 pub use stats::{ClassStats, StoreStats};
 
@@ -173,6 +177,8 @@ pub struct Store {
     /// Relative time of a pending delayed `flush_all`, 0 if none.
     flush_at: AtomicU32,
     limit_bytes: AtomicUsize,
+    /// Automover mode, crawler switch and requested crawl (`admin.rs`).
+    admin: admin::Admin,
 }
 
 impl Store {
@@ -208,6 +214,7 @@ impl Store {
             evictions: cfg.evictions,
             flush_at: AtomicU32::new(0),
             limit_bytes: AtomicUsize::new(cfg.memory_limit),
+            admin: admin::Admin::new(),
         }
     }
 
@@ -236,7 +243,7 @@ impl Store {
     /// What a write needs from the store, at relative time `now`.
     #[inline]
     fn write_ctx(&self, now: u32) -> WriteCtx<'_> {
-        WriteCtx { sizes: &self.sizes, pool: &self.pool, evictions: self.evictions, now }
+        WriteCtx { sizes: &self.sizes, pool: &self.pool, evictions: self.evictions, automove: self.automove(), now }
     }
 
     #[inline]

@@ -287,10 +287,16 @@ impl Class {
         None
     }
 
-    /// Adds a fresh page; its chunks are carved on demand.
+    /// Adds a fresh page; its chunks are carved on demand. Chunks of the
+    /// newest page not carved yet go to the free list first (only a page
+    /// given by `slabs reassign` arrives before the newest page is used up).
     pub fn add_page(&mut self, page: Box<[u8]>) {
-        debug_assert!(self.pages.is_empty() || self.carved == self.per_page);
         debug_assert_eq!(page.len(), self.page_bytes);
+        while !self.pages.is_empty() && self.carved < self.per_page {
+            let idx = (self.pages.len() as u32 - 1) * self.per_page + self.carved;
+            self.carved += 1;
+            self.free_chunk(idx);
+        }
         self.pages.push(page);
         self.carved = 0;
     }

@@ -29,6 +29,9 @@ pub struct StoreStats {
     pub hash_bytes: u64,
     pub hash_power_level: u32,
     pub slabs_moved: u64,
+    /// A requested crawl (`lru_crawler crawl`) is running.
+    pub lru_crawler_running: bool,
+    pub lru_crawler_starts: u64,
     pub pages: u64,
     pub limit_maxbytes: u64,
     pub total_malloced: u64,
@@ -76,6 +79,8 @@ impl Store {
         let mut st = StoreStats {
             limit_maxbytes: self.limit_bytes.load(Ordering::Relaxed) as u64,
             total_malloced: self.pool.used() as u64,
+            lru_crawler_running: self.crawler_running(),
+            lru_crawler_starts: self.crawler_starts(),
             ..StoreStats::default()
         };
         let mut slots = 0u64;

@@ -114,6 +114,9 @@ impl Reply for TextReply<'_> {
     fn raw(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
     }
+    fn detail_dump(&mut self, dump: &str) {
+        self.out.extend_from_slice(dump.as_bytes());
+    }
     fn dump_item(&mut self, key: &[u8], len: usize, exptime: u64) {
         use std::io::Write;
         self.out.extend_from_slice(b"ITEM ");

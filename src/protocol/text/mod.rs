@@ -2,6 +2,7 @@
 //! [`compose`] writes replies. memcached's `doc/protocol.txt` is the spec;
 //! `docs/protocol-notes.md` lists where we differ.
 
+mod admin;
 pub mod compose;
 mod meta;
 pub mod parse;
