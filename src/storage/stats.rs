@@ -24,6 +24,8 @@ pub struct StoreStats {
     pub evicted_unfetched: u64,
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
+    pub crawler_starts: u64,
+    pub reassign_evictions: u64,
     pub get_expired: u64,
     pub get_flushed: u64,
     pub hash_bytes: u64,
@@ -86,6 +88,8 @@ impl Store {
             st.get_expired += s.get_expired;
             st.get_flushed += s.get_flushed;
             st.crawler_items_checked += s.crawler_items_checked;
+            st.crawler_starts = st.crawler_starts.max(s.crawler_starts);
+            st.reassign_evictions += s.reassign_evictions;
             st.slabs_moved += s.slabs_moved;
             for c in &s.classes {
                 st.pages += c.pages.len() as u64;
@@ -136,6 +140,7 @@ impl Store {
             s.get_expired = 0;
             s.get_flushed = 0;
             s.crawler_items_checked = 0;
+            s.reassign_evictions = 0;
             for c in s.classes.iter_mut() {
                 c.counters = ClassCounters::default();
             }
