@@ -2,9 +2,15 @@
 //!
 //! Flags use memcached's spellings (`doc/memcached.1`), short and long, so
 //! existing command lines and init scripts start ferrocache unchanged.
-//! Options memcached has and ferrocache does not need are accepted with a
-//! warning; values that make no sense are refused with a message. Each
+//! Every memcached flag and `-o` option is honoured, accepted where
+//! ferrocache already behaves that way, or refused at start with the
+//! reason (exit 64); nothing is ignored silently. The table is in
+//! `docs/protocol-notes.md` ("Flags"). `--config-file` reads Debian's
+//! `/etc/memcached.conf` ([`mod@file`]); `-o` is parsed in [`extended`]. Each
 //! component gets only its section ([`ServerConfig`], [`StoreConfig`]).
+
+pub mod extended;
+pub mod file;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -16,6 +22,8 @@ use crate::auth::Credentials;
 use crate::error::Error;
 use crate::protocol::{Limits, DEFAULT_MAX_GET_LINE, DEFAULT_MAX_LINE};
 use crate::storage::{item::HEADER_LEN, StoreConfig, MEGABYTE};
+
+pub use file::FileArgs;
 
 /// The memcached version whose protocol we speak; `version` and `stats`
 /// report it, because clients pick features from it.
@@ -33,7 +41,8 @@ pub const MIN_OUTPUT_CAP: usize = 16 * 1024 * 1024;
     version,
     about = "A memcached-compatible cache daemon",
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    args_override_self = true
 )]
 pub struct Args {
     /// TCP port to listen on (0 picks a free one)
@@ -99,19 +108,40 @@ pub struct Args {
     /// Write the process id to this file
     #[arg(short = 'P', long = "pidfile")]
     pub pidfile: Option<PathBuf>,
-    /// Lock down all paged memory (accepted and ignored)
+    /// Lock down all paged memory (mlockall)
     #[arg(short = 'k', long = "lock-memory")]
     pub lock_memory: bool,
-    /// Try to use large memory pages (accepted and ignored)
+    /// Large memory pages (refused: not supported)
     #[arg(short = 'L', long = "enable-largepages")]
     pub large_pages: bool,
     /// Stats prefix delimiter (one byte); also turns on `stats detail`
     #[arg(short = 'D')]
     pub prefix_delimiter: Option<String>,
-    /// Extended options, comma separated: idle_timeout=N, hashpower=N,
-    /// slab_chunk_max=N; memcached's other options are ignored with a warning
+    /// Maximize the core file limit
+    #[arg(short = 'r', long = "enable-coredumps")]
+    pub enable_coredumps: bool,
+    /// Print the license and exit
+    #[arg(short = 'i', long = "license")]
+    pub license: bool,
+    /// Disable watch commands (there are none to disable)
+    #[arg(short = 'W', long = "disable-watch")]
+    pub disable_watch: bool,
+    /// Restartable cache: on SIGUSR1 write every item to FILE (and FILE.meta),
+    /// load them at the next start (warm restart, as --snapshot-file)
+    #[arg(short = 'e', long = "memory-file")]
+    pub memory_file: Option<PathBuf>,
+    /// Number of NAPI ids (refused: not supported)
+    #[arg(short = 'N', long = "napi_ids")]
+    pub napi_ids: Option<String>,
+    /// Extended options, comma separated (see docs/protocol-notes.md, Flags):
+    /// idle_timeout=N, hashpower=N, no_hashexpand, lru_crawler,
+    /// slab_reassign, slab_automove=0|1, slab_automove_ratio=R, no_modern, ...
     #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
     pub extended: Vec<String>,
+    /// Read Debian's /etc/memcached.conf format first (one flag per line,
+    /// `logfile PATH`); flags given here add to or override it
+    #[arg(long = "config-file")]
+    pub config_file: Option<PathBuf>,
     /// Require SASL PLAIN authentication (binary protocol only)
     #[arg(short = 'S', long = "enable-sasl")]
     pub sasl: bool,
@@ -189,18 +219,13 @@ pub struct ServerConfig {
     pub dump_enabled: bool,
     pub limits: Limits,
     pub udp_port: u16,
+    /// `-o lru_crawler` (default) / `no_lru_crawler`: the background
+    /// expiry crawler runs.
+    pub lru_crawler: bool,
     /// Credentials when authentication is required (-S or -Y).
     pub auth: Option<Arc<Credentials>>,
     /// `-D`: the stats prefix delimiter; `stats detail` starts on with it.
     pub prefix_delimiter: Option<u8>,
-    /// `-o lru_crawler` (on unless `-o no_modern`): the background
-    /// crawler runs at start; `lru_crawler enable|disable` changes it.
-    pub lru_crawler: bool,
-    /// `-o slab_reassign` (on unless `-o no_modern`): `slabs reassign`
-    /// is allowed.
-    pub slab_reassign: bool,
-    /// `-o slab_automove=N` (0, 1 or 2; 1 unless `-o no_modern`).
-    pub slab_automove: u8,
 }
 
 /// Everything the daemon runs with.
@@ -221,8 +246,32 @@ pub struct Config {
     pub discovery: crate::discovery::DiscoveryConfig,
     /// `--config-port`: the listen addresses with this port are added.
     pub config_port: Option<u16>,
+    /// `-e FILE`: warm restart on SIGUSR1, through FILE and FILE.meta.
+    pub memory_file: Option<PathBuf>,
+    /// `-k`: mlockall at start.
+    pub lock_memory: bool,
+    /// `-r`: raise the core file limit at start.
+    pub enable_coredumps: bool,
+    /// `logfile PATH` from `--config-file`: stderr is appended there.
+    pub logfile: Option<PathBuf>,
+    /// `-i`: print the license and exit.
+    pub license: bool,
+    /// Values `stats settings` reports that change nothing else.
+    pub reported: Reported,
     /// Warnings found while reading the flags, logged once logging is up.
     pub warnings: Vec<String>,
+}
+
+/// Settings that only `stats settings` shows: given, checked, and
+/// reported back, because ferrocache already behaves as they ask.
+#[derive(Debug, Clone, Default)]
+pub struct Reported {
+    /// `-o hashpower`, 0 when not given (memcached's report).
+    pub hashpower_init: u32,
+    /// `-o slab_chunk_max`, or `-I` (the largest chunk here).
+    pub slab_chunk_max: usize,
+    /// `-o tail_repair_time`.
+    pub tail_repair_time: u32,
 }
 
 /// Parses a size like `64`, `512k`, `1m`, `2g` (memcached's `-I` form).
@@ -312,79 +361,27 @@ impl Config {
         if a.udp_port != 0 {
             warnings.push(format!("UDP is not served yet: ignoring -U {}", a.udp_port));
         }
-        if a.lock_memory {
-            warnings.push("-k (lock memory) is ignored".into());
-        }
         if a.large_pages {
-            warnings.push("-L (large pages) is ignored".into());
+            return Err(bad(
+                "-L is not supported: slab pages are allocated as needed, not preallocated in large pages",
+            ));
         }
         let prefix_delimiter = match a.prefix_delimiter.as_deref().map(str::as_bytes) {
             None => None,
             Some([b]) => Some(*b),
             Some(_) => return Err(bad("-D takes one character")),
         };
+        if a.napi_ids.is_some() {
+            return Err(bad("-N is not supported: connections are not grouped by NAPI id"));
+        }
+        if a.memory_file.is_some() && a.snapshot_file.is_some() {
+            return Err(bad("-e and --snapshot-file are two names for one warm-restart file: give one"));
+        }
         let listen = resolve_listen(&a.listen, a.port)?;
 
-        let mut idle_timeout = 0;
-        let mut write_timeout = DEFAULT_WRITE_TIMEOUT;
-        let mut hashpower = 16;
-        let mut strict = false;
-        let mut lru_crawler = true;
-        let mut slab_reassign = true;
-        let mut slab_automove = 1u8;
-        for opt in a.extended.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
-            let (name, value) = opt.split_once('=').map_or((opt, None), |(n, v)| (n, Some(v)));
-            let number = || -> Result<u64, Error> {
-                value.and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("invalid value for -o {name}")))
-            };
-            match name {
-                "idle_timeout" => {
-                    idle_timeout = u32::try_from(number()?).map_err(|_| bad("idle_timeout is too large"))?
-                }
-                "write_timeout" => {
-                    write_timeout = u32::try_from(number()?)
-                        .ok()
-                        .filter(|&t| t > 0)
-                        .ok_or_else(|| bad("write_timeout must be 1 or more seconds"))?
-                }
-                "hashpower" => {
-                    let p = number()?;
-                    if !(12..=32).contains(&p) {
-                        return Err(bad("Initial hashtable multiplier of 12 or more required (max 32)"));
-                    }
-                    hashpower = p as u32;
-                }
-                "slab_chunk_max" => {
-                    // memcached splits items over chunks of this size; we keep
-                    // one chunk per item up to -I, so the value only is checked.
-                    let v = value.and_then(|v| parse_size(v, 1)).ok_or_else(|| bad("invalid slab_chunk_max"))?;
-                    if v > item_size_max {
-                        return Err(bad("slab_chunk_max cannot be larger than -I (item_size_max)"));
-                    }
-                }
-                "strict_protocol" => strict = true,
-                "modern" => {
-                    (lru_crawler, slab_reassign, slab_automove) = (true, true, 1);
-                }
-                // memcached's pre-1.5 defaults: no crawler, no page mover.
-                "no_modern" => {
-                    (lru_crawler, slab_reassign, slab_automove) = (false, false, 0);
-                }
-                "lru_crawler" => lru_crawler = true,
-                "no_lru_crawler" => lru_crawler = false,
-                "slab_reassign" => slab_reassign = true,
-                // As memcached: the bare name means mode 1.
-                "slab_automove" if value.is_none() => slab_automove = 1,
-                "slab_automove" => {
-                    let n = number()?;
-                    if n > 2 {
-                        return Err(bad("slab_automove must be 0, 1 or 2"));
-                    }
-                    slab_automove = n as u8;
-                }
-                _ => warnings.push(format!("ignoring unsupported extended option: {opt}")),
-            }
-        }
+        let x = extended::parse(&a.extended, item_size_max, DEFAULT_WRITE_TIMEOUT)?;
+        warnings.extend(x.warnings.iter().cloned());
+        let (idle_timeout, write_timeout, hashpower, strict) = (x.idle_timeout, x.write_timeout, x.hashpower, x.strict);
 
         let server = ServerConfig {
             listen,
@@ -407,11 +404,9 @@ impl Config {
                 strict,
             },
             udp_port: a.udp_port,
+            lru_crawler: x.lru_crawler,
             auth,
             prefix_delimiter,
-            lru_crawler,
-            slab_reassign,
-            slab_automove,
         };
         let storage = StoreConfig {
             memory_limit,
@@ -422,6 +417,8 @@ impl Config {
             evictions: !a.disable_evictions,
             hashpower,
             shards: 0,
+            moves: x.moves,
+            hash_expand: x.hash_expand,
         };
         let metrics =
             a.metrics_port.map(|port| SocketAddr::new(a.metrics_listen.unwrap_or(server.listen[0].ip()), port));
@@ -442,6 +439,16 @@ impl Config {
                 failures: a.health_failures.max(1),
             },
             config_port: a.config_port,
+            memory_file: a.memory_file,
+            lock_memory: a.lock_memory,
+            enable_coredumps: a.enable_coredumps,
+            logfile: None,
+            license: a.license,
+            reported: Reported {
+                hashpower_init: if x.hashpower_given { x.hashpower } else { 0 },
+                slab_chunk_max: x.slab_chunk_max.unwrap_or(item_size_max),
+                tail_repair_time: x.tail_repair_time,
+            },
             warnings,
         })
     }
@@ -452,8 +459,20 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let a = Args::try_parse_from(args).map_err(Error::Usage)?;
-        Config::from_args(a)
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let (path, mut rest) = file::split_config_file(args)?;
+        let Some(path) = path else {
+            let a = Args::try_parse_from(rest).map_err(Error::Usage)?;
+            return Config::from_args(a);
+        };
+        let from_file = file::read(&path)?;
+        let argv0 = if rest.is_empty() { "ferrocache".into() } else { rest.remove(0) };
+        let all = std::iter::once(argv0).chain(from_file.args.iter().map(Into::into)).chain(rest);
+        let a = Args::try_parse_from(all).map_err(Error::Usage)?;
+        let mut c = Config::from_args(a)?;
+        c.logfile = from_file.logfile;
+        c.warnings.splice(0..0, from_file.warnings);
+        Ok(c)
     }
 }
 
@@ -520,30 +539,80 @@ mod tests {
     }
 
     #[test]
-    fn extended_options_are_honoured_or_warned_about() {
-        let c = cfg(&["-o", "idle_timeout=30,hashpower=20,lru_crawler,slab_reassign,lru_maintainer", "-o", "modern"])
-            .unwrap();
+    fn extended_options_are_honoured() {
+        let c = cfg(&["-o", "idle_timeout=30,hashpower=20,no_lru_crawler,slab_automove=0", "-o", "modern"]).unwrap();
         assert_eq!(c.server.idle_timeout, 30);
         assert_eq!(c.storage.hashpower, 20);
-        assert_eq!(c.warnings.iter().filter(|w| w.contains("extended option")).count(), 1);
+        assert_eq!(c.reported.hashpower_init, 20);
+        assert!(!c.server.lru_crawler && !c.storage.moves.automatic());
+        assert!(c.warnings.is_empty());
         assert!(cfg(&["-o", "idle_timeout=abc"]).is_err());
         assert!(cfg(&["-o", "hashpower=99"]).is_err());
+    }
+
+    /// Each refused flag exits with a message that names it.
+    #[test]
+    fn refused_flags_say_why() {
+        for (args, says) in [
+            (&["-L"][..], "-L is not supported"),
+            (&["-N", "2"], "-N is not supported"),
+            (&["-o", "lru_maintainer"], "-o lru_maintainer is not supported"),
+            (&["-o", "read_buf_mem_limit=1"], "-o read_buf_mem_limit is not supported"),
+            (&["-o", "nonsense"], "Illegal suboption"),
+            (&["-e", "/tmp/a", "--snapshot-file", "/tmp/b"], "give one"),
+        ] {
+            let e = cfg(args).expect_err(&format!("{args:?}"));
+            assert!(matches!(e, Error::Config(_)), "{args:?}");
+            assert!(e.to_string().contains(says), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn honoured_flags_reach_the_config() {
+        let c = cfg(&["-k", "-r", "-W", "-e", "/tmp/mem", "-i"]).unwrap();
+        assert!(c.lock_memory && c.enable_coredumps && c.license);
+        assert_eq!(c.memory_file, Some(PathBuf::from("/tmp/mem")));
+    }
+
+    #[test]
+    fn a_later_flag_overrides_an_earlier_one() {
+        let c = cfg(&["-p", "1", "-m", "8", "-p", "2", "-o", "idle_timeout=3", "-o", "no_lru_crawler"]).unwrap();
+        assert_eq!((c.server.port, c.server.idle_timeout, c.server.lru_crawler), (2, 3, false));
+    }
+
+    #[test]
+    fn config_file_then_command_line() {
+        let dir = std::env::temp_dir().join(format!("ferrocache-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("memcached.conf");
+        std::fs::write(&path, "# test\n-m 32\n-p 11311\n-c 77\nlogfile /tmp/x.log\n-o idle_timeout=9\n").unwrap();
+        let c = cfg(&["--config-file", path.to_str().unwrap(), "-p", "0", "-o", "no_lru_crawler"]).unwrap();
+        assert_eq!(c.storage.memory_limit, 32 * MEGABYTE);
+        assert_eq!(c.server.max_connections, 77);
+        assert_eq!(c.server.port, 0, "the command line overrides the file");
+        assert_eq!(c.server.idle_timeout, 9, "-o from both places adds up");
+        assert!(!c.server.lru_crawler);
+        assert_eq!(c.logfile, Some(PathBuf::from("/tmp/x.log")));
+        std::fs::write(&path, "-o temporary_ttl=61\n").unwrap();
+        assert!(cfg(&["--config-file", path.to_str().unwrap()]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(cfg(&["--config-file", "/nonexistent/memcached.conf"]).is_err());
     }
 
     #[test]
     fn admin_options_follow_memcached_defaults() {
         let c = cfg(&[]).unwrap();
-        assert!(c.server.lru_crawler && c.server.slab_reassign);
-        assert_eq!((c.server.slab_automove, c.server.prefix_delimiter), (1, None));
+        assert!(c.server.lru_crawler && c.storage.moves.reassign);
+        assert_eq!((c.storage.moves.automove, c.server.prefix_delimiter), (1, None));
         let c = cfg(&["-o", "no_modern"]).unwrap();
-        assert!(!c.server.lru_crawler && !c.server.slab_reassign);
-        assert_eq!(c.server.slab_automove, 0);
+        assert!(!c.server.lru_crawler && !c.storage.moves.reassign);
+        assert_eq!(c.storage.moves.automove, 0);
         let c = cfg(&["-o", "no_modern,lru_crawler,slab_automove=2", "-D", "/"]).unwrap();
-        assert!(c.server.lru_crawler && !c.server.slab_reassign);
-        assert_eq!((c.server.slab_automove, c.server.prefix_delimiter), (2, Some(b'/')));
+        assert!(c.server.lru_crawler && !c.storage.moves.reassign);
+        assert_eq!((c.storage.moves.automove, c.server.prefix_delimiter), (2, Some(b'/')));
         assert!(cfg(&["-o", "slab_automove=3"]).is_err());
         let c = cfg(&["-o", "no_modern,slab_automove,no_lru_crawler"]).unwrap();
-        assert_eq!((c.server.slab_automove, c.server.lru_crawler), (1, false));
+        assert_eq!((c.storage.moves.automove, c.server.lru_crawler), (1, false));
         assert!(cfg(&["-D", "ab"]).is_err());
     }
 

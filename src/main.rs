@@ -18,6 +18,19 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    if config.license {
+        println!(
+            "ferrocache {} is licensed under the MIT license or the Apache License 2.0, at your option.",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(path) = &config.logfile {
+        if let Err(e) = ferrocache::sys::redirect_stderr(path) {
+            eprintln!("ferrocache: cannot open the log file {}: {e}", path.display());
+            return ExitCode::from(73);
+        }
+    }
     // The logger passes everything; the `log` max level is the gate, so
     // that the `verbosity` command can change it at run time. RUST_LOG, if
     // set, filters per module as usual.
@@ -42,6 +55,18 @@ fn main() -> ExitCode {
         if let Err(e) = ferrocache::sys::daemonize() {
             eprintln!("ferrocache: failed to daemonize: {e}");
             return ExitCode::from(71);
+        }
+    }
+    if config.enable_coredumps {
+        match ferrocache::sys::raise_core_limit() {
+            Ok(limit) => log::info!("core file limit raised to {limit}"),
+            Err(e) => log::warn!("-r: failed to raise the core file limit: {e}"),
+        }
+    }
+    if config.lock_memory {
+        // As memcached: a failure is reported and the daemon runs on.
+        if let Err(e) = ferrocache::sys::lock_memory() {
+            log::warn!("-k: mlockall() failed: {e}; proceeding without locked memory");
         }
     }
     if let Some(path) = &config.pidfile {

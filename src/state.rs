@@ -66,7 +66,6 @@ impl Shared {
         let verbosity = config.verbosity;
         let srv = &config.server;
         let detail = Detail::new(srv.prefix_delimiter.unwrap_or(b':'), srv.prefix_delimiter.is_some());
-        store.set_automove(srv.slab_automove);
         store.set_crawler_enabled(srv.lru_crawler);
         Shared {
             store,

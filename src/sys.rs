@@ -22,7 +22,7 @@ pub fn rusage() -> (Duration, Duration) {
 }
 
 /// Signals the daemon handles itself.
-const HANDLED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+const HANDLED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1];
 
 fn handled_set() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set before sigaddset reads it;
@@ -37,7 +37,7 @@ fn handled_set() -> libc::sigset_t {
     }
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread and every
 /// thread it starts afterwards, so that only [`wait_signal`] sees them.
 /// Call before starting any thread.
 pub fn block_signals() -> io::Result<()> {
@@ -56,6 +56,9 @@ pub fn block_signals() -> io::Result<()> {
 pub enum Signal {
     /// SIGINT or SIGTERM: shut down.
     Stop,
+    /// SIGUSR1: shut down gracefully, keeping the cache for the next start
+    /// (`-e`), as memcached does.
+    GracefulStop,
     /// SIGHUP: re-read the cluster file (see `discovery`).
     Hangup,
 }
@@ -70,7 +73,11 @@ pub fn wait_signal() -> Signal {
         if rc != 0 {
             continue;
         }
-        return if sig == libc::SIGHUP { Signal::Hangup } else { Signal::Stop };
+        return match sig {
+            libc::SIGHUP => Signal::Hangup,
+            libc::SIGUSR1 => Signal::GracefulStop,
+            _ => Signal::Stop,
+        };
     }
 }
 
@@ -114,4 +121,49 @@ pub fn daemonize() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Locks all current and future pages in memory (`-k`, mlockall(2)).
+pub fn lock_memory() -> io::Result<()> {
+    // SAFETY: mlockall takes flags only and reports failure through rc.
+    if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Raises the core file size limit to its hard limit (`-r`); the result is
+/// the soft limit now in force.
+pub fn raise_core_limit() -> io::Result<u64> {
+    // SAFETY: an all-zero rlimit is a valid value of the plain C struct.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `rl` is a valid, writable rlimit; RLIMIT_CORE is a valid resource.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut rl) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    rl.rlim_cur = rl.rlim_max;
+    // SAFETY: `rl` is initialised; setrlimit only reads it.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &rl) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rl.rlim_cur as u64)
+}
+
+/// Appends everything written to stderr from now on to `path`
+/// (`logfile` in `--config-file`).
+pub fn redirect_stderr(path: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    // SAFETY: both descriptors are open (the file until this function
+    // returns, stderr always); dup2 makes fd 2 a second reference to the
+    // file, which stays open after `file` is dropped.
+    if unsafe { libc::dup2(file.as_raw_fd(), libc::STDERR_FILENO) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Descriptors this process has open, if `/proc` tells.
+pub fn open_fds() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count())
 }

@@ -22,7 +22,7 @@ pub fn run<R: Reply>(sh: &Shared, cmd: AdminCommand<'_>, reply: &mut R) -> Actio
     let store = &sh.store;
     match cmd {
         AdminCommand::SlabsReassign { src, dst } => {
-            if !sh.config.server.slab_reassign {
+            if !sh.config.storage.moves.reassign {
                 reply.raw(b"CLIENT_ERROR slab reassignment disabled\r\n");
                 return Action::Continue;
             }

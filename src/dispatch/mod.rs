@@ -178,7 +178,10 @@ pub fn dispatch<R: Reply>(
                 reply.status(Status::AuthFailed, 0);
             }
         }
-        Request::Meta { command, key, data, flags } => meta::run(sh, w, command, &key, data, &flags, reply),
+        Request::Meta { command, key, data, flags } => {
+            w.cmd_meta.incr();
+            meta::run(sh, w, command, &key, data, &flags, reply)
+        }
         Request::ConfigGet => match sh.discovery.view() {
             Some((version, nodes)) => reply.raw(&crate::discovery::format::config_reply(version, &nodes)),
             None => reply.error(ProtocolError::UnknownCommand),
@@ -195,7 +198,10 @@ pub fn dispatch<R: Reply>(
             reply.status(status, 0);
         }
         Request::Admin(cmd) => return admin::run(sh, cmd, reply),
-        Request::MetaNoop => reply.meta(MetaCommand::Get, MetaCode::Mn, &[], &MetaFlags::default(), None, None),
+        Request::MetaNoop => {
+            w.cmd_meta.incr();
+            reply.meta(MetaCommand::Get, MetaCode::Mn, &[], &MetaFlags::default(), None, None)
+        }
         Request::InvalidData { error, swallow, noreply: _ } => {
             reply.error(error);
             return Action::Swallow(swallow);

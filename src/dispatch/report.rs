@@ -31,6 +31,7 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
             out.stats_end();
         }
         Some(b"conns") => conns(sh, out),
+        Some(b"ferrocache") => rows(sh, figures::FERROCACHE, out),
         Some(b"cluster") => {
             for (k, v) in sh.discovery.stats() {
                 out.stat(&k, &v);
@@ -58,10 +59,18 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
 
 /// `stats`: every row of [`figures::GENERAL`] that has a name.
 fn general<R: Reply>(sh: &Shared, out: &mut R) {
+    rows(sh, figures::GENERAL, out)
+}
+
+/// The named rows of `table` that are shown under the current settings.
+fn rows<R: Reply>(sh: &Shared, table: &[figures::Figure<Sample>], out: &mut R) {
     let sample = Sample::take(sh);
-    for f in figures::GENERAL {
+    for f in table {
         if let Some(name) = f.stat {
-            out.stat(name, &(f.get)(&sample));
+            let v = (f.get)(&sample);
+            if v != figures::Value::Absent {
+                out.stat(name, &v);
+            }
         }
     }
     out.stats_end();
@@ -102,16 +111,25 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("auth_enabled_sasl", &yes_no(sasl));
     out.stat("auth_enabled_ascii", &yes_no(srv.auth.is_some() && !sasl));
     out.stat("item_size_max", &st.item_size_max);
-    out.stat("hashpower_init", &st.hashpower);
-    out.stat("slab_chunk_max", &st.item_size_max);
-    out.stat("lru_crawler", &yes_no(sh.store.crawler_enabled()));
-    out.stat("slab_reassign", &yes_no(srv.slab_reassign));
+    out.stat("maxconns_fast", &"yes");
+    out.stat("hashpower_init", &cfg.reported.hashpower_init);
+    out.stat("slab_reassign", &yes_no(st.moves.reassign));
     out.stat("slab_automove", &sh.store.automove());
+    out.stat("slab_automove_ratio", &format!("{:.2}", st.moves.ratio));
+    out.stat("slab_chunk_max", &cfg.reported.slab_chunk_max);
+    out.stat("lru_crawler", &yes_no(sh.store.crawler_enabled()));
+    out.stat("tail_repair_time", &cfg.reported.tail_repair_time);
     out.stat("flush_enabled", &yes_no(srv.flush_enabled));
     out.stat("dump_enabled", &yes_no(srv.dump_enabled));
     out.stat("hash_algorithm", &"ahash");
+    out.stat("lru_maintainer_thread", &"no");
+    out.stat("lru_segmented", &"no");
     out.stat("idle_timeout", &srv.idle_timeout);
     out.stat("write_timeout", &srv.write_timeout);
+    out.stat("read_buf_mem_limit", &0);
+    out.stat("track_sizes", &"no");
+    let memory_file = cfg.memory_file.as_ref().map_or("(null)".to_string(), |p| p.display().to_string());
+    out.stat("memory_file", &memory_file);
     out.stat("shards", &sh.store.shard_count());
     out.stats_end();
 }

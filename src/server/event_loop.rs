@@ -123,7 +123,9 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog.
+                    // EMFILE and friends: leave the rest in the backlog
+                    // (memcached disables its listener then, and counts it).
+                    self.stats.listen_disabled_num.incr();
                     log::warn!("accept failed: {e}");
                     return;
                 }

@@ -7,12 +7,14 @@
 //!   (SO_REUSEPORT) and its connections; no connection moves between loops.
 //! - `maintenance`: ticks the store clock every 100 ms and runs the expiry
 //!   crawler once a second.
-//! - `signals`: waits for SIGINT/SIGTERM (shutdown) and SIGHUP (logged).
+//! - `signals`: waits for SIGINT/SIGTERM (shutdown), SIGUSR1 (graceful
+//!   shutdown: with `-e`, the cache is kept for the next start) and SIGHUP.
 //!   Signals are blocked in every other thread, so no handler runs async.
 
 mod connection;
 mod event_loop;
 pub mod listener;
+pub mod restart;
 
 use std::io::Write;
 use std::sync::mpsc;
@@ -63,14 +65,27 @@ impl Default for LogLimiter {
 const CRAWL_BUDGET: usize = 20_000;
 
 /// Runs the daemon until SIGINT/SIGTERM or `shutdown`.
-pub fn run(config: Config) -> Result<(), Error> {
+pub fn run(mut config: Config) -> Result<(), Error> {
     sys::block_signals().map_err(|source| Error::Io { what: "blocking signals", source })?;
     let started = Instant::now();
     let notifier = Notifier::from_env();
     let clock = Arc::new(Clock::system());
+    let restart_meta = match &config.memory_file {
+        Some(path) => restart::open(path)?,
+        None => None,
+    };
+    if let Some(meta) = restart_meta {
+        // The table comes back at the size it had, as in memcached.
+        config.storage.hashpower = config.storage.hashpower.max(meta.hashpower);
+    }
     let store = Store::new(&config.storage, clock.clone());
     if let Some(path) = &config.snapshot_file {
         load_snapshot(&store, path);
+    }
+    match (&config.memory_file, restart_meta) {
+        (Some(path), Some(_)) => load_snapshot(&store, path),
+        (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
+        _ => {}
     }
     let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
     let threads = config.server.threads;
@@ -166,14 +181,22 @@ pub fn run(config: Config) -> Result<(), Error> {
             .spawn(move || maintenance(&shared, &stop_rx))
             .map_err(|source| Error::Io { what: "starting the maintenance thread", source })?
     };
+    let graceful = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let shared = shared.clone();
+        let graceful = graceful.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || loop {
                 match sys::wait_signal() {
                     sys::Signal::Stop => {
                         log::info!("SIGTERM/SIGINT received: shutting down");
+                        shared.shutdown();
+                        return;
+                    }
+                    sys::Signal::GracefulStop => {
+                        log::info!("SIGUSR1 received: shutting down gracefully");
+                        graceful.store(true, std::sync::atomic::Ordering::Relaxed);
                         shared.shutdown();
                         return;
                     }
@@ -210,6 +233,22 @@ pub fn run(config: Config) -> Result<(), Error> {
                 s.elapsed.as_secs_f64()
             ),
             Err(e) => log::error!("snapshot to {} failed: {e}", path.display()),
+        }
+    }
+    if let Some(path) = &shared.config.memory_file {
+        if graceful.load(std::sync::atomic::Ordering::Relaxed) {
+            match restart::save(&shared.store, path) {
+                Ok(s) => log::info!(
+                    "restart file {} written: {} items, {} bytes in {:.3} s",
+                    path.display(),
+                    s.items,
+                    s.bytes,
+                    s.elapsed.as_secs_f64()
+                ),
+                Err(e) => log::error!("restart file {} not written: {e}", path.display()),
+            }
+        } else {
+            log::info!("stopped without SIGUSR1: the cache is not kept for the next start (-e)");
         }
     }
     let t = shared.stats.totals();
@@ -255,8 +294,12 @@ fn maintenance(shared: &Shared, stop: &mpsc::Receiver<()>) {
         shared.store.crawl_job_step(CRAWL_BUDGET);
         // `lru_crawler disable` stops the background crawl; dead items
         // are then reclaimed on access and at the LRU tail only.
-        if ticks.is_multiple_of(10) && shared.store.crawler_enabled() {
-            let n = shared.store.crawl(CRAWL_BUDGET);
+        if ticks.is_multiple_of(10) {
+            // With the crawler off (`-o no_lru_crawler`, `lru_crawler
+            // disable`) a step of no items still runs a delayed flush_all
+            // whose time has come.
+            let budget = if shared.store.crawler_enabled() { CRAWL_BUDGET } else { 0 };
+            let n = shared.store.crawl(budget);
             if n > 0 {
                 log::debug!("crawler reclaimed {n} expired items");
             }

@@ -76,9 +76,9 @@ pub(super) struct Admin {
 }
 
 impl Admin {
-    pub(super) fn new() -> Admin {
+    pub(super) fn new(automove: u8) -> Admin {
         Admin {
-            automove: AtomicU8::new(1),
+            automove: AtomicU8::new(automove.min(2)),
             crawler_enabled: AtomicBool::new(true),
             crawler_starts: AtomicU64::new(0),
             job: Mutex::new(None),

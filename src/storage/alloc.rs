@@ -46,8 +46,8 @@ impl Shard {
             self.class_mut(id).counters.outofmemory += 1;
             return None;
         }
-        if can_grow {
-            if let Some(victim) = self.page_to_move(id, pool, now, cx.automove) {
+        if can_grow && cx.reassign {
+            if let Some(victim) = self.page_to_move(id, pool, now, cx.automove, cx.ratio) {
                 if self.move_page(victim, id, pool, now) {
                     return self.class_mut(id).alloc_chunk();
                 }
@@ -70,8 +70,9 @@ impl Shard {
     /// evicts), so a move never empties a class and then fails. A class
     /// holding nothing takes from the class with the most bytes at once.
     /// Otherwise, at most once a second per shard, a page
-    /// moves from the class whose LRU tail is oldest when that tail is over
-    /// twice as old as this class's (memcached's automover compares the
+    /// moves from the class whose LRU tail is oldest when this class's tail
+    /// is younger than `ratio` of that age (by default 0.5: over twice as
+    /// old; `-o slab_automove_ratio`; memcached's automover compares the
     /// same ages): a class that items outgrew, or whose items grew a few
     /// bytes into the next class, does not keep its pages while its
     /// neighbour evicts fresh items.
@@ -81,7 +82,16 @@ impl Shard {
     /// item once the budget is spent); 1 is the above; 2 (aggressive)
     /// drops the once-a-second limit and the twice-as-old test, so every
     /// eviction takes a page from the class with the oldest tail instead.
-    pub(super) fn page_to_move(&mut self, id: u8, pool: &PagePool, now: u32, automove: u8) -> Option<usize> {
+    /// `ratio` (`-o slab_automove_ratio`): in mode 1 a page moves when this
+    /// class's tail age is under `ratio` times the giver's.
+    pub(super) fn page_to_move(
+        &mut self,
+        id: u8,
+        pool: &PagePool,
+        now: u32,
+        automove: u8,
+        ratio: f64,
+    ) -> Option<usize> {
         let me = usize::from(id) - 1;
         let short = self.classes[me].page_bytes.saturating_sub(pool.limit().saturating_sub(pool.used()));
         let bytes = |c: &Class| c.pages.len() * c.page_bytes;
@@ -99,7 +109,9 @@ impl Shard {
         let spare = |c: &Class| c.pages.len() >= 2 && bytes(c) - c.page_bytes >= short;
         let victim = others.filter(|&i| spare(&self.classes[i])).max_by_key(|&i| age(&self.classes[i]))?;
         let theirs = age(&self.classes[victim]);
-        if automove == 1 && u64::from(theirs) <= 2 * u64::from(mine) + 1 {
+        // Half a second of slack, so that two tails of about the same
+        // recent age never trade pages.
+        if automove == 1 && f64::from(theirs) * ratio <= f64::from(mine) + 0.5 {
             return None;
         }
         self.last_move = now;
@@ -144,6 +156,7 @@ impl Shard {
         for idx in first..end {
             let loc = Loc { class: vid, idx };
             if self.item(loc).is_linked() {
+                self.reassign_evictions += 1;
                 self.unlink_loc(loc, Unlink::Evicted, now);
             }
         }

@@ -21,6 +21,9 @@ impl Store {
         for shard in self.shards.iter() {
             let mut s = shard.lock();
             let mut left = budget;
+            if budget > 0 {
+                s.crawler_starts += 1;
+            }
             let nclasses = s.classes.len();
             let mut classes_seen = 0;
             while left > 0 && classes_seen <= nclasses {

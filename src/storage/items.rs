@@ -53,11 +53,18 @@ pub(super) struct Shard {
     pub(super) get_expired: u64,
     pub(super) get_flushed: u64,
     pub(super) crawler_items_checked: u64,
+    /// Crawler steps that checked items here (`lru_crawler_starts`).
+    pub(super) crawler_starts: u64,
+    /// Live items evicted because their page moved to another class
+    /// (`slab_reassign_evictions_nomem`: a move never rescues items).
+    pub(super) reassign_evictions: u64,
     /// Crawler position: class index and chunk index.
     pub(super) crawl_class: usize,
     pub(super) crawl_idx: u32,
     /// Relative time of the last page moved between classes by age.
     pub(super) last_move: u32,
+    /// `-o no_hashexpand` clears it: the table never grows.
+    pub(super) hash_expand: bool,
     pub(super) slabs_moved: u64,
 }
 
@@ -71,8 +78,12 @@ pub(super) struct WriteCtx<'a> {
     pub(super) pool: &'a PagePool,
     /// `-M` turns this off: a full class answers out of memory.
     pub(super) evictions: bool,
+    /// `-o slab_reassign`: whether a page may move here from another class.
+    pub(super) reassign: bool,
     /// `slabs automove` mode (see `alloc.rs`, `Shard::page_to_move`).
     pub(super) automove: u8,
+    /// `-o slab_automove_ratio`.
+    pub(super) ratio: f64,
     pub(super) now: u32,
 }
 
@@ -122,9 +133,12 @@ impl Shard {
             get_expired: 0,
             get_flushed: 0,
             crawler_items_checked: 0,
+            crawler_starts: 0,
+            reassign_evictions: 0,
             crawl_class: 0,
             crawl_idx: 0,
             last_move: 0,
+            hash_expand: true,
             slabs_moved: 0,
         }
     }
@@ -195,7 +209,7 @@ impl Shard {
     /// Links a written item into the table, growing the table first when
     /// it is full.
     pub(super) fn link_entry(&mut self, h: u64, loc: Loc) {
-        if self.table.wants_growth() {
+        if self.hash_expand && self.table.wants_growth() {
             let hasher = &self.hasher;
             self.table.grow(&mut self.classes[..], |classes, e| hasher.hash_one(entry_item(classes, e).key()));
         }

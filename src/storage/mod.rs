@@ -87,6 +87,44 @@ pub struct StoreConfig {
     pub hashpower: u32,
     /// 0 picks a count from the page budget.
     pub shards: usize,
+    /// How slab pages may move between classes (`-o slab_reassign`,
+    /// `slab_automove`, `slab_automove_ratio`).
+    pub moves: PageMoves,
+    /// `-o no_hashexpand` turns this off: the table keeps its first size.
+    pub hash_expand: bool,
+}
+
+/// Whether, and when, a page moves from one slab class to another.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PageMoves {
+    /// `-o slab_reassign` (default) / `no_slab_reassign`: pages may move.
+    pub reassign: bool,
+    /// `-o slab_automove=N`, the mode the store starts in (`slabs
+    /// automove` changes it at run time; see `alloc.rs`,
+    /// `Shard::page_to_move`): 0 only fills a class that holds nothing,
+    /// 1 (default) also moves a page to an evicting class whose tail is
+    /// much younger than the giver's, 2 moves on every eviction. Without
+    /// `reassign` no page ever moves, as in memcached 1.4.
+    pub automove: u8,
+    /// `-o slab_automove_ratio`: a page moves to an evicting class when its
+    /// LRU tail is younger than this fraction of the giver's tail age.
+    pub ratio: f64,
+}
+
+impl PageMoves {
+    /// Pages move on their own beyond filling an empty class.
+    pub fn automatic(&self) -> bool {
+        self.reassign && self.automove > 0
+    }
+}
+
+/// The default `slab_automove_ratio`: the giver's tail is over twice as old.
+pub const DEFAULT_AUTOMOVE_RATIO: f64 = 0.5;
+
+impl Default for PageMoves {
+    fn default() -> Self {
+        PageMoves { reassign: true, automove: 1, ratio: DEFAULT_AUTOMOVE_RATIO }
+    }
 }
 
 impl Default for StoreConfig {
@@ -100,6 +138,8 @@ impl Default for StoreConfig {
             evictions: true,
             hashpower: 16,
             shards: 0,
+            moves: PageMoves::default(),
+            hash_expand: true,
         }
     }
 }
@@ -174,6 +214,7 @@ pub struct Store {
     clock: Arc<Clock>,
     use_cas: bool,
     evictions: bool,
+    moves: PageMoves,
     /// Relative time of a pending delayed `flush_all`, 0 if none.
     flush_at: AtomicU32,
     limit_bytes: AtomicUsize,
@@ -201,8 +242,13 @@ impl Store {
         };
         let hasher = ahash::RandomState::new();
         let per_shard_power = cfg.hashpower.saturating_sub(nshards.trailing_zeros());
-        let shards =
-            (0..nshards).map(|i| Mutex::new(Shard::new(i as u64, &sizes, per_shard_power, hasher.clone()))).collect();
+        let shards = (0..nshards)
+            .map(|i| {
+                let mut shard = Shard::new(i as u64, &sizes, per_shard_power, hasher.clone());
+                shard.hash_expand = cfg.hash_expand;
+                Mutex::new(shard)
+            })
+            .collect();
         Store {
             shards,
             shard_shift: 64 - nshards.trailing_zeros(),
@@ -212,9 +258,10 @@ impl Store {
             clock,
             use_cas: cfg.use_cas,
             evictions: cfg.evictions,
+            moves: cfg.moves,
             flush_at: AtomicU32::new(0),
             limit_bytes: AtomicUsize::new(cfg.memory_limit),
-            admin: admin::Admin::new(),
+            admin: admin::Admin::new(cfg.moves.automove),
         }
     }
 
@@ -243,7 +290,15 @@ impl Store {
     /// What a write needs from the store, at relative time `now`.
     #[inline]
     fn write_ctx(&self, now: u32) -> WriteCtx<'_> {
-        WriteCtx { sizes: &self.sizes, pool: &self.pool, evictions: self.evictions, automove: self.automove(), now }
+        WriteCtx {
+            sizes: &self.sizes,
+            pool: &self.pool,
+            evictions: self.evictions,
+            reassign: self.moves.reassign,
+            automove: self.automove(),
+            ratio: self.moves.ratio,
+            now,
+        }
     }
 
     #[inline]

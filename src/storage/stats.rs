@@ -24,6 +24,7 @@ pub struct StoreStats {
     pub evicted_unfetched: u64,
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
+    pub reassign_evictions: u64,
     pub get_expired: u64,
     pub get_flushed: u64,
     pub hash_bytes: u64,
@@ -31,6 +32,8 @@ pub struct StoreStats {
     pub slabs_moved: u64,
     /// A requested crawl (`lru_crawler crawl`) is running.
     pub lru_crawler_running: bool,
+    /// Crawls started: requested ones, plus the background crawler's
+    /// passes (the most any shard saw).
     pub lru_crawler_starts: u64,
     pub pages: u64,
     pub limit_maxbytes: u64,
@@ -84,6 +87,7 @@ impl Store {
             ..StoreStats::default()
         };
         let mut slots = 0u64;
+        let mut background = 0;
         for shard in self.shards.iter() {
             let s = shard.lock();
             slots += s.table.capacity() as u64;
@@ -91,6 +95,8 @@ impl Store {
             st.get_expired += s.get_expired;
             st.get_flushed += s.get_flushed;
             st.crawler_items_checked += s.crawler_items_checked;
+            background = background.max(s.crawler_starts);
+            st.reassign_evictions += s.reassign_evictions;
             st.slabs_moved += s.slabs_moved;
             for c in &s.classes {
                 st.pages += c.pages.len() as u64;
@@ -103,6 +109,7 @@ impl Store {
                 st.crawler_reclaimed += c.counters.crawler_reclaimed;
             }
         }
+        st.lru_crawler_starts += background;
         st.hash_bytes = slots * 4;
         st.hash_power_level = 63 - slots.max(1).leading_zeros();
         st
@@ -141,6 +148,7 @@ impl Store {
             s.get_expired = 0;
             s.get_flushed = 0;
             s.crawler_items_checked = 0;
+            s.reassign_evictions = 0;
             for c in s.classes.iter_mut() {
                 c.counters = ClassCounters::default();
             }

@@ -1,0 +1,250 @@
+//! `-o name[=value],...`: memcached's extended options.
+//!
+//! Every option memcached 1.6.18 knows is named here and is either
+//! honoured, accepted because ferrocache already behaves that way, or
+//! refused with the reason; an unknown name is refused as memcached
+//! refuses it. The table in `docs/protocol-notes.md` ("Flags") says the
+//! same for each option.
+
+use super::{bad, parse_size};
+use crate::error::Error;
+use crate::storage::{PageMoves, DEFAULT_AUTOMOVE_RATIO};
+
+/// memcached's default `tail_repair_time` (off).
+const DEFAULT_TAIL_REPAIR_TIME: u32 = 0;
+
+/// What the `-o` options set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extended {
+    pub idle_timeout: u32,
+    pub write_timeout: u32,
+    pub hashpower: u32,
+    /// `hashpower` was given (memcached reports 0 otherwise).
+    pub hashpower_given: bool,
+    pub hash_expand: bool,
+    pub strict: bool,
+    pub lru_crawler: bool,
+    pub moves: PageMoves,
+    pub tail_repair_time: u32,
+    /// `slab_chunk_max`, when given (bytes).
+    pub slab_chunk_max: Option<usize>,
+    /// Said once logging is up (deprecations).
+    pub warnings: Vec<String>,
+}
+
+impl Extended {
+    fn new(write_timeout: u32) -> Extended {
+        Extended {
+            idle_timeout: 0,
+            write_timeout,
+            hashpower: 16,
+            hashpower_given: false,
+            hash_expand: true,
+            strict: false,
+            lru_crawler: true,
+            moves: PageMoves::default(),
+            tail_repair_time: DEFAULT_TAIL_REPAIR_TIME,
+            slab_chunk_max: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Options refused because ferrocache lacks the machinery, with the reason
+/// given at start. Prefix matches end in `_`.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "no_maxconns_fast",
+        "connections over -c are always refused at once (maxconns_fast); ferrocache never stops accepting instead",
+    ),
+    ("hash_algorithm", "the hash function is fixed (ahash)"),
+    ("lru_crawler_sleep", "the crawler checks a fixed budget of items per second, not one item per interval"),
+    ("lru_crawler_tocrawl", "the crawler checks a fixed budget of items per second, not a count per slab class"),
+    ("lru_maintainer", "there is no segmented (hot/warm/cold) LRU; each slab class has one LRU"),
+    ("hot_lru_pct", "there is no segmented (hot/warm/cold) LRU"),
+    ("warm_lru_pct", "there is no segmented (hot/warm/cold) LRU"),
+    ("hot_max_factor", "there is no segmented (hot/warm/cold) LRU"),
+    ("warm_max_factor", "there is no segmented (hot/warm/cold) LRU"),
+    ("temporary_ttl", "there is no separate LRU for short-TTL items"),
+    (
+        "slab_automove_window",
+        "the page mover compares LRU tail ages when a class must evict; it keeps no window of samples",
+    ),
+    ("slab_automove_freeratio", "there is no external storage (extstore)"),
+    ("watcher_logbuf_size", "there are no log watchers (`watch`)"),
+    ("worker_logbuf_size", "there are no log watchers (`watch`)"),
+    ("slab_sizes", "slab class sizes follow -n and -f only"),
+    ("track_sizes", "`stats sizes` histograms are not kept"),
+    (
+        "read_buf_mem_limit",
+        "there is no global budget for connection buffers; each connection's output is capped instead",
+    ),
+    ("drop_privileges", "there is no system call sandbox; use -u and systemd's sandboxing"),
+    ("sock_cookie_id", "sockets carry no cookie id"),
+    ("proxy_config", "there is no proxy mode"),
+    ("proxy_uring", "there is no proxy mode"),
+    ("ssl_", "TLS is not served"),
+    ("ext_", "there is no external storage (extstore)"),
+];
+
+/// Reads every `-o` argument; `item_size_max` bounds `slab_chunk_max`.
+pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Result<Extended, Error> {
+    let mut x = Extended::new(write_timeout);
+    for opt in args.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
+        let (name, value) = opt.split_once('=').map_or((opt, None), |(n, v)| (n, Some(v)));
+        let number = || -> Result<u64, Error> {
+            value.and_then(|v| v.trim().parse().ok()).ok_or_else(|| bad(format!("invalid value for -o {name}: {opt}")))
+        };
+        match name {
+            "idle_timeout" => {
+                x.idle_timeout = u32::try_from(number()?).map_err(|_| bad("idle_timeout is too large"))?
+            }
+            "write_timeout" => {
+                x.write_timeout = u32::try_from(number()?)
+                    .ok()
+                    .filter(|&t| t > 0)
+                    .ok_or_else(|| bad("write_timeout must be 1 or more seconds"))?
+            }
+            "hashpower" => {
+                let p = number()?;
+                if !(12..=32).contains(&p) {
+                    return Err(bad("Initial hashtable multiplier of 12 or more required (max 32)"));
+                }
+                x.hashpower = p as u32;
+                x.hashpower_given = true;
+            }
+            "no_hashexpand" => x.hash_expand = false,
+            "slab_chunk_max" => {
+                // memcached splits larger items over chunks of this size; an
+                // item here always takes one chunk of up to -I, so only the
+                // bound is checked (the value is reported in `stats settings`).
+                let v = value.and_then(|v| parse_size(v, 1)).ok_or_else(|| bad("invalid slab_chunk_max"))?;
+                if v > item_size_max {
+                    return Err(bad("slab_chunk_max cannot be larger than -I (item_size_max)"));
+                }
+                x.slab_chunk_max = Some(v);
+            }
+            "strict_protocol" => x.strict = true,
+            "lru_crawler" => x.lru_crawler = true,
+            "no_lru_crawler" => x.lru_crawler = false,
+            "slab_reassign" => x.moves.reassign = true,
+            "no_slab_reassign" => x.moves.reassign = false,
+            "slab_automove" => match value.map(str::trim) {
+                None | Some("1") => x.moves.automove = 1,
+                Some("0") => x.moves.automove = 0,
+                Some("2") => x.moves.automove = 2,
+                Some(_) => return Err(bad("slab_automove must be between 0 and 2")),
+            },
+            "no_slab_automove" => x.moves.automove = 0,
+            "slab_automove_ratio" => {
+                let r: f64 = value
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| bad("Missing slab_automove_ratio argument"))?;
+                if !(r > 0.0 && r < 1.0) {
+                    return Err(bad("slab_automove_ratio must be > 0 and < 1"));
+                }
+                x.moves.ratio = r;
+            }
+            "tail_repair_time" => {
+                // An item is referenced only while its shard lock is held,
+                // so no tail item is ever stuck and there is nothing to
+                // repair: the bound is checked, the behaviour is the same.
+                let t = number()?;
+                if t < 10 {
+                    return Err(bad("Cannot set tail_repair_time to less than 10 seconds"));
+                }
+                x.tail_repair_time = u32::try_from(t).map_err(|_| bad("tail_repair_time is too large"))?;
+            }
+            "maxconns_fast" => {}
+            "no_lru_maintainer" => {}
+            "modern" => {}
+            "no_modern" => {
+                // memcached 1.4's behaviour: pages stay in their class, no
+                // background crawler.
+                x.moves.reassign = false;
+                x.moves.automove = 0;
+                x.lru_crawler = false;
+            }
+            "inline_ascii_resp" | "no_inline_ascii_resp" => {}
+            "no_drop_privileges" | "relaxed_privileges" => {}
+            "resp_obj_mem_limit" => {
+                x.warnings.push("-o resp_obj_mem_limit is deprecated and has no effect (as in memcached)".into())
+            }
+            _ => {
+                if let Some((_, why)) =
+                    REFUSED.iter().find(|(n, _)| if n.ends_with('_') { name.starts_with(n) } else { name == *n })
+                {
+                    return Err(bad(format!("-o {name} is not supported: {why}")));
+                }
+                return Err(bad(format!("Illegal suboption \"{opt}\"")));
+            }
+        }
+    }
+    if x.moves.ratio.is_nan() {
+        x.moves.ratio = DEFAULT_AUTOMOVE_RATIO;
+    }
+    Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(s: &str) -> Result<Extended, Error> {
+        parse(&[s.to_string()], 1024 * 1024, 30)
+    }
+
+    #[test]
+    fn honoured_options_set_their_values() {
+        let x = o("idle_timeout=30,hashpower=20,no_hashexpand,no_lru_crawler,slab_automove=0").unwrap();
+        assert_eq!((x.idle_timeout, x.hashpower, x.hash_expand, x.lru_crawler), (30, 20, false, false));
+        assert!(x.moves.reassign && x.moves.automove == 0);
+        let x = o("slab_automove_ratio=0.8,tail_repair_time=60,slab_chunk_max=16384").unwrap();
+        assert_eq!((x.moves.ratio, x.tail_repair_time, x.slab_chunk_max), (0.8, 60, Some(16384)));
+        let x = o("no_modern").unwrap();
+        assert!(!x.moves.reassign && x.moves.automove == 0 && !x.lru_crawler);
+        let x = o("no_modern,lru_crawler").unwrap();
+        assert!(x.lru_crawler);
+    }
+
+    #[test]
+    fn same_behaviour_options_are_accepted() {
+        let x = o("modern,maxconns_fast,no_lru_maintainer,relaxed_privileges,no_drop_privileges,inline_ascii_resp")
+            .unwrap();
+        assert_eq!(x, Extended::new(30));
+        assert_eq!(o("resp_obj_mem_limit=1").unwrap().warnings.len(), 1);
+    }
+
+    #[test]
+    fn refused_options_name_the_reason() {
+        for (opt, why) in [
+            ("lru_maintainer", "segmented"),
+            ("temporary_ttl=61", "short-TTL"),
+            ("slab_automove_window=3", "window"),
+            ("read_buf_mem_limit=1", "budget"),
+            ("ext_path=/tmp/x:64m", "extstore"),
+            ("ssl_chain_cert=x", "TLS"),
+            ("drop_privileges", "sandbox"),
+            ("no_maxconns_fast", "maxconns_fast"),
+        ] {
+            let e = o(opt).expect_err(opt).to_string();
+            assert!(e.contains(why), "{opt}: {e}");
+        }
+        assert_eq!(o("bogus").unwrap_err().to_string(), "Illegal suboption \"bogus\"");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for opt in [
+            "idle_timeout=abc",
+            "hashpower=99",
+            "hashpower",
+            "tail_repair_time=5",
+            "slab_automove_ratio=1.5",
+            "slab_automove=7",
+        ] {
+            assert!(o(opt).is_err(), "{opt}");
+        }
+        assert!(parse(&["slab_chunk_max=2m".into()], 1024 * 1024, 30).is_err());
+    }
+}
