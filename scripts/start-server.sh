@@ -6,7 +6,7 @@ start_server() {
     local bin=$1
     shift
     SERVER_LOG=$(mktemp)
-    "$bin" -l 127.0.0.1 -p 0 "$@" >"$SERVER_LOG" 2>&1 &
+    "$bin" -l 127.0.0.1 -p -1 "$@" >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
         if grep -q '^ferrocache listening on ' "$SERVER_LOG"; then

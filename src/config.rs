@@ -45,12 +45,19 @@ pub const MIN_OUTPUT_CAP: usize = 16 * 1024 * 1024;
     args_override_self = true
 )]
 pub struct Args {
-    /// TCP port to listen on (0 picks a free one)
-    #[arg(short = 'p', long = "port", default_value_t = 11211)]
-    pub port: u16,
-    /// UDP port (UDP is not served; a non-zero port only warns)
-    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
-    pub udp_port: u16,
+    /// TCP port to listen on (0: no TCP; -1: pick a free one)
+    #[arg(short = 'p', long = "port", allow_negative_numbers = true)]
+    pub port: Option<i32>,
+    /// UDP port (0, the default: no UDP; -1: pick a free one); also the TCP
+    /// port when -p is not given
+    #[arg(short = 'U', long = "udp-port", allow_negative_numbers = true)]
+    pub udp_port: Option<i32>,
+    /// unix-socket path to listen on (disables TCP and UDP)
+    #[arg(short = 's', long = "unix-socket")]
+    pub unix_socket: Option<PathBuf>,
+    /// Access mask of the unix socket, in octal
+    #[arg(short = 'a', long = "unix-mask", default_value = "0700")]
+    pub unix_mask: String,
     /// Interfaces to listen on, comma separated (IPv4 or IPv6)
     #[arg(short = 'l', long = "listen", default_value = "0.0.0.0")]
     pub listen: String,
@@ -199,8 +206,16 @@ pub enum ProtocolChoice {
 /// Settings for the listeners and event loops.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// TCP addresses (port 0: pick one); empty when TCP is off.
     pub listen: Vec<SocketAddr>,
-    pub port: u16,
+    /// `-p` as given after memcached's rules: 0 no TCP, -1 any port.
+    pub port: i32,
+    /// UDP addresses (port 0: pick one); empty when UDP is off.
+    pub udp: Vec<SocketAddr>,
+    /// `-s`: the unix socket to listen on instead of TCP and UDP.
+    pub unix_socket: Option<PathBuf>,
+    /// `-a`: the unix socket's permission bits.
+    pub unix_mask: u32,
     pub threads: usize,
     pub max_connections: usize,
     pub reqs_per_event: usize,
@@ -218,7 +233,8 @@ pub struct ServerConfig {
     pub flush_enabled: bool,
     pub dump_enabled: bool,
     pub limits: Limits,
-    pub udp_port: u16,
+    /// `-U` as given after memcached's rules: 0 no UDP, -1 any port.
+    pub udp_port: i32,
     /// `-o lru_crawler` (default) / `no_lru_crawler`: the background
     /// expiry crawler runs.
     pub lru_crawler: bool,
@@ -342,7 +358,7 @@ impl Config {
             if protocol_given && protocol != ProtocolChoice::Binary {
                 return Err(bad("You cannot allow the ASCII protocol while using SASL."));
             }
-            if a.udp_port != 0 {
+            if a.udp_port.is_some_and(|p| p != 0) {
                 return Err(bad("Cannot enable UDP while using binary SASL authentication."));
             }
             protocol = ProtocolChoice::Binary;
@@ -358,9 +374,6 @@ impl Config {
         } else {
             None
         };
-        if a.udp_port != 0 {
-            warnings.push(format!("UDP is not served yet: ignoring -U {}", a.udp_port));
-        }
         if a.large_pages {
             return Err(bad(
                 "-L is not supported: slab pages are allocated as needed, not preallocated in large pages",
@@ -377,15 +390,28 @@ impl Config {
         if a.memory_file.is_some() && a.snapshot_file.is_some() {
             return Err(bad("-e and --snapshot-file are two names for one warm-restart file: give one"));
         }
-        let listen = resolve_listen(&a.listen, a.port)?;
+        let ports = Ports::from_flags(a.port, a.udp_port, a.unix_socket.is_some())?;
+        let interfaces = resolve_listen(&a.listen, 0)?;
+        let unix_mask = u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| bad(format!("Invalid value for access mask (-a): {}", a.unix_mask)))?;
 
         let x = extended::parse(&a.extended, item_size_max, DEFAULT_WRITE_TIMEOUT)?;
         warnings.extend(x.warnings.iter().cloned());
         let (idle_timeout, write_timeout, hashpower, strict) = (x.idle_timeout, x.write_timeout, x.hashpower, x.strict);
 
+        let with_port = |port: Option<u16>| -> Vec<SocketAddr> {
+            port.map_or_else(Vec::new, |p| {
+                interfaces.iter().map(|i| SocketAddr::new(i.ip(), if i.port() != 0 { i.port() } else { p })).collect()
+            })
+        };
         let server = ServerConfig {
-            listen,
-            port: a.port,
+            listen: with_port(ports.tcp),
+            port: ports.tcp_flag,
+            udp: with_port(ports.udp),
+            unix_socket: a.unix_socket,
+            unix_mask,
             threads,
             max_connections: a.conn_limit,
             reqs_per_event: a.reqs_per_event,
@@ -403,7 +429,7 @@ impl Config {
                 max_get_line: DEFAULT_MAX_GET_LINE,
                 strict,
             },
-            udp_port: a.udp_port,
+            udp_port: ports.udp_flag,
             lru_crawler: x.lru_crawler,
             auth,
             prefix_delimiter,
@@ -420,8 +446,7 @@ impl Config {
             moves: x.moves,
             hash_expand: x.hash_expand,
         };
-        let metrics =
-            a.metrics_port.map(|port| SocketAddr::new(a.metrics_listen.unwrap_or(server.listen[0].ip()), port));
+        let metrics = a.metrics_port.map(|port| SocketAddr::new(a.metrics_listen.unwrap_or(interfaces[0].ip()), port));
         Ok(Config {
             server,
             storage,
@@ -476,6 +501,48 @@ impl Config {
     }
 }
 
+/// The ports to serve, from `-p`, `-U` and `-s` by memcached's rules:
+/// `-s` turns TCP and UDP off; a port of 0 turns its transport off and -1
+/// picks a free port; UDP is off unless `-U` says otherwise; `-U N` without
+/// `-p` serves TCP on N too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ports {
+    /// The port to bind (0: any), `None` for no TCP.
+    tcp: Option<u16>,
+    udp: Option<u16>,
+    /// What `stats settings` reports (memcached's tcpport and udpport).
+    tcp_flag: i32,
+    udp_flag: i32,
+}
+
+/// memcached's default TCP port.
+pub const DEFAULT_PORT: u16 = 11211;
+
+impl Ports {
+    fn from_flags(tcp: Option<i32>, udp: Option<i32>, unix: bool) -> Result<Ports, Error> {
+        let udp_flag = udp.unwrap_or(0);
+        let tcp_flag = match (tcp, udp_flag) {
+            (Some(p), _) => p,
+            (None, 0) => i32::from(DEFAULT_PORT),
+            (None, u) => u,
+        };
+        let to_port = |flag: i32, what: &str| -> Result<Option<u16>, Error> {
+            match flag {
+                0 => Ok(None),
+                -1 => Ok(Some(0)),
+                p => u16::try_from(p).ok().filter(|&p| p > 0).map(Some).ok_or_else(|| {
+                    bad(format!("Invalid {what} port number {p}: 1 to 65535, 0 (off) or -1 (any free port)"))
+                }),
+            }
+        };
+        let (tcp, udp) = (to_port(tcp_flag, "TCP")?, to_port(udp_flag, "UDP")?);
+        if unix {
+            return Ok(Ports { tcp: None, udp: None, tcp_flag, udp_flag });
+        }
+        Ok(Ports { tcp, udp, tcp_flag, udp_flag })
+    }
+}
+
 /// Resolves `-l a,b,c` with port `port` into socket addresses. An address
 /// may carry its own port (`127.0.0.1:11311`, `[::1]:11311`).
 fn resolve_listen(list: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
@@ -521,18 +588,44 @@ mod tests {
         assert_eq!(c.storage.min_space, 48);
         assert!(c.storage.use_cas && c.storage.evictions);
         assert_eq!(c.server.listen, vec!["0.0.0.0:11211".parse().unwrap()]);
+        assert!(c.server.udp.is_empty() && c.server.unix_socket.is_none());
+        assert_eq!(c.server.unix_mask, 0o700);
+    }
+
+    /// memcached's rules, as t/issue_67.t checks them.
+    #[test]
+    fn ports_follow_memcached() {
+        let ports = |args: &[&str]| {
+            let c = cfg(args).unwrap();
+            (c.server.listen.first().map(|a| a.port()), c.server.udp.first().map(|a| a.port()))
+        };
+        assert_eq!(ports(&[]), (Some(11211), None));
+        assert_eq!(ports(&["-p", "11212"]), (Some(11212), None));
+        assert_eq!(ports(&["-U", "11222"]), (Some(11222), Some(11222)));
+        assert_eq!(ports(&["-p", "-1"]), (Some(0), None));
+        assert_eq!(ports(&["-U", "-1"]), (Some(0), Some(0)));
+        assert_eq!(ports(&["-p", "0"]), (None, None));
+        assert_eq!(ports(&["-U", "0"]), (Some(11211), None));
+        assert_eq!(ports(&["-p", "11232", "-U", "11233"]), (Some(11232), Some(11233)));
+        assert_eq!(ports(&["-p", "-1", "-U", "11252"]), (Some(0), Some(11252)));
+        assert_eq!(ports(&["-s", "/tmp/x.sock", "-U", "5"]), (None, None));
+        assert_eq!(ports(&["-l", "127.0.0.1:7000", "-U", "5"]), (Some(7000), Some(7000)));
+        for bad in [&["-p", "-2"][..], &["-p", "65536"], &["-U", "-5"], &["-a", "9"], &["-a", "1777"]] {
+            assert!(cfg(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(cfg(&["-s", "/tmp/x", "-a", "666"]).unwrap().server.unix_mask, 0o666);
     }
 
     #[test]
     fn short_and_long_spellings() {
-        let c = cfg(&["-p", "0", "-l", "127.0.0.1,::1", "-m", "128", "-c", "10", "-t", "3", "-M", "-C", "-vv", "-A"])
+        let c = cfg(&["-p", "-1", "-l", "127.0.0.1,::1", "-m", "128", "-c", "10", "-t", "3", "-M", "-C", "-vv", "-A"])
             .unwrap();
         assert_eq!(c.server.listen.len(), 2);
         assert_eq!(c.storage.memory_limit, 128 * MEGABYTE);
         assert_eq!(c.server.threads, 3);
         assert!(!c.storage.use_cas && !c.storage.evictions && c.server.enable_shutdown);
         assert_eq!(c.verbosity, 2);
-        let c = cfg(&["--port=0", "--listen=127.0.0.1", "--memory-limit=8", "--max-item-size=512k", "--threads=2"])
+        let c = cfg(&["--port=-1", "--listen=127.0.0.1", "--memory-limit=8", "--max-item-size=512k", "--threads=2"])
             .unwrap();
         assert_eq!(c.storage.item_size_max, 512 * 1024);
         assert_eq!(c.server.limits.max_value, 512 * 1024 - HEADER_LEN);

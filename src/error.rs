@@ -14,6 +14,8 @@ pub enum Error {
     Config(String),
     /// Binding or listening on an address failed.
     Bind { addr: SocketAddr, source: io::Error },
+    /// Binding or listening on a unix socket (`-s`) failed.
+    Unix { path: std::path::PathBuf, source: io::Error },
     /// Dropping privileges (`-u`) failed.
     User(String),
     /// Any other I/O failure at startup.
@@ -26,6 +28,7 @@ impl fmt::Display for Error {
             Error::Usage(e) => write!(f, "{e}"),
             Error::Config(msg) => write!(f, "{msg}"),
             Error::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
+            Error::Unix { path, source } => write!(f, "failed to listen on unix socket {}: {source}", path.display()),
             Error::User(msg) => write!(f, "{msg}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
         }
@@ -36,7 +39,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Usage(e) => Some(e),
-            Error::Bind { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Bind { source, .. } | Error::Unix { source, .. } | Error::Io { source, .. } => Some(source),
             Error::Config(_) | Error::User(_) => None,
         }
     }

@@ -8,7 +8,9 @@
 //! in either of those modules would make the two import each other.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -20,14 +22,91 @@ use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::stats::Stats;
 use crate::storage::Store;
 
+/// A socket address as `stats conns` writes it, memcached's way:
+/// `tcp:1.2.3.4:5`, `tcp6:[::1]:5`, `udp:...`, `unix:/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Udp(SocketAddr),
+    Unix(Arc<Path>),
+    /// A unix-socket client: it has no name.
+    UnixUnnamed,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(a) if a.is_ipv6() => write!(f, "tcp6:{a}"),
+            Endpoint::Tcp(a) => write!(f, "tcp:{a}"),
+            Endpoint::Udp(a) if a.is_ipv6() => write!(f, "udp6:{a}"),
+            Endpoint::Udp(a) => write!(f, "udp:{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            Endpoint::UnixUnnamed => f.write_str("unix:<unnamed>"),
+        }
+    }
+}
+
+/// What a client connection is doing, as `stats conns` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConnState {
+    /// Idle: waiting for a command.
+    NewCmd = 0,
+    /// Running commands (the connection asking for `stats conns` is here).
+    ParseCmd = 1,
+    /// A command line is in, its data is still arriving.
+    Nread = 2,
+}
+
+impl ConnState {
+    pub fn from_u8(v: u8) -> ConnState {
+        match v {
+            1 => ConnState::ParseCmd,
+            2 => ConnState::Nread,
+            _ => ConnState::NewCmd,
+        }
+    }
+
+    /// memcached's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::NewCmd => "conn_new_cmd",
+            ConnState::ParseCmd => "conn_parse_cmd",
+            ConnState::Nread => "conn_nread",
+        }
+    }
+}
+
 /// A connection as `stats conns` shows it.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub fd: i32,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
+    /// The client's address.
+    pub addr: Endpoint,
+    /// The server's end of the connection.
+    pub listen_addr: Endpoint,
+    /// A [`ConnState`], written by the connection's loop.
+    pub state: Arc<AtomicU8>,
     /// Relative time of the connection's last command.
     pub last_cmd: Arc<AtomicU32>,
+}
+
+/// A listening socket (or a UDP socket) as `stats conns` shows it.
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub fd: i32,
+    pub addr: Endpoint,
+}
+
+/// The sockets the server serves, once bound (ports resolved).
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    /// TCP addresses, `-l` ones first, then `--config-port` ones.
+    pub tcp: Vec<SocketAddr>,
+    pub udp: Vec<SocketAddr>,
+    pub unix: Option<PathBuf>,
+    /// Every listening and UDP socket, for `stats conns`.
+    pub listeners: Vec<ListenerInfo>,
 }
 
 /// State shared by every event loop.
@@ -39,8 +118,8 @@ pub struct Shared {
     pub curr_connections: AtomicUsize,
     /// Open connections by id, for `stats conns`.
     pub conns: Mutex<HashMap<u64, ConnInfo>>,
-    /// Addresses actually bound (port 0 resolved).
-    pub bound: OnceLock<Vec<SocketAddr>>,
+    /// Sockets actually bound (ports resolved).
+    pub bound: OnceLock<Bound>,
     /// Set once shutdown has begun.
     pub stopping: AtomicBool,
     /// Current verbosity (`-v`, changed by the `verbosity` command).

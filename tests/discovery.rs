@@ -51,7 +51,7 @@ fn wait_for(what: &str, addr: SocketAddr, want: impl Fn(&(u64, Vec<String>)) -> 
 fn endpoint_follows_membership_failures_and_edits() {
     let d = dir("flow");
     let nodes: Vec<Server> =
-        (1..=3).map(|i| Server::start_raw(&["-l", &format!("127.0.0.{}", 10 + i), "-p", "0"])).collect();
+        (1..=3).map(|i| Server::start_raw(&["-l", &format!("127.0.0.{}", 10 + i), "-p", "-1"])).collect();
     let file = d.join("cluster");
     let lines: Vec<String> =
         nodes.iter().enumerate().map(|(i, n)| node_line(n.addr(), &format!("node{}", i + 1))).collect();
@@ -68,7 +68,7 @@ fn endpoint_follows_membership_failures_and_edits() {
         "--health-failures",
         "3",
     ];
-    let mut full = vec!["-l", "127.0.0.1", "-p", "0"];
+    let mut full = vec!["-l", "127.0.0.1", "-p", "-1"];
     full.extend_from_slice(&args);
     let endpoint = Server::start_raw(&full);
     let config_port = endpoint.addrs[1];
@@ -98,7 +98,7 @@ fn endpoint_follows_membership_failures_and_edits() {
     assert_eq!((v3, all), (3, lines.clone()));
 
     // SIGHUP after an edit: a fourth node
-    let fourth = Server::start_raw(&["-l", "127.0.0.14", "-p", "0"]);
+    let fourth = Server::start_raw(&["-l", "127.0.0.14", "-p", "-1"]);
     let mut edited = lines.clone();
     edited.push(node_line(fourth.addr(), "node4"));
     std::fs::write(&file, edited.join("\n") + "\n").unwrap();

@@ -10,7 +10,7 @@ use common::Server;
 
 fn refused(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
-        .args(["-l", "127.0.0.1", "-p", "0"])
+        .args(["-l", "127.0.0.1", "-p", "-1"])
         .args(args)
         .output()
         .expect("run ferrocache");
@@ -71,7 +71,7 @@ fn memory_file_survives_a_graceful_restart_only() {
 
     std::fs::write(dir.join("mem.meta"), "").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrocache"))
-        .args(["-l", "127.0.0.1", "-p", "0", "-e", path])
+        .args(["-l", "127.0.0.1", "-p", "-1", "-e", path])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -162,8 +162,8 @@ fn churn_leaves_no_state_behind() {
 }
 
 #[test]
-fn udp_is_not_served() {
-    let server = Server::start(&["-U", "0"]);
+fn udp_is_off_unless_asked_for() {
+    let server = Server::start(&[]);
     let port = server.port();
     let udp = std::fs::read_to_string("/proc/net/udp").unwrap_or_default()
         + &std::fs::read_to_string("/proc/net/udp6").unwrap_or_default();

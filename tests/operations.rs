@@ -19,7 +19,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// What systemd does with dist/ferrocache.service: read the settings file,
-/// expand ExecStart, set NOTIFY_SOCKET and STATE_DIRECTORY. PORT is made 0
+/// expand ExecStart, set NOTIFY_SOCKET and STATE_DIRECTORY. PORT is made -1
 /// so tests can run side by side.
 fn unit_command(state: &Path, notify: &Path) -> Command {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -32,7 +32,7 @@ fn unit_command(state: &Path, notify: &Path) -> Command {
         .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
         .collect();
     env.retain(|(k, _)| k != "PORT");
-    env.push(("PORT".into(), "0".into()));
+    env.push(("PORT".into(), "-1".into()));
     env.push(("STATE_DIRECTORY".into(), state.to_str().unwrap().into()));
     let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
     let mut words: Vec<String> = Vec::new();

@@ -232,7 +232,7 @@ fn the_shutdown_command_works_when_enabled() {
 fn listens_on_several_addresses() {
     let v6 = std::net::TcpListener::bind("[::1]:0").is_ok();
     let list = if v6 { "127.0.0.1,::1" } else { "127.0.0.1,127.0.0.2" };
-    let server = Server::start_raw(&["-l", list, "-p", "0", "-t", "2"]);
+    let server = Server::start_raw(&["-l", list, "-p", "-1", "-t", "2"]);
     assert_eq!(server.addrs.len(), 2);
     for &addr in &server.addrs {
         let mut c = Client::connect(addr);
@@ -304,7 +304,7 @@ impl AcceptLog {
         while !self.seen.contains_key(&peer) {
             let line = self.lines.recv_timeout(common::TIMEOUT).expect("an accept line for every connection");
             if let Some((addr, n)) = line.split_once("accepted ").and_then(|(_, rest)| rest.split_once(" on loop ")) {
-                self.seen.insert(addr.parse().unwrap(), n.trim().parse().unwrap());
+                self.seen.insert(addr.trim_start_matches("tcp:").parse().unwrap(), n.trim().parse().unwrap());
             }
         }
         self.seen[&peer]
@@ -314,7 +314,7 @@ impl AcceptLog {
 #[test]
 fn many_threads_share_one_cache() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocache"));
-    cmd.args(["-l", "127.0.0.1", "-p", "0", "-t", "4", "-v"]).env_remove("RUST_LOG");
+    cmd.args(["-l", "127.0.0.1", "-p", "-1", "-t", "4", "-v"]).env_remove("RUST_LOG");
     let mut server = Server::start_command(&mut cmd);
     let mut log = AcceptLog::new(server.stderr.take().unwrap());
     // The kernel spreads connections over the loops' listeners by a hash

@@ -10,7 +10,7 @@ use crate::figures::{self, Sample};
 use crate::num::parse_unsigned;
 use crate::protocol::{ProtocolError, Reply, Status};
 
-use crate::state::Shared;
+use crate::state::{ConnInfo, ConnState, Endpoint, ListenerInfo, Shared};
 
 /// Answers `stats [args]`.
 pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
@@ -82,15 +82,22 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     let st = &cfg.storage;
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let inter: Vec<String> = srv.listen.iter().map(|a| a.ip().to_string()).collect();
-    let port = sh.bound.get().and_then(|b| b.first()).map_or(srv.port, |a| a.port());
+    // The ports bound where one was picked (-1), else as configured.
+    let bound = sh.bound.get();
+    let port = bound.and_then(|b| b.tcp.first()).map_or(srv.port, |a| i32::from(a.port()));
+    let udp_port = bound.and_then(|b| b.udp.first()).map_or(srv.udp_port, |a| i32::from(a.port()));
     out.stat("maxbytes", &sh.store.stats().limit_maxbytes);
     out.stat("maxconns", &srv.max_connections);
     out.stat("tcpport", &port);
-    out.stat("udpport", &srv.udp_port);
+    out.stat("udpport", &udp_port);
     out.stat("inter", &inter.join(","));
     out.stat("verbosity", &sh.verbosity.load(Ordering::Relaxed));
     out.stat("evictions", &if st.evictions { "on" } else { "off" });
-    out.stat("domain_socket", &"NULL");
+    match &srv.unix_socket {
+        Some(path) => out.stat("domain_socket", &path.display()),
+        None => out.stat("domain_socket", &"NULL"),
+    }
+    out.stat("umask", &format_args!("{:o}", srv.unix_mask));
     out.stat("shutdown_command", &yes_no(srv.enable_shutdown));
     out.stat("growth_factor", &format!("{:.2}", st.growth_factor));
     out.stat("chunk_size", &st.min_space);
@@ -163,23 +170,38 @@ fn slabs<R: Reply>(sh: &Shared, out: &mut R) {
     out.stats_end();
 }
 
+/// `stats conns`: every listening and UDP socket, then every client, in
+/// descriptor order, as memcached lists them.
 fn conns<R: Reply>(sh: &Shared, out: &mut R) {
-    let now = sh.store.clock().now();
-    if let Some(bound) = sh.bound.get() {
-        for (i, addr) in bound.iter().enumerate() {
-            out.stat(&format!("listen{i}:addr"), &format!("tcp:{addr}"));
-            out.stat(&format!("listen{i}:state"), &"conn_listening");
-        }
+    enum Row<'a> {
+        Listener(&'a ListenerInfo),
+        Client(ConnInfo),
     }
-    let mut list: Vec<_> = sh.conns.lock().values().cloned().collect();
-    list.sort_by_key(|ci| ci.fd);
-    for ci in list {
-        let fd = ci.fd;
-        out.stat(&format!("{fd}:addr"), &format!("tcp:{}", ci.peer));
-        out.stat(&format!("{fd}:listen_addr"), &format!("tcp:{}", ci.local));
-        out.stat(&format!("{fd}:state"), &"conn_parse_cmd");
-        let idle = now.saturating_sub(ci.last_cmd.load(Ordering::Relaxed));
-        out.stat(&format!("{fd}:secs_since_last_cmd"), &idle);
+    let now = sh.store.clock().now();
+    let clients: Vec<ConnInfo> = sh.conns.lock().values().cloned().collect();
+    let mut rows: Vec<(i32, Row<'_>)> =
+        sh.bound.get().map_or(&[][..], |b| &b.listeners[..]).iter().map(|l| (l.fd, Row::Listener(l))).collect();
+    rows.extend(clients.into_iter().map(|c| (c.fd, Row::Client(c))));
+    rows.sort_by_key(|(fd, _)| *fd);
+    for (fd, row) in rows {
+        match row {
+            Row::Listener(l) => {
+                let udp = matches!(l.addr, Endpoint::Udp(_));
+                if udp {
+                    out.stat(&format!("{fd}:UDP"), &"UDP");
+                }
+                out.stat(&format!("{fd}:addr"), &l.addr);
+                out.stat(&format!("{fd}:state"), &if udp { "conn_read" } else { "conn_listening" });
+                out.stat(&format!("{fd}:secs_since_last_cmd"), &now);
+            }
+            Row::Client(ci) => {
+                out.stat(&format!("{fd}:addr"), &ci.addr);
+                out.stat(&format!("{fd}:listen_addr"), &ci.listen_addr);
+                out.stat(&format!("{fd}:state"), &ConnState::from_u8(ci.state.load(Ordering::Relaxed)).name());
+                let idle = now.saturating_sub(ci.last_cmd.load(Ordering::Relaxed));
+                out.stat(&format!("{fd}:secs_since_last_cmd"), &idle);
+            }
+        }
     }
     out.stats_end();
 }

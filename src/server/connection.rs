@@ -16,21 +16,22 @@
 //! request (a line up to the parser's limit, a value up to `-I`) plus one
 //! read; input is not parsed while more than [`OUTPUT_HIGH_WATER`] bytes of
 //! replies wait to be sent.
+//!
+//! The socket is a [`Stream`] (TCP or unix); [`run_one`], the step from
+//! input bytes to reply bytes, is shared with UDP (`udp.rs`).
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
+use super::stream::Stream;
 use crate::config::ProtocolChoice;
 use crate::dispatch::{dispatch, Action, Session};
 use crate::protocol::binary::{self, compose::BinaryReply, REQUEST_MAGIC};
 use crate::protocol::text::{self, compose::TextReply};
-use crate::protocol::ParseError;
-use crate::state::Shared;
+use crate::protocol::{ParseError, Reply, Status};
+use crate::state::{ConnState, Endpoint, Shared};
 use crate::stats::{command_kind, WorkerStats};
 
 /// Log lines for connections closed over bad input are rate-limited.
@@ -54,11 +55,51 @@ pub enum Served {
     Closed,
 }
 
+/// Parses one request at the start of `input`, runs it and appends its
+/// reply to `out`. Returns what to do next, the bytes consumed and the
+/// command kind (for latency). A reply longer than `reply_cap` is replaced
+/// by `SERVER_ERROR out of memory writing get response` (UDP's bound; TCP
+/// passes `usize::MAX` and has its own output cap).
+#[inline]
+pub fn run_one(
+    sh: &Shared,
+    w: &WorkerStats,
+    session: &mut Session,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    reply_cap: usize,
+) -> Result<(Action, usize, usize), ParseError> {
+    let limits = &sh.config.server.limits;
+    let mark = out.len();
+    if session.binary {
+        let (req, meta, used) = binary::parse(input, limits)?;
+        let kind = command_kind(&req);
+        let mut reply = BinaryReply::new(out, meta);
+        let action = dispatch(sh, w, session, req, &mut reply);
+        if reply.queued() - mark > reply_cap {
+            reply.truncate(mark);
+            reply.status(Status::ReplyTooLarge, 0);
+        }
+        Ok((action, used, kind))
+    } else {
+        let (req, used) = text::parse(input, limits)?;
+        let noreply = req.noreply();
+        let kind = command_kind(&req);
+        let mut reply = TextReply::new(out, noreply);
+        let action = dispatch(sh, w, session, req, &mut reply);
+        if reply.queued() - mark > reply_cap {
+            reply.truncate(mark);
+            reply.status(Status::ReplyTooLarge, 0);
+        }
+        Ok((action, used, kind))
+    }
+}
+
 /// A client connection owned by one event loop.
 pub struct Connection {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub id: u64,
-    pub peer: SocketAddr,
+    pub peer: Endpoint,
     /// Input bytes are `rbuf[start..filled]`; `rbuf` is always initialised.
     rbuf: Vec<u8>,
     start: usize,
@@ -82,10 +123,14 @@ pub struct Connection {
     /// A `lru_crawler metadump` being streamed: while set, its next part
     /// is written whenever output drains, and no input is parsed.
     dump: Option<crate::storage::Cursor>,
+    /// What `stats conns` shows ([`ConnState`]); `shown` is our copy, so
+    /// the shared one is written only when it changes.
+    pub state: Arc<AtomicU8>,
+    shown: ConnState,
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, id: u64, peer: SocketAddr, now: u32) -> Connection {
+    pub fn new(stream: Stream, id: u64, peer: Endpoint, now: u32) -> Connection {
         Connection {
             stream,
             id,
@@ -103,6 +148,33 @@ impl Connection {
             last_active: Arc::new(AtomicU32::new(now)),
             last_write: now,
             dump: None,
+            state: Arc::new(AtomicU8::new(ConnState::NewCmd as u8)),
+            shown: ConnState::NewCmd,
+        }
+    }
+
+    /// Records what the connection is doing, for `stats conns`.
+    #[inline]
+    fn show(&mut self, state: ConnState) {
+        if self.shown != state {
+            self.shown = state;
+            self.state.store(state as u8, Ordering::Relaxed);
+        }
+    }
+
+    /// The state to show once parsing stopped for want of input: a command
+    /// whose data is still coming is `conn_nread`.
+    fn waiting_state(&self) -> ConnState {
+        let input = &self.rbuf[self.start..self.filled];
+        let line_in = match self.session {
+            _ if self.swallow > 0 => true,
+            Some(s) if s.binary => input.len() >= binary::header::HEADER_LEN,
+            _ => input.contains(&b'\n'),
+        };
+        if line_in {
+            ConnState::Nread
+        } else {
+            ConnState::NewCmd
         }
     }
 
@@ -130,6 +202,9 @@ impl Connection {
                 };
                 self.session = Some(Session::new(&sh.config, binary));
             }
+            if self.filled > self.start {
+                self.show(ConnState::ParseCmd);
+            }
             // Parse and run what is buffered.
             while !self.close_after_write && self.pending_output() < OUTPUT_HIGH_WATER {
                 if self.swallow > 0 {
@@ -153,19 +228,7 @@ impl Connection {
                 }
                 let Some(session) = self.session.as_mut() else { break };
                 let input = &self.rbuf[self.start..self.filled];
-                let limits = &sh.config.server.limits;
-                let parsed = if session.binary {
-                    binary::parse(input, limits).map(|(req, meta, used)| {
-                        let kind = command_kind(&req);
-                        (dispatch(sh, w, session, req, &mut BinaryReply::new(&mut self.wbuf, meta)), used, kind)
-                    })
-                } else {
-                    text::parse(input, limits).map(|(req, used)| {
-                        let noreply = req.noreply();
-                        let kind = command_kind(&req);
-                        (dispatch(sh, w, session, req, &mut TextReply::new(&mut self.wbuf, noreply)), used, kind)
-                    })
-                };
+                let parsed = run_one(sh, w, session, input, &mut self.wbuf, usize::MAX);
                 match parsed {
                     Ok((action, used, kind)) => {
                         let done = Instant::now();
@@ -196,6 +259,10 @@ impl Connection {
                         self.close_after_write = true;
                     }
                 }
+            }
+            if !(handled == budget && self.start < self.filled) && self.pending_output() < OUTPUT_HIGH_WATER {
+                let state = self.waiting_state();
+                self.show(state);
             }
             if self.start == self.filled {
                 self.start = 0;

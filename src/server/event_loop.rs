@@ -1,27 +1,33 @@
-//! One event loop: a mio `Poll` with this thread's listeners and
-//! connections. Tokens: connections are their `slab` key; listeners and the
-//! waker sit at the top of the token space.
+//! One event loop: a mio `Poll` with this thread's listeners, UDP sockets
+//! and connections. Tokens: connections are their `slab` key; listeners
+//! (TCP, unix, UDP) and the waker sit at the top of the token space.
 //!
 //! A loop accepts on its own listeners (SO_REUSEPORT gives each loop its
-//! share of new connections), serves its connections until they block, and
-//! serves again, without waiting, those that yielded at their `-R` budget.
-//! Once a second it closes connections idle past `-o idle_timeout`.
+//! share of new TCP connections; every loop accepts from the one unix
+//! socket), answers datagrams on its UDP sockets, serves its connections
+//! until they block, and serves again, without waiting, those that
+//! yielded at their `-R` budget. Once a second it closes connections idle
+//! past `-o idle_timeout`.
 
 use std::io::{self, Write};
-use std::net::TcpListener as StdListener;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, UnixListener};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::protocol::text::compose::TOO_MANY_CONNECTIONS;
-use crate::state::{ConnInfo, Shared};
+use crate::state::{ConnInfo, Endpoint, Shared};
 use crate::stats::WorkerStats;
 
 use super::connection::{Connection, Served};
+use super::listener::LoopSockets;
+use super::stream::Stream;
+use super::udp::UdpServer;
 
 const WAKER: Token = Token(usize::MAX);
 /// Log lines for refused clients are rate-limited.
@@ -31,11 +37,31 @@ const LISTENER_BASE: usize = usize::MAX - 1;
 /// How long shutdown waits for queued replies to drain.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A socket a loop listens on.
+enum Listener {
+    Tcp(TcpListener),
+    /// The unix socket, and its path as `stats conns` shows it.
+    Unix(UnixListener, Endpoint),
+    Udp(Box<UdpServer>),
+}
+
+impl Listener {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Listener::Tcp(l) => l,
+            Listener::Unix(l, _) => l,
+            Listener::Udp(u) => &mut u.socket,
+        }
+    }
+}
+
 /// One event loop and everything it owns.
 pub struct EventLoop {
     index: usize,
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
+    /// UDP listeners that stopped at their `-R` budget with datagrams left.
+    udp_ready: Vec<usize>,
     conns: Slab<Connection>,
     shared: Arc<Shared>,
     stats: Arc<WorkerStats>,
@@ -47,20 +73,31 @@ pub struct EventLoop {
 impl EventLoop {
     /// Builds loop `index` over its listeners; returns it and the waker
     /// that interrupts its poll (for shutdown).
-    pub fn new(index: usize, listeners: Vec<StdListener>, shared: Arc<Shared>) -> io::Result<(EventLoop, Arc<Waker>)> {
+    pub fn new(
+        index: usize,
+        sockets: LoopSockets,
+        unix_path: Option<&Path>,
+        shared: Arc<Shared>,
+    ) -> io::Result<(EventLoop, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut mio_listeners = Vec::with_capacity(listeners.len());
-        for (i, l) in listeners.into_iter().enumerate() {
-            let mut l = TcpListener::from_std(l);
-            poll.registry().register(&mut l, Token(LISTENER_BASE - i), Interest::READABLE)?;
-            mio_listeners.push(l);
+        let mut mio_listeners = Vec::new();
+        mio_listeners.extend(sockets.tcp.into_iter().map(|l| Listener::Tcp(TcpListener::from_std(l))));
+        if let (Some(l), Some(path)) = (sockets.unix, unix_path) {
+            mio_listeners.push(Listener::Unix(UnixListener::from_std(l), Endpoint::Unix(path.into())));
+        }
+        for s in sockets.udp {
+            mio_listeners.push(Listener::Udp(Box::new(UdpServer::new(s)?)));
+        }
+        for (i, l) in mio_listeners.iter_mut().enumerate() {
+            poll.registry().register(l.source(), Token(LISTENER_BASE - i), Interest::READABLE)?;
         }
         let stats = shared.stats.worker(index);
         let ev = EventLoop {
             index,
             poll,
             listeners: mio_listeners,
+            udp_ready: Vec::new(),
             conns: Slab::new(),
             shared,
             stats,
@@ -78,7 +115,8 @@ impl EventLoop {
         let mut last_check = Instant::now();
         loop {
             // Wake at least once a second to reap idle and stalled clients.
-            let timeout = if self.ready.is_empty() { Duration::from_secs(1) } else { Duration::ZERO };
+            let idle = self.ready.is_empty() && self.udp_ready.is_empty();
+            let timeout = if idle { Duration::from_secs(1) } else { Duration::ZERO };
             let timeout = Some(timeout);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -96,7 +134,7 @@ impl EventLoop {
                 match ev.token() {
                     WAKER => {}
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
-                        self.accept(LISTENER_BASE - t, now)
+                        self.listener_ready(LISTENER_BASE - t, now, woke)
                     }
                     Token(key) => {
                         // A hang-up (or error) must be read to the end.
@@ -108,6 +146,9 @@ impl EventLoop {
             for key in std::mem::take(&mut self.ready) {
                 self.serve(key, false, woke);
             }
+            for i in std::mem::take(&mut self.udp_ready) {
+                self.listener_ready(i, now, woke);
+            }
             if woke.saturating_duration_since(last_check) >= Duration::from_secs(1) {
                 last_check = woke;
                 self.close_idle(now, idle_timeout, write_timeout);
@@ -116,10 +157,40 @@ impl EventLoop {
         self.drain();
     }
 
+    /// Listener `i` is readable: accept, or answer datagrams.
+    fn listener_ready(&mut self, i: usize, now: u32, woke: Instant) {
+        if let Listener::Udp(u) = &mut self.listeners[i] {
+            if !u.serve(&self.shared, &self.stats, woke) && !self.udp_ready.contains(&i) {
+                self.udp_ready.push(i);
+            }
+            return;
+        }
+        self.accept(i, now);
+    }
+
+    /// Accepts one waiting connection from listener `i`: the stream, the
+    /// client's address and the server's end, for `stats conns`.
+    fn accept_one(&mut self, i: usize) -> io::Result<(Stream, Endpoint, Endpoint)> {
+        match &mut self.listeners[i] {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept()?;
+                let _ = s.set_nodelay(true);
+                let local = s.local_addr().map_or(Endpoint::Tcp(peer), Endpoint::Tcp);
+                Ok((Stream::Tcp(s), Endpoint::Tcp(peer), local))
+            }
+            Listener::Unix(l, path) => {
+                let (s, peer) = l.accept()?;
+                let peer = peer.as_pathname().map_or(Endpoint::UnixUnnamed, |p| Endpoint::Unix(p.into()));
+                Ok((Stream::Unix(s), peer, path.clone()))
+            }
+            Listener::Udp(_) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
     fn accept(&mut self, i: usize, now: u32) {
         loop {
-            let (mut stream, peer) = match self.listeners[i].accept() {
-                Ok(pair) => pair,
+            let (mut stream, peer, local) = match self.accept_one(i) {
+                Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -145,7 +216,6 @@ impl EventLoop {
                 }
                 continue;
             }
-            let _ = stream.set_nodelay(true);
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             if let Err(e) =
@@ -156,14 +226,19 @@ impl EventLoop {
                 continue;
             }
             self.next_id += 1;
+            log::debug!("accepted {peer} on loop {}", self.index);
             let conn = Connection::new(stream, self.next_id, peer, now);
-            let local = conn.stream.local_addr().unwrap_or(peer);
             sh.conns.lock().insert(
                 conn.id,
-                ConnInfo { fd: raw_fd(&conn.stream), peer, local, last_cmd: conn.last_active.clone() },
+                ConnInfo {
+                    fd: conn.stream.as_raw_fd(),
+                    addr: conn.peer.clone(),
+                    listen_addr: local,
+                    state: conn.state.clone(),
+                    last_cmd: conn.last_active.clone(),
+                },
             );
             self.stats.total_connections.incr();
-            log::debug!("accepted {peer} on loop {}", self.index);
             entry.insert(conn);
         }
     }
@@ -214,7 +289,7 @@ impl EventLoop {
     /// Shutdown: stop accepting, send what is queued (for a while), close.
     fn drain(&mut self) {
         for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
+            let _ = self.poll.registry().deregister(l.source());
         }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         let mut events = Events::with_capacity(256);
@@ -236,9 +311,4 @@ impl EventLoop {
             self.close(key);
         }
     }
-}
-
-fn raw_fd(s: &mio::net::TcpStream) -> i32 {
-    use std::os::fd::AsRawFd;
-    s.as_raw_fd()
 }

@@ -15,6 +15,8 @@ mod connection;
 mod event_loop;
 pub mod listener;
 pub mod restart;
+mod stream;
+pub mod udp;
 
 use std::io::Write;
 use std::sync::mpsc;
@@ -24,10 +26,11 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::error::Error;
 use crate::notify::Notifier;
-use crate::state::Shared;
+use crate::state::{Bound, Endpoint, ListenerInfo, Shared};
 use crate::storage::clock::Clock;
 use crate::storage::{snapshot, Store};
 use crate::sys;
+use listener::LoopSockets;
 
 /// Rate limit for log lines about refused clients: at most one a second per
 /// kind; the ones in between are counted and reported with the next line.
@@ -94,7 +97,9 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         // The configuration endpoint: the same machinery on its own port.
         addrs_to_bind.extend(config.server.listen.iter().map(|a| std::net::SocketAddr::new(a.ip(), port)));
     }
-    let (bound, listeners) = listener::bind_all(&addrs_to_bind, threads, config.server.backlog)?;
+    let (bound, sockets) = bind(&config, &addrs_to_bind)?;
+    // Removes the unix socket file however run() ends, once bound.
+    let _unix_file = bound.unix.clone().map(UnixFile);
     let metrics = match config.metrics {
         Some(addr) => Some(std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?),
         None => None,
@@ -113,8 +118,8 @@ pub fn run(mut config: Config) -> Result<(), Error> {
 
     let mut loops = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
-    for (i, ls) in listeners.into_iter().enumerate() {
-        let (ev, waker) = event_loop::EventLoop::new(i, ls, shared.clone())
+    for (i, ls) in sockets.into_iter().enumerate() {
+        let (ev, waker) = event_loop::EventLoop::new(i, ls, bound.unix.as_deref(), shared.clone())
             .map_err(|source| Error::Io { what: "creating an event loop", source })?;
         loops.push(ev);
         wakers.push(waker);
@@ -125,7 +130,13 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         }
     }));
 
-    let addrs: Vec<String> = bound.iter().map(|a| a.to_string()).collect();
+    let addrs: Vec<String> = bound
+        .tcp
+        .iter()
+        .map(|a| a.to_string())
+        .chain(bound.udp.iter().map(|a| format!("udp:{a}")))
+        .chain(bound.unix.iter().map(|p| format!("unix:{}", p.display())))
+        .collect();
     let flags: Vec<String> = std::env::args().skip(1).collect();
     log::info!(
         "ferrocache {} starting (memcached {} protocol) on {}: {} MB, {} threads, {} shards, max {} connections; flags: {}",
@@ -261,6 +272,86 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// Binds every socket the configuration asks for (TCP on `tcp_addrs`, UDP,
+/// the unix socket) and hands each loop its share. Writes the
+/// `MEMCACHED_PORT_FILENAME` file when that variable is set.
+fn bind(config: &Config, tcp_addrs: &[std::net::SocketAddr]) -> Result<(Bound, Vec<LoopSockets>), Error> {
+    use std::os::fd::AsRawFd;
+    let srv = &config.server;
+    let threads = srv.threads;
+    let (tcp_bound, tcp) = listener::bind_all(tcp_addrs, threads, srv.backlog)?;
+    let (udp_bound, udp) = listener::bind_udp_all(&srv.udp, threads)?;
+    let unix = match &srv.unix_socket {
+        Some(path) => Some(listener::bind_unix(path, srv.unix_mask, srv.backlog)?),
+        None => None,
+    };
+    if let Some(path) = std::env::var_os("MEMCACHED_PORT_FILENAME") {
+        let lines = port_file(&tcp_bound[..srv.listen.len()], &udp_bound);
+        if srv.unix_socket.is_none() {
+            write_port_file(std::path::Path::new(&path), &lines)
+                .map_err(|source| Error::Io { what: "writing MEMCACHED_PORT_FILENAME", source })?;
+        }
+    }
+    let mut bound = Bound { tcp: tcp_bound, udp: udp_bound, unix: srv.unix_socket.clone(), listeners: Vec::new() };
+    for (ls, us) in tcp.iter().zip(&udp) {
+        for (l, addr) in ls.iter().zip(&bound.tcp) {
+            bound.listeners.push(ListenerInfo { fd: l.as_raw_fd(), addr: Endpoint::Tcp(*addr) });
+        }
+        for (u, addr) in us.iter().zip(&bound.udp) {
+            bound.listeners.push(ListenerInfo { fd: u.as_raw_fd(), addr: Endpoint::Udp(*addr) });
+        }
+    }
+    if let (Some(l), Some(path)) = (&unix, &srv.unix_socket) {
+        bound.listeners.push(ListenerInfo { fd: l.as_raw_fd(), addr: Endpoint::Unix(path.as_path().into()) });
+    }
+    let mut per_loop = Vec::with_capacity(threads);
+    for (i, (tcp, udp)) in tcp.into_iter().zip(udp).enumerate() {
+        let unix = match &unix {
+            Some(l) if i > 0 => {
+                Some(l.try_clone().map_err(|source| Error::Io { what: "duplicating the unix socket", source })?)
+            }
+            _ => None,
+        };
+        per_loop.push(LoopSockets { tcp, udp, unix });
+    }
+    if let Some(first) = per_loop.first_mut() {
+        first.unix = unix;
+    }
+    Ok((bound, per_loop))
+}
+
+/// The lines of memcached's port file: one per bound address.
+fn port_file(tcp: &[std::net::SocketAddr], udp: &[std::net::SocketAddr]) -> String {
+    let mut out = String::new();
+    for (proto, addrs) in [("TCP", tcp), ("UDP", udp)] {
+        for a in addrs {
+            let family = if a.is_ipv6() { "INET6" } else { "INET" };
+            out.push_str(&format!("{proto} {family}: {}\n", a.port()));
+        }
+    }
+    out
+}
+
+/// Writes the port file whole: to `PATH.lck`, then renamed, so a reader
+/// that sees the file sees all of it.
+fn write_port_file(path: &std::path::Path, lines: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".lck");
+    std::fs::write(&tmp, lines)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The unix socket's file, removed when dropped (the end of [`run`]).
+struct UnixFile(std::path::PathBuf);
+
+impl Drop for UnixFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            log::warn!("could not remove unix socket {}: {e}", self.0.display());
+        }
+    }
+}
+
 /// Loads a warm-restart snapshot; a missing file is a cold start, a bad one
 /// is refused whole with a log line (the cache starts empty).
 fn load_snapshot(store: &Store, path: &std::path::Path) {
@@ -310,6 +401,14 @@ fn maintenance(shared: &Shared, stop: &mpsc::Receiver<()>) {
 #[cfg(test)]
 mod tests {
     use super::LogLimiter;
+
+    #[test]
+    fn port_file_lines_are_memcached_s() {
+        let tcp = ["0.0.0.0:11211".parse().unwrap(), "[::1]:11211".parse().unwrap()];
+        let udp = ["127.0.0.1:5000".parse().unwrap()];
+        assert_eq!(super::port_file(&tcp, &udp), "TCP INET: 11211\nTCP INET6: 11211\nUDP INET: 5000\n");
+        assert_eq!(super::port_file(&[], &[]), "");
+    }
 
     #[test]
     fn one_line_a_second_with_the_dropped_count() {

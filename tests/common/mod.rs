@@ -13,17 +13,22 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// A running daemon; SIGTERM on drop.
 pub struct Server {
     pub child: Child,
+    /// TCP addresses from the ready line.
     pub addrs: Vec<SocketAddr>,
+    /// UDP addresses (`udp:` entries of the ready line).
+    pub udp: Vec<SocketAddr>,
+    /// The unix socket (`unix:` entry of the ready line).
+    pub unix: Option<std::path::PathBuf>,
     pub stderr: Option<std::process::ChildStderr>,
     /// The rest of its standard output, line by line.
     pub stdout: std::io::Lines<BufReader<std::process::ChildStdout>>,
 }
 
 impl Server {
-    /// Starts `ferrocache -l 127.0.0.1 -p 0 <args>` and waits for its
+    /// Starts `ferrocache -l 127.0.0.1 -p -1 <args>` (-1: any free port) and waits for its
     /// ready line.
     pub fn start(args: &[&str]) -> Server {
-        let mut full = vec!["-l", "127.0.0.1", "-p", "0"];
+        let mut full = vec!["-l", "127.0.0.1", "-p", "-1"];
         full.extend_from_slice(args);
         Server::start_raw(&full)
     }
@@ -44,9 +49,18 @@ impl Server {
             panic!("ferrocache printed no ready line; stderr: {err}")
         });
         let list = line.strip_prefix("ferrocache listening on ").unwrap_or_else(|| panic!("ready line: {line}"));
-        let addrs = list.split(',').map(|a| a.parse().unwrap()).collect();
+        let (mut addrs, mut udp, mut unix) = (Vec::new(), Vec::new(), None);
+        for entry in list.split(',').filter(|e| !e.is_empty()) {
+            if let Some(a) = entry.strip_prefix("udp:") {
+                udp.push(a.parse().unwrap());
+            } else if let Some(p) = entry.strip_prefix("unix:") {
+                unix = Some(p.into());
+            } else {
+                addrs.push(entry.parse().unwrap());
+            }
+        }
         let stderr = child.stderr.take();
-        Server { child, addrs, stderr, stdout: lines }
+        Server { child, addrs, udp, unix, stderr, stdout: lines }
     }
 
     pub fn addr(&self) -> SocketAddr {
