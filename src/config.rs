@@ -87,6 +87,9 @@ pub struct Args {
     /// Disable `stats cachedump`
     #[arg(short = 'X', long = "disable-dumping")]
     pub disable_dumping: bool,
+    /// Refuse `watch` (live log streams)
+    #[arg(short = 'W', long = "disable-watch")]
+    pub disable_watch: bool,
     /// Run as this user when started as root
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
@@ -201,6 +204,12 @@ pub struct ServerConfig {
     pub slab_reassign: bool,
     /// `-o slab_automove=N` (0, 1 or 2; 1 unless `-o no_modern`).
     pub slab_automove: u8,
+    /// `watch` is allowed (`-W` refuses it).
+    pub watch_enabled: bool,
+    /// `-o worker_logbuf_size=KB`: each loop's log ring, in bytes.
+    pub worker_logbuf_size: usize,
+    /// `-o watcher_logbuf_size=KB`: unsent log bytes a watcher may hold.
+    pub watcher_logbuf_size: usize,
 }
 
 /// Everything the daemon runs with.
@@ -332,6 +341,8 @@ impl Config {
         let mut lru_crawler = true;
         let mut slab_reassign = true;
         let mut slab_automove = 1u8;
+        let mut worker_logbuf_size = crate::watch::DEFAULT_WORKER_BUF;
+        let mut watcher_logbuf_size = crate::watch::DEFAULT_WATCHER_BUF;
         for opt in a.extended.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
             let (name, value) = opt.split_once('=').map_or((opt, None), |(n, v)| (n, Some(v)));
             let number = || -> Result<u64, Error> {
@@ -382,6 +393,19 @@ impl Config {
                     }
                     slab_automove = n as u8;
                 }
+                // As memcached: kilobytes.
+                "worker_logbuf_size" | "watcher_logbuf_size" => {
+                    let kb = number()?;
+                    if !(1..=1024 * 1024).contains(&kb) {
+                        return Err(bad(format!("{name} must be 1 to 1048576 (kilobytes)")));
+                    }
+                    let bytes = kb as usize * 1024;
+                    if name == "worker_logbuf_size" {
+                        worker_logbuf_size = bytes;
+                    } else {
+                        watcher_logbuf_size = bytes;
+                    }
+                }
                 _ => warnings.push(format!("ignoring unsupported extended option: {opt}")),
             }
         }
@@ -412,6 +436,9 @@ impl Config {
             lru_crawler,
             slab_reassign,
             slab_automove,
+            watch_enabled: !a.disable_watch,
+            worker_logbuf_size,
+            watcher_logbuf_size,
         };
         let storage = StoreConfig {
             memory_limit,
@@ -541,6 +568,11 @@ mod tests {
         let c = cfg(&["-o", "no_modern,lru_crawler,slab_automove=2", "-D", "/"]).unwrap();
         assert!(c.server.lru_crawler && !c.server.slab_reassign);
         assert_eq!((c.server.slab_automove, c.server.prefix_delimiter), (2, Some(b'/')));
+        let c = cfg(&["-W", "-o", "watcher_logbuf_size=8,worker_logbuf_size=16"]).unwrap();
+        assert!(!c.server.watch_enabled);
+        assert_eq!((c.server.watcher_logbuf_size, c.server.worker_logbuf_size), (8 * 1024, 16 * 1024));
+        assert!(cfg(&[]).unwrap().server.watch_enabled);
+        assert!(cfg(&["-o", "watcher_logbuf_size=0"]).is_err());
         assert!(cfg(&["-o", "slab_automove=3"]).is_err());
         let c = cfg(&["-o", "no_modern,slab_automove,no_lru_crawler"]).unwrap();
         assert_eq!((c.server.slab_automove, c.server.lru_crawler), (1, false));

@@ -37,6 +37,8 @@ pub struct Sample {
     pub curr_connections: usize,
     pub threads: usize,
     pub accepting: bool,
+    /// `watch` log stream counters.
+    pub watch: crate::watch::Figures,
 }
 
 impl Sample {
@@ -58,6 +60,7 @@ impl Sample {
             curr_connections: sh.curr_connections.load(Ordering::Relaxed),
             threads: sh.config.server.threads,
             accepting: !sh.stopping.load(Ordering::Relaxed),
+            watch: sh.watch.figures(),
         }
     }
 }
@@ -252,6 +255,12 @@ pub static GENERAL: &[Figure<Sample>] = &[
     stat("slabs_moved", |x| n(x.s.slabs_moved)),
     stat("lru_crawler_running", |x| n(u64::from(x.s.lru_crawler_running))),
     stat("lru_crawler_starts", |x| n(x.s.lru_crawler_starts)),
+    // `watch` log streams (see `crate::watch`).
+    stat("log_worker_dropped", |x| n(x.watch.worker_dropped)),
+    stat("log_worker_written", |x| n(x.watch.worker_written)),
+    stat("log_watcher_skipped", |x| n(x.watch.watcher_skipped)),
+    stat("log_watcher_sent", |x| n(x.watch.watcher_sent)),
+    stat("log_watchers", |x| n(x.watch.watchers)),
     both("bytes", gauge("memcached_current_bytes", "Current number of bytes used to store items."), |x| n(x.s.bytes)),
     both("curr_items", gauge("memcached_current_items", "Current number of items stored by this instance."), |x| {
         n(x.s.curr_items)

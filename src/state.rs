@@ -19,6 +19,7 @@ use crate::detail::Detail;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::stats::Stats;
 use crate::storage::Store;
+use crate::watch::{self, Watch};
 
 /// A connection as `stats conns` shows it.
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct Shared {
     pub discovery: Discovery,
     /// `stats detail` per-prefix counts.
     pub detail: Detail,
+    /// `watch` log streams; the store reports evictions to it.
+    pub watch: Arc<Watch>,
 }
 
 impl Shared {
@@ -68,6 +71,9 @@ impl Shared {
         let detail = Detail::new(srv.prefix_delimiter.unwrap_or(b':'), srv.prefix_delimiter.is_some());
         store.set_automove(srv.slab_automove);
         store.set_crawler_enabled(srv.lru_crawler);
+        let watch = Arc::new(Watch::new(threads, srv.worker_logbuf_size, srv.watcher_logbuf_size));
+        let w = watch.clone();
+        store.on_evict(Box::new(move |e| w.log(watch::EVICTIONS, &watch::Event::Evicted(e))));
         Shared {
             store,
             stats: Stats::new(threads),
@@ -81,6 +87,7 @@ impl Shared {
             pid: std::process::id(),
             discovery,
             detail,
+            watch,
         }
     }
 
