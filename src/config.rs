@@ -103,6 +103,9 @@ pub struct Args {
     /// Disable `stats cachedump`
     #[arg(short = 'X', long = "disable-dumping")]
     pub disable_dumping: bool,
+    /// Refuse `watch` (live log streams)
+    #[arg(short = 'W', long = "disable-watch")]
+    pub disable_watch: bool,
     /// Run as this user when started as root
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
@@ -130,9 +133,6 @@ pub struct Args {
     /// Print the license and exit
     #[arg(short = 'i', long = "license")]
     pub license: bool,
-    /// Disable watch commands (there are none to disable)
-    #[arg(short = 'W', long = "disable-watch")]
-    pub disable_watch: bool,
     /// Restartable cache: on SIGUSR1 write every item to FILE (and FILE.meta),
     /// load them at the next start (warm restart, as --snapshot-file)
     #[arg(short = 'e', long = "memory-file")]
@@ -242,6 +242,12 @@ pub struct ServerConfig {
     pub auth: Option<Arc<Credentials>>,
     /// `-D`: the stats prefix delimiter; `stats detail` starts on with it.
     pub prefix_delimiter: Option<u8>,
+    /// `watch` is allowed (`-W` refuses it).
+    pub watch_enabled: bool,
+    /// `-o worker_logbuf_size=KB`: each loop's log ring, in bytes.
+    pub worker_logbuf_size: usize,
+    /// `-o watcher_logbuf_size=KB`: unsent log bytes a watcher may hold.
+    pub watcher_logbuf_size: usize,
 }
 
 /// Everything the daemon runs with.
@@ -433,6 +439,9 @@ impl Config {
             lru_crawler: x.lru_crawler,
             auth,
             prefix_delimiter,
+            watch_enabled: !a.disable_watch,
+            worker_logbuf_size: x.worker_logbuf_size,
+            watcher_logbuf_size: x.watcher_logbuf_size,
         };
         let storage = StoreConfig {
             memory_limit,
@@ -703,6 +712,11 @@ mod tests {
         let c = cfg(&["-o", "no_modern,lru_crawler,slab_automove=2", "-D", "/"]).unwrap();
         assert!(c.server.lru_crawler && !c.storage.moves.reassign);
         assert_eq!((c.storage.moves.automove, c.server.prefix_delimiter), (2, Some(b'/')));
+        let c = cfg(&["-W", "-o", "watcher_logbuf_size=8,worker_logbuf_size=16"]).unwrap();
+        assert!(!c.server.watch_enabled);
+        assert_eq!((c.server.watcher_logbuf_size, c.server.worker_logbuf_size), (8 * 1024, 16 * 1024));
+        assert!(cfg(&[]).unwrap().server.watch_enabled);
+        assert!(cfg(&["-o", "watcher_logbuf_size=0"]).is_err());
         assert!(cfg(&["-o", "slab_automove=3"]).is_err());
         let c = cfg(&["-o", "no_modern,slab_automove,no_lru_crawler"]).unwrap();
         assert_eq!((c.storage.moves.automove, c.server.lru_crawler), (1, false));

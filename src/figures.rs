@@ -45,6 +45,8 @@ pub struct Sample {
     pub reserved_fds: u64,
     /// `-I`: the unit memcached counts free pages in.
     pub page_size: u64,
+    /// `watch` log stream counters.
+    pub watch: crate::watch::Figures,
 }
 
 impl Sample {
@@ -71,6 +73,7 @@ impl Sample {
             lru_crawler: sh.store.crawler_enabled(),
             reserved_fds: crate::sys::open_fds().map_or(0, |n| n.saturating_sub(curr_connections_of(sh)) as u64),
             page_size: sh.config.storage.item_size_max as u64,
+            watch: sh.watch.figures(),
         }
     }
 }
@@ -308,13 +311,15 @@ pub static GENERAL: &[Figure<Sample>] = &[
     // Shown while the crawler is enabled (`lru_crawler enable|disable`).
     stat("lru_crawler_running", |x| when(x.lru_crawler, u64::from(x.s.lru_crawler_running))),
     stat("lru_crawler_starts", |x| when(x.lru_crawler, x.s.lru_crawler_starts)),
-    // Allocation failure aborts the process; no watchers; no NAPI ids.
+    // Allocation failure aborts the process.
     stat("malloc_fails", |_| n(0)),
-    stat("log_worker_dropped", |_| n(0)),
-    stat("log_worker_written", |_| n(0)),
-    stat("log_watcher_skipped", |_| n(0)),
-    stat("log_watcher_sent", |_| n(0)),
-    stat("log_watchers", |_| n(0)),
+    // `watch` log streams (see `crate::watch`).
+    stat("log_worker_dropped", |x| n(x.watch.worker_dropped)),
+    stat("log_worker_written", |x| n(x.watch.worker_written)),
+    stat("log_watcher_skipped", |x| n(x.watch.watcher_skipped)),
+    stat("log_watcher_sent", |x| n(x.watch.watcher_sent)),
+    stat("log_watchers", |x| n(x.watch.watchers)),
+    // No NAPI ids.
     stat("unexpected_napi_ids", |_| n(0)),
     stat("round_robin_fallback", |_| n(0)),
     both("bytes", gauge("memcached_current_bytes", "Current number of bytes used to store items."), |x| n(x.s.bytes)),

@@ -17,6 +17,8 @@
 //!   | pages of -I bytes from one PagePool of -m bytes   |
 //!   +--------------------------------------------------+
 //!        ^ maintenance thread: clock tick, expiry crawler
+//!   watch: per-loop log rings that `watch` connections read (fed by
+//!          dispatch, the loops and the store's eviction hook)
 //!   other threads: signals, discovery health checks, metrics HTTP
 //! ```
 //!
@@ -46,6 +48,7 @@ pub mod state;
 pub mod stats;
 pub mod storage;
 pub mod sys;
+pub mod watch;
 
 /// Largest key, in bytes (memcached's `KEY_MAX_LENGTH`): the parsers refuse
 /// longer keys and the store's item header counts key bytes in one byte.

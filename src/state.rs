@@ -21,6 +21,7 @@ use crate::detail::Detail;
 use crate::discovery::{Discovery, DiscoveryConfig};
 use crate::stats::Stats;
 use crate::storage::Store;
+use crate::watch::{self, Watch};
 
 /// A socket address as `stats conns` writes it, memcached's way:
 /// `tcp:1.2.3.4:5`, `tcp6:[::1]:5`, `udp:...`, `unix:/path`.
@@ -42,6 +43,16 @@ impl fmt::Display for Endpoint {
             Endpoint::Udp(a) => write!(f, "udp:{a}"),
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
             Endpoint::UnixUnnamed => f.write_str("unix:<unnamed>"),
+        }
+    }
+}
+
+impl Endpoint {
+    /// The IP address and port, for TCP and UDP.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Tcp(a) | Endpoint::Udp(a) => Some(*a),
+            Endpoint::Unix(_) | Endpoint::UnixUnnamed => None,
         }
     }
 }
@@ -131,6 +142,8 @@ pub struct Shared {
     pub discovery: Discovery,
     /// `stats detail` per-prefix counts.
     pub detail: Detail,
+    /// `watch` log streams; the store reports evictions to it.
+    pub watch: Arc<Watch>,
 }
 
 impl Shared {
@@ -146,6 +159,9 @@ impl Shared {
         let srv = &config.server;
         let detail = Detail::new(srv.prefix_delimiter.unwrap_or(b':'), srv.prefix_delimiter.is_some());
         store.set_crawler_enabled(srv.lru_crawler);
+        let watch = Arc::new(Watch::new(threads, srv.worker_logbuf_size, srv.watcher_logbuf_size));
+        let w = watch.clone();
+        store.on_evict(Box::new(move |e| w.log(watch::EVICTIONS, &watch::Event::Evicted(e))));
         Shared {
             store,
             stats: Stats::new(threads),
@@ -159,6 +175,7 @@ impl Shared {
             pid: std::process::id(),
             discovery,
             detail,
+            watch,
         }
     }
 

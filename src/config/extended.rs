@@ -28,6 +28,10 @@ pub struct Extended {
     pub tail_repair_time: u32,
     /// `slab_chunk_max`, when given (bytes).
     pub slab_chunk_max: Option<usize>,
+    /// `worker_logbuf_size`: each loop's `watch` log ring, in bytes.
+    pub worker_logbuf_size: usize,
+    /// `watcher_logbuf_size`: unsent log bytes a watcher may hold.
+    pub watcher_logbuf_size: usize,
     /// Said once logging is up (deprecations).
     pub warnings: Vec<String>,
 }
@@ -45,6 +49,8 @@ impl Extended {
             moves: PageMoves::default(),
             tail_repair_time: DEFAULT_TAIL_REPAIR_TIME,
             slab_chunk_max: None,
+            worker_logbuf_size: crate::watch::DEFAULT_WORKER_BUF,
+            watcher_logbuf_size: crate::watch::DEFAULT_WATCHER_BUF,
             warnings: Vec::new(),
         }
     }
@@ -71,8 +77,6 @@ const REFUSED: &[(&str, &str)] = &[
         "the page mover compares LRU tail ages when a class must evict; it keeps no window of samples",
     ),
     ("slab_automove_freeratio", "there is no external storage (extstore)"),
-    ("watcher_logbuf_size", "there are no log watchers (`watch`)"),
-    ("worker_logbuf_size", "there are no log watchers (`watch`)"),
     ("slab_sizes", "slab class sizes follow -n and -f only"),
     ("track_sizes", "`stats sizes` histograms are not kept"),
     (
@@ -114,6 +118,19 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
                 x.hashpower_given = true;
             }
             "no_hashexpand" => x.hash_expand = false,
+            // As memcached: kilobytes.
+            "worker_logbuf_size" | "watcher_logbuf_size" => {
+                let kb = number()?;
+                if !(1..=1024 * 1024).contains(&kb) {
+                    return Err(bad(format!("{name} must be 1 to 1048576 (kilobytes)")));
+                }
+                let bytes = kb as usize * 1024;
+                if name == "worker_logbuf_size" {
+                    x.worker_logbuf_size = bytes;
+                } else {
+                    x.watcher_logbuf_size = bytes;
+                }
+            }
             "slab_chunk_max" => {
                 // memcached splits larger items over chunks of this size; an
                 // item here always takes one chunk of up to -I, so only the

@@ -1,5 +1,6 @@
-//! The admin commands: `slabs reassign|automove` and `lru_crawler
-//! enable|disable|crawl|metadump`, with memcached's reply lines. They are
+//! The admin commands: `slabs reassign|automove`, `lru_crawler
+//! enable|disable|crawl|metadump` and `watch`, with memcached's reply
+//! lines. They are
 //! text-protocol commands; the replies are written as raw lines.
 //!
 //! A metadump is not written here in one go: [`Action::Dump`] hands its
@@ -32,6 +33,18 @@ pub fn run<R: Reply>(sh: &Shared, cmd: AdminCommand<'_>, reply: &mut R) -> Actio
                 Reassign::NoSpare => b"NOSPARE source class has no spare pages\r\n",
                 Reassign::Same => b"SAME src and dst class are identical\r\n",
             });
+        }
+        AdminCommand::Watch { classes } => {
+            if !sh.config.server.watch_enabled {
+                reply.raw(b"CLIENT_ERROR watch commands not allowed\r\n");
+            } else if reply.queued() > 0 {
+                // As memcached: replies still queued ahead of the stream
+                // would interleave with its lines.
+                reply.raw(b"ERROR cannot pipeline other commands before watch\r\n");
+            } else {
+                reply.raw(b"OK\r\n");
+                return Action::Watch(classes);
+            }
         }
         AdminCommand::SlabsAutomove { mode } => {
             store.set_automove(mode);

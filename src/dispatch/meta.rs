@@ -59,9 +59,11 @@ fn order(flags: &MetaFlags<'_>) -> MetaOrder {
 }
 
 /// Runs one meta command.
+#[allow(clippy::too_many_arguments)]
 pub fn run<R: Reply>(
     sh: &Shared,
     w: &WorkerStats,
+    fd: i32,
     command: MetaCommand,
     key: &[u8],
     data: &[u8],
@@ -83,8 +85,13 @@ pub fn run<R: Reply>(
                 let code = if flags.value { MetaCode::Va } else { MetaCode::Hd };
                 let v = flags.value.then_some(value);
                 reply.meta(command, code, key, flags, Some(&info(m, value.len())), v);
+                value.len()
             });
             outcome::looked_up(w, touching, hit.is_some());
+            if sh.watch.wants(crate::watch::FETCHERS) {
+                let found = hit.map(|vlen| (store.peek(key).map_or(0, |p| p.class), vlen));
+                super::watch::fetched(sh, key, found, fd);
+            }
             if hit.is_none() {
                 reply.meta(command, MetaCode::En, key, flags, None, None);
             }
@@ -102,7 +109,9 @@ pub fn run<R: Reply>(
                 _ => StoreMode::Set,
             };
             let exptime = flags.ttl.unwrap_or(0);
+            let before = super::watch::lookup(sh, key, fd);
             let (result, new_cas) = store.store_cas(mode, key, flags.client_flags, exptime, data);
+            super::watch::stored(sh, key, mode, result, exptime, flags.client_flags, data, before, fd);
             let status = outcome::stored(w, mode, result);
             let it = MetaInfo { cas: new_cas, ..MetaInfo::default() };
             send(reply, command, status, key, flags, Some(&it));
@@ -114,6 +123,7 @@ pub fn run<R: Reply>(
                 touch: flags.ttl,
                 remove_value: flags.remove_value,
             };
+            super::watch::lookup(sh, key, fd);
             let status = outcome::deleted(w, store.delete_meta(key, opts));
             send(reply, command, status, key, flags, None);
         }

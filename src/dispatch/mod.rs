@@ -10,6 +10,7 @@ mod admin;
 mod meta;
 mod outcome;
 mod report;
+mod watch;
 
 use std::sync::atomic::Ordering;
 
@@ -26,8 +27,14 @@ pub enum Action {
     Continue,
     /// Discard this many input bytes (a refused value), then go on.
     Swallow(usize),
-    /// Send what is queued, then close (quit).
+    /// Send what is queued, then close (an error the connection cannot
+    /// go on from, or `shutdown`).
     Close,
+    /// Send what is queued, then close: the client asked to (`quit`).
+    Quit,
+    /// The connection becomes a log stream of these [`crate::watch`]
+    /// classes; it runs no more requests.
+    Watch(u8),
     /// Stream a `lru_crawler metadump` from this cursor (see
     /// [`metadump_step`]); requests after it wait until it has ended.
     Dump(crate::storage::Cursor),
@@ -42,12 +49,14 @@ pub struct Session {
     pub binary: bool,
     /// SASL or text authentication succeeded (or none is required).
     pub authenticated: bool,
+    /// The connection's socket descriptor (`cfd=` in watch lines).
+    pub fd: i32,
 }
 
 impl Session {
     /// A new connection's state under `config`.
     pub fn new(config: &Config, binary: bool) -> Session {
-        Session { binary, authenticated: config.server.auth.is_none() }
+        Session { binary, authenticated: config.server.auth.is_none(), fd: -1 }
     }
 }
 
@@ -67,10 +76,10 @@ pub fn dispatch<R: Reply>(
     }
     let store = &sh.store;
     match req {
-        Request::Get { keys, cas } => return retrieve(sh, w, keys, None, cas, reply),
+        Request::Get { keys, cas } => return retrieve(sh, w, session.fd, keys, None, cas, reply),
         Request::Gat { exptime, keys, cas } => {
             let exp = store.clock().exptime_to_rel(exptime);
-            return retrieve(sh, w, keys, Some(exp), cas, reply);
+            return retrieve(sh, w, session.fd, keys, Some(exp), cas, reply);
         }
         Request::Store { command, key, flags, exptime, data, cas, noreply: _ } => {
             w.cmd_set.incr();
@@ -83,7 +92,10 @@ pub fn dispatch<R: Reply>(
                 StoreCommand::Prepend => StoreMode::Prepend(cas),
                 StoreCommand::Cas => StoreMode::Cas(cas),
             };
+            // memcached looks the key up before storing, and logs that.
+            let before = watch::lookup(sh, key, session.fd);
             let (outcome, new_cas) = store.store_cas(mode, key, flags, exptime, data);
+            watch::stored(sh, key, mode, outcome, exptime, flags, data, before, session.fd);
             reply.status(outcome::stored(w, mode, outcome), new_cas);
         }
         Request::TooLarge { key, set, swallow, noreply: _ } => {
@@ -97,22 +109,27 @@ pub fn dispatch<R: Reply>(
         }
         Request::Delete { key, cas, noreply: _ } => {
             sh.detail.record(key, Event::Delete);
+            watch::lookup(sh, key, session.fd);
             reply.status(outcome::deleted(w, store.delete_cas(key, cas)), 0);
         }
         Request::Incr { key, delta, initial, cas, noreply: _ } => {
+            watch::lookup(sh, key, session.fd);
             let result = outcome::delta(w, true, store.delta_with(key, true, delta, cas, initial, None));
             arithmetic_reply(result, reply)
         }
         Request::Decr { key, delta, initial, cas, noreply: _ } => {
+            watch::lookup(sh, key, session.fd);
             let result = outcome::delta(w, false, store.delta_with(key, false, delta, cas, initial, None));
             arithmetic_reply(result, reply)
         }
         Request::Touch { key, exptime, noreply: _ } => {
             let exp = store.clock().exptime_to_rel(exptime);
-            let hit = store.get(key, Some(exp), |it| (it.flags, it.cas));
+            let hit = store.get(key, Some(exp), |it| (it.flags, it.cas, it.key.len(), it.value.len()));
             outcome::looked_up(w, true, hit.is_some());
+            let found = hit.map(|(flags, _, klen, vlen)| (store.class_of(klen, vlen, flags), vlen));
+            watch::fetched(sh, key, found, session.fd);
             match hit {
-                Some((flags, cas)) => reply.touched(flags, cas),
+                Some((flags, cas, ..)) => reply.touched(flags, cas),
                 None => reply.status(Status::NotFound, 0),
             }
         }
@@ -135,7 +152,7 @@ pub fn dispatch<R: Reply>(
         Request::Noop => reply.status(Status::Ok, 0),
         Request::Quit => {
             reply.quit();
-            return Action::Close;
+            return Action::Quit;
         }
         Request::Stats { args } => report::stats(sh, args, reply),
         Request::Shutdown { graceful: _, valid } => {
@@ -180,7 +197,7 @@ pub fn dispatch<R: Reply>(
         }
         Request::Meta { command, key, data, flags } => {
             w.cmd_meta.incr();
-            meta::run(sh, w, command, &key, data, &flags, reply)
+            meta::run(sh, w, session.fd, command, &key, data, &flags, reply)
         }
         Request::ConfigGet => match sh.discovery.view() {
             Some((version, nodes)) => reply.raw(&crate::discovery::format::config_reply(version, &nodes)),
@@ -222,6 +239,7 @@ pub fn dispatch<R: Reply>(
 fn retrieve<R: Reply>(
     sh: &Shared,
     w: &WorkerStats,
+    fd: i32,
     keys: Keys<'_>,
     touch: Option<u32>,
     cas: bool,
@@ -239,8 +257,15 @@ fn retrieve<R: Reply>(
                 continue;
             }
         }
-        let hit = sh.store.get(key, touch, |it| reply.value(it.key, it.flags, cas.then_some(it.cas), it.value));
+        let hit = sh.store.get(key, touch, |it| {
+            reply.value(it.key, it.flags, cas.then_some(it.cas), it.value);
+            (it.flags, it.value.len())
+        });
         outcome::looked_up(w, touch.is_some(), hit.is_some());
+        if sh.watch.wants(crate::watch::FETCHERS) {
+            let found = hit.map(|(flags, vlen)| (sh.store.class_of(key.len(), vlen, flags), vlen));
+            watch::fetched(sh, key, found, fd);
+        }
         sh.detail.record(key, Event::Get(hit.is_some()));
         if hit.is_none() {
             reply.miss(key);

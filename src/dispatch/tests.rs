@@ -77,7 +77,7 @@ fn too_large_set_swallows_and_drops_the_old_value() {
 #[test]
 fn quit_closes_and_shutdown_needs_the_flag() {
     let sh = shared(&["-t", "1"]);
-    assert_eq!(run(&sh, b"quit\r\n"), (Vec::new(), Action::Close));
+    assert_eq!(run(&sh, b"quit\r\n"), (Vec::new(), Action::Quit));
     assert_eq!(run(&sh, b"shutdown\r\n").0, c::SHUTDOWN_DISABLED);
     let sh = shared(&["-t", "1", "-A"]);
     assert_eq!(run(&sh, b"shutdown now\r\n").0, c::INVALID_SHUTDOWN);

@@ -351,6 +351,27 @@ pub enum AdminCommand<'a> {
     CrawlerCrawl { classes: &'a [u8] },
     /// `lru_crawler metadump <classes>`: as crawl, or `hash`.
     CrawlerMetadump { classes: &'a [u8] },
+    /// `watch [fetchers|mutations|evictions|connevents|...]`: the
+    /// [`watch_class`] bits asked for.
+    Watch { classes: u8 },
+}
+
+/// The event classes of `watch`, one bit each.
+pub mod watch_class {
+    /// Items looked up (gets, and the lookup a storage command makes).
+    pub const FETCHERS: u8 = 1;
+    /// Storage commands' outcomes.
+    pub const MUTATIONS: u8 = 2;
+    /// Items evicted for space.
+    pub const EVICTIONS: u8 = 4;
+    /// Connections opened and closed.
+    pub const CONNEVENTS: u8 = 8;
+    /// `sysevents`: accepted; nothing is logged in this class yet.
+    pub const SYSEVENTS: u8 = 16;
+    /// `rawcmds`: accepted; nothing is logged in this class yet.
+    pub const RAWCMDS: u8 = 32;
+    /// `proxyreqs|proxyevents|proxyuser`: accepted; there is no proxy.
+    pub const PROXY: u8 = 64;
 }
 
 /// Error replies, as memcached words them.

@@ -33,6 +33,7 @@ use crate::protocol::text::{self, compose::TextReply};
 use crate::protocol::{ParseError, Reply, Status};
 use crate::state::{ConnState, Endpoint, Shared};
 use crate::stats::{command_kind, WorkerStats};
+use crate::watch::{CloseReason, Watcher};
 
 /// Log lines for connections closed over bad input are rate-limited.
 static BAD_INPUT_LOG: super::LogLimiter = super::LogLimiter::new();
@@ -43,6 +44,8 @@ const READ_CHUNK: usize = 16 * 1024;
 pub const OUTPUT_HIGH_WATER: usize = 1024 * 1024;
 /// Buffers larger than this are released once empty.
 const SHRINK_ABOVE: usize = 256 * 1024;
+/// Fill-and-write rounds a watcher gets per wakeup before it yields.
+const WATCH_ROUNDS: usize = 16;
 
 /// How a [`Connection::serve`] call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,10 +130,20 @@ pub struct Connection {
     /// the shared one is written only when it changes.
     pub state: Arc<AtomicU8>,
     shown: ConnState,
+    /// The socket's descriptor (`stats conns`, `cfd=` in watch lines).
+    pub fd: i32,
+    /// Set by `watch`: the connection is a log stream from then on.
+    watcher: Option<Box<Watcher>>,
+    /// What a close now would be reported as (`watch connevents`).
+    pub close_reason: CloseReason,
 }
 
 impl Connection {
     pub fn new(stream: Stream, id: u64, peer: Endpoint, now: u32) -> Connection {
+        let fd = {
+            use std::os::fd::AsRawFd;
+            stream.as_raw_fd()
+        };
         Connection {
             stream,
             id,
@@ -150,6 +163,9 @@ impl Connection {
             dump: None,
             state: Arc::new(AtomicU8::new(ConnState::NewCmd as u8)),
             shown: ConnState::NewCmd,
+            fd,
+            watcher: None,
+            close_reason: CloseReason::Error,
         }
     }
 
@@ -178,6 +194,11 @@ impl Connection {
         }
     }
 
+    /// Whether the connection has become a `watch` log stream.
+    pub fn watching(&self) -> bool {
+        self.watcher.is_some()
+    }
+
     /// Output queued and not yet written.
     pub fn pending_output(&self) -> usize {
         self.wbuf.len() - self.wpos
@@ -191,6 +212,9 @@ impl Connection {
         let budget = sh.config.server.reqs_per_event;
         let mut mark = woke;
         let now = sh.store.clock().now();
+        if self.watcher.is_some() {
+            return self.serve_watch(w, now);
+        }
         let mut drained = false;
         loop {
             let mut handled = 0;
@@ -200,7 +224,9 @@ impl Connection {
                     ProtocolChoice::Ascii => false,
                     ProtocolChoice::Binary => true,
                 };
-                self.session = Some(Session::new(&sh.config, binary));
+                let mut session = Session::new(&sh.config, binary);
+                session.fd = self.fd;
+                self.session = Some(session);
             }
             if self.filled > self.start {
                 self.show(ConnState::ParseCmd);
@@ -245,7 +271,17 @@ impl Connection {
                             Action::Continue => {}
                             Action::Swallow(n) => self.swallow = n,
                             Action::Close => self.close_after_write = true,
+                            Action::Quit => {
+                                self.close_reason = CloseReason::Normal;
+                                self.close_after_write = true;
+                            }
                             Action::Dump(cur) => self.dump = Some(cur),
+                            Action::Watch(classes) => {
+                                // Nothing sent after `watch` is run.
+                                self.start = self.filled;
+                                self.watcher = Some(Box::new(sh.watch.watch(classes)));
+                                return self.serve_watch(w, now);
+                            }
                         }
                     }
                     Err(ParseError::Incomplete) => break,
@@ -286,6 +322,7 @@ impl Connection {
                 return Served::Yielded;
             }
             if self.peer_closed {
+                self.close_reason = CloseReason::Normal;
                 return Served::Closed;
             }
             if self.dump.is_some() {
@@ -309,6 +346,67 @@ impl Connection {
                 Err(_) => return Served::Closed,
             }
         }
+    }
+
+    /// Serves a `watch` stream: input is read and dropped (end of input
+    /// ends the stream); the watcher's lines are copied into the output,
+    /// at most `-o watcher_logbuf_size` unsent bytes at a time, and
+    /// written. Returns as [`Connection::serve`] does: waiting on a
+    /// readable or writable edge, or on the loop's waker, which producers
+    /// use when new lines arrive (see `crate::watch`).
+    fn serve_watch(&mut self, w: &WorkerStats, now: u32) -> Served {
+        for round in 0.. {
+            if round == WATCH_ROUNDS {
+                w.conn_yields.incr();
+                return Served::Yielded;
+            }
+            self.start = 0;
+            self.filled = 0;
+            match self.stream.read(&mut self.rbuf) {
+                Ok(0) => {
+                    self.close_reason = CloseReason::Normal;
+                    return Served::Closed;
+                }
+                Ok(n) => {
+                    w.bytes_read.add(n as u64);
+                    if n == self.rbuf.len() || self.hup {
+                        continue;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Served::Closed,
+            }
+            break;
+        }
+        let Some(mut watcher) = self.watcher.take() else { return Served::Waiting };
+        let served = self.stream_lines(&mut watcher, w, now);
+        self.watcher = Some(watcher);
+        served
+    }
+
+    fn stream_lines(&mut self, watcher: &mut Watcher, w: &WorkerStats, now: u32) -> Served {
+        for _ in 0..WATCH_ROUNDS {
+            if self.flush(w, now).is_err() {
+                return Served::Closed;
+            }
+            if self.wpos > 0 {
+                // Keep only unsent bytes, so the watcher's limit counts them.
+                self.wbuf.drain(..self.wpos);
+                self.wpos = 0;
+            }
+            let added = watcher.fill(&mut self.wbuf);
+            if self.pending_output() > added {
+                // The last write would block: a writable edge follows.
+                return Served::Waiting;
+            }
+            if added == 0 {
+                // Nothing waiting: the next line wakes this loop.
+                return Served::Waiting;
+            }
+        }
+        w.conn_yields.incr();
+        Served::Yielded
     }
 
     /// One read into the input buffer, growing it if a partial request
@@ -360,6 +458,9 @@ impl Connection {
     /// Whether the client has left a full output buffer unread for more
     /// than `timeout` seconds.
     pub fn write_stalled(&self, now: u32, timeout: u32) -> bool {
-        self.pending_output() >= OUTPUT_HIGH_WATER && now.saturating_sub(self.last_write) > timeout
+        // A watcher that does not read loses lines instead (bounded).
+        self.watcher.is_none()
+            && self.pending_output() >= OUTPUT_HIGH_WATER
+            && now.saturating_sub(self.last_write) > timeout
     }
 }

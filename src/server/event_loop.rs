@@ -10,7 +10,6 @@
 //! past `-o idle_timeout`.
 
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use slab::Slab;
 use crate::protocol::text::compose::TOO_MANY_CONNECTIONS;
 use crate::state::{ConnInfo, Endpoint, Shared};
 use crate::stats::WorkerStats;
+use crate::watch::{self, CloseReason, Event};
 
 use super::connection::{Connection, Served};
 use super::listener::LoopSockets;
@@ -67,6 +67,9 @@ pub struct EventLoop {
     stats: Arc<WorkerStats>,
     /// Connections that yielded with input left.
     ready: Vec<usize>,
+    /// Connections that became `watch` streams (served when the waker
+    /// says lines are pending).
+    watchers: Vec<usize>,
     next_id: u64,
 }
 
@@ -102,6 +105,7 @@ impl EventLoop {
             shared,
             stats,
             ready: Vec::new(),
+            watchers: Vec::new(),
             next_id: (index as u64) << 48,
         };
         Ok((ev, waker))
@@ -109,6 +113,7 @@ impl EventLoop {
 
     /// Runs until shutdown.
     pub fn run(mut self) {
+        watch::set_current_loop(self.index);
         let mut events = Events::with_capacity(1024);
         let idle_timeout = self.shared.config.server.idle_timeout;
         let write_timeout = self.shared.config.server.write_timeout;
@@ -132,7 +137,14 @@ impl EventLoop {
             let woke = Instant::now();
             for ev in events.iter() {
                 match ev.token() {
-                    WAKER => {}
+                    WAKER => {
+                        // Lower the flag before reading, so a line added
+                        // meanwhile wakes the loop again.
+                        self.shared.watch.woken(self.index);
+                        for key in self.watchers.clone() {
+                            self.serve(key, false, woke);
+                        }
+                    }
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.listener_ready(LISTENER_BASE - t, now, woke)
                     }
@@ -231,13 +243,14 @@ impl EventLoop {
             sh.conns.lock().insert(
                 conn.id,
                 ConnInfo {
-                    fd: conn.stream.as_raw_fd(),
+                    fd: conn.fd,
                     addr: conn.peer.clone(),
                     listen_addr: local,
                     state: conn.state.clone(),
                     last_cmd: conn.last_active.clone(),
                 },
             );
+            sh.watch.log(watch::CONNEVENTS, &Event::ConnNew { peer: conn.peer.socket_addr(), fd: conn.fd });
             self.stats.total_connections.incr();
             entry.insert(conn);
         }
@@ -246,15 +259,25 @@ impl EventLoop {
     fn serve(&mut self, key: usize, hup: bool, woke: Instant) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         conn.hup |= hup;
-        match conn.serve(&self.shared, &self.stats, woke) {
+        let served = conn.serve(&self.shared, &self.stats, woke);
+        if conn.watching() && !self.watchers.contains(&key) {
+            self.watchers.push(key);
+        }
+        match served {
             Served::Waiting => {}
             Served::Yielded => self.ready.push(key),
-            Served::Closed => self.close(key),
+            Served::Closed => self.close(key, None),
         }
     }
 
-    fn close(&mut self, key: usize) {
+    /// Closes a connection, reported as `reason` (or as what the
+    /// connection last recorded).
+    fn close(&mut self, key: usize, reason: Option<CloseReason>) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            self.watchers.retain(|&k| k != key);
+            let reason = reason.unwrap_or(conn.close_reason);
+            let ev = Event::ConnClose { peer: conn.peer.socket_addr(), fd: conn.fd, reason };
+            self.shared.watch.log(watch::CONNEVENTS, &ev);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.shared.conns.lock().remove(&conn.id);
             self.shared.curr_connections.fetch_sub(1, Ordering::AcqRel);
@@ -269,6 +292,10 @@ impl EventLoop {
         let mut idle = Vec::new();
         let mut stalled = Vec::new();
         for (k, c) in self.conns.iter() {
+            if c.watching() {
+                // A watcher sends nothing; it is not idle.
+                continue;
+            }
             if idle_timeout > 0 && now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout {
                 idle.push(k);
             } else if c.write_stalled(now, write_timeout) {
@@ -277,12 +304,12 @@ impl EventLoop {
         }
         for key in idle {
             self.stats.idle_kicks.incr();
-            self.close(key);
+            self.close(key, Some(CloseReason::IdleTimeout));
         }
         for key in stalled {
             log::warn!("closing a client that does not read its replies");
             self.stats.write_stalls.incr();
-            self.close(key);
+            self.close(key, Some(CloseReason::Error));
         }
     }
 
@@ -308,7 +335,7 @@ impl EventLoop {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            self.close(key);
+            self.close(key, Some(CloseReason::Shutdown));
         }
     }
 }

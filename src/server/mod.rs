@@ -124,6 +124,18 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         loops.push(ev);
         wakers.push(waker);
     }
+    // Producers of `watch` lines wake the loops that hold watchers.
+    shared.watch.set_wakers(
+        wakers
+            .iter()
+            .map(|w| {
+                let w = w.clone();
+                Box::new(move || {
+                    let _ = w.wake();
+                }) as Box<dyn Fn() + Send + Sync>
+            })
+            .collect(),
+    );
     let _ = shared.on_shutdown.set(Box::new(move || {
         for w in &wakers {
             let _ = w.wake();

@@ -171,7 +171,8 @@ fn run_datagram(sh: &Shared, w: &WorkerStats, mut input: &[u8], reply: &mut Vec<
                     Action::Swallow(n) => input = &input[n.min(input.len())..],
                     // A metadump streams over many writes; a datagram's
                     // reply is bounded, so over UDP it stops here.
-                    Action::Close | Action::Dump(_) => return,
+                    // A watch stream needs a connection; over UDP it ends.
+                    Action::Close | Action::Quit | Action::Dump(_) | Action::Watch(_) => return,
                 }
             }
             Err(ParseError::Incomplete) | Err(ParseError::Close(_)) => return,

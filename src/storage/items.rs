@@ -13,7 +13,7 @@ use super::hashtable::{Chain, Loc, Table};
 use super::item::{self, ItemRef, FETCHED, LINKED, STALE, TOKEN_SENT};
 use super::lru;
 use super::slab::{Class, PagePool, SlabSizes};
-use super::StoreOutcome;
+use super::{EvictHookCell, Eviction, StoreOutcome};
 
 /// Why an item leaves (decides which counters move).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,9 @@ pub(super) struct Shard {
     pub(super) last_move: u32,
     /// `-o no_hashexpand` clears it: the table never grows.
     pub(super) hash_expand: bool,
+    /// The store's eviction hook (one for all shards), called under this
+    /// shard's lock.
+    pub(super) evict_hook: std::sync::Arc<EvictHookCell>,
     pub(super) slabs_moved: u64,
 }
 
@@ -119,7 +122,13 @@ impl Shard {
     /// An empty shard with one (page-less) class per slab size and a table
     /// of 2^`power` buckets. `id` goes in the low bits of every CAS it
     /// hands out, so CAS values stay unique across shards.
-    pub(super) fn new(id: u64, sizes: &SlabSizes, power: u32, hasher: ahash::RandomState) -> Shard {
+    pub(super) fn new(
+        id: u64,
+        sizes: &SlabSizes,
+        power: u32,
+        hasher: ahash::RandomState,
+        evict_hook: std::sync::Arc<EvictHookCell>,
+    ) -> Shard {
         Shard {
             table: Table::with_power(power),
             classes: (1..=sizes.count() as u8)
@@ -140,6 +149,7 @@ impl Shard {
             last_move: 0,
             hash_expand: true,
             slabs_moved: 0,
+            evict_hook,
         }
     }
 
@@ -223,9 +233,27 @@ impl Shard {
         self.release(loc, why, now);
     }
 
+    /// Tells the eviction hook, if one is set, about the item at `loc`.
+    fn report_eviction(&self, loc: Loc, now: u32) {
+        let Some(hook) = self.evict_hook.get() else { return };
+        let it = self.item(loc);
+        hook(&Eviction {
+            key: it.key(),
+            fetched: it.iflags() & FETCHED != 0,
+            exptime: it.exptime(),
+            atime: it.atime(),
+            now,
+            class: loc.class,
+            value_len: it.vlen(),
+        });
+    }
+
     /// Takes an item already out of the table off its LRU, counts why, and
     /// frees its chunk.
     pub(super) fn release(&mut self, loc: Loc, why: Unlink, now: u32) {
+        if why == Unlink::Evicted {
+            self.report_eviction(loc, now);
+        }
         let oldest_cas = self.oldest_cas;
         let c = self.class_mut(loc.class);
         let it = c.item(loc.idx);

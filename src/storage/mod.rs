@@ -202,6 +202,37 @@ pub struct ItemView<'a> {
     pub value: &'a [u8],
 }
 
+/// An item evicted to make room, as the eviction hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Eviction<'a> {
+    pub key: &'a [u8],
+    /// The item was read since it was stored.
+    pub fetched: bool,
+    /// Relative exptime (0: never expires).
+    pub exptime: u32,
+    /// Relative time of its last access.
+    pub atime: u32,
+    /// Relative time now.
+    pub now: u32,
+    /// Its slab class.
+    pub class: u8,
+    pub value_len: usize,
+}
+
+/// What [`Store::peek`] sees of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peek {
+    pub class: u8,
+    pub value_len: usize,
+    pub flags: u32,
+    /// Relative exptime (0: never expires).
+    pub exptime: u32,
+}
+
+/// Told of every eviction (see [`Store::on_evict`]).
+pub type EvictHook = Box<dyn Fn(&Eviction<'_>) + Send + Sync>;
+type EvictHookCell = std::sync::OnceLock<EvictHook>;
+
 /// Pages of budget each shard gets at least (see `Store::new`).
 const PAGES_PER_SHARD: usize = 64;
 /// The cache. Shared by all event loops (`Arc<Store>`).
@@ -220,6 +251,8 @@ pub struct Store {
     limit_bytes: AtomicUsize,
     /// Automover mode, crawler switch and requested crawl (`admin.rs`).
     admin: admin::Admin,
+    /// The one consumer of eviction events (`watch evictions`).
+    evict_hook: Arc<EvictHookCell>,
 }
 
 impl Store {
@@ -242,9 +275,10 @@ impl Store {
         };
         let hasher = ahash::RandomState::new();
         let per_shard_power = cfg.hashpower.saturating_sub(nshards.trailing_zeros());
+        let evict_hook = Arc::new(EvictHookCell::new());
         let shards = (0..nshards)
             .map(|i| {
-                let mut shard = Shard::new(i as u64, &sizes, per_shard_power, hasher.clone());
+                let mut shard = Shard::new(i as u64, &sizes, per_shard_power, hasher.clone(), evict_hook.clone());
                 shard.hash_expand = cfg.hash_expand;
                 Mutex::new(shard)
             })
@@ -262,7 +296,38 @@ impl Store {
             flush_at: AtomicU32::new(0),
             limit_bytes: AtomicUsize::new(cfg.memory_limit),
             admin: admin::Admin::new(cfg.moves.automove),
+            evict_hook,
         }
+    }
+
+    /// Sets the one function told of every eviction (once; later calls
+    /// are ignored). It runs on the evicting thread with the item's shard
+    /// locked, so it must be short and must not call into the store.
+    pub fn on_evict(&self, hook: EvictHook) {
+        let _ = self.evict_hook.set(hook);
+    }
+
+    /// The slab class an item of this key, value and flags is stored in
+    /// (0 if it is too large for any).
+    pub fn class_of(&self, key_len: usize, value_len: usize, flags: u32) -> u8 {
+        self.sizes.class_for(item::total_len(key_len, value_len, flags)).unwrap_or(0)
+    }
+
+    /// A glance at `key`'s live item that leaves its LRU position,
+    /// access time and counters alone (what a watcher is told a command
+    /// found before acting).
+    pub fn peek(&self, key: &[u8]) -> Option<Peek> {
+        let (h, shard) = self.locate(key);
+        let now = self.clock.now();
+        let s = shard.lock();
+        let (_, loc) = s.find(h, key)?;
+        let it = s.item(loc);
+        s.dead(it, now).is_none().then(|| Peek {
+            class: loc.class,
+            value_len: it.vlen(),
+            flags: it.flags(),
+            exptime: it.exptime(),
+        })
     }
 
     /// The clock items are timed by.

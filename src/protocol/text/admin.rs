@@ -1,5 +1,5 @@
-//! The admin commands of the text protocol: `slabs reassign|automove` and
-//! `lru_crawler enable|disable|crawl|metadump`. No I/O.
+//! The admin commands of the text protocol: `slabs reassign|automove`,
+//! `lru_crawler enable|disable|crawl|metadump` and `watch`. No I/O.
 //!
 //! Token counts and error replies follow memcached 1.6's
 //! `process_slabs_command`, and `process_lru_crawler_command`: a shape memcached does not know is `ERROR`, a
@@ -45,10 +45,33 @@ pub(super) fn lru_crawler<'a>(toks: &[&'a [u8]], n: usize) -> Line<'a> {
     }
 }
 
+/// `watch [class ...]`: no class means fetchers, as in memcached; a word
+/// that names no class is `ERROR`.
+pub(super) fn watch<'a>(toks: &[&'a [u8]], n: usize) -> Line<'a> {
+    use crate::protocol::watch_class::*;
+    if n > toks.len() {
+        return invalid(ProtocolError::UnknownCommand, false);
+    }
+    let mut classes = 0;
+    for t in &toks[1..n] {
+        classes |= match *t {
+            b"fetchers" => FETCHERS,
+            b"mutations" => MUTATIONS,
+            b"evictions" => EVICTIONS,
+            b"connevents" => CONNEVENTS,
+            b"sysevents" => SYSEVENTS,
+            b"rawcmds" => RAWCMDS,
+            b"proxyreqs" | b"proxyevents" | b"proxyuser" => PROXY,
+            _ => return invalid(ProtocolError::UnknownCommand, false),
+        };
+    }
+    done(AdminCommand::Watch { classes: if n == 1 { FETCHERS } else { classes } })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::protocol::text::parse;
-    use crate::protocol::{AdminCommand as A, Limits, ParseError, ProtocolError as E, Request as R};
+    use crate::protocol::{watch_class as W, AdminCommand as A, Limits, ParseError, ProtocolError as E, Request as R};
 
     fn lim() -> Limits {
         Limits { max_value: 1000, max_line: 2048, max_get_line: 4096, strict: false }
@@ -81,6 +104,18 @@ mod tests {
             (b"lru_crawler enable now\r\n", err(E::UnknownCommand)),
             (b"lru_crawler crawl\r\n", err(E::UnknownCommand)),
             (b"lru_crawler\r\n", err(E::UnknownCommand)),
+            (b"watch\r\n", R::Admin(A::Watch { classes: W::FETCHERS })),
+            (b"watch\n", R::Admin(A::Watch { classes: W::FETCHERS })),
+            (b"watch mutations\r\n", R::Admin(A::Watch { classes: W::MUTATIONS })),
+            (
+                b"watch  fetchers mutations evictions connevents \r\n",
+                R::Admin(A::Watch { classes: W::FETCHERS | W::MUTATIONS | W::EVICTIONS | W::CONNEVENTS }),
+            ),
+            (b"watch evictions evictions\r\n", R::Admin(A::Watch { classes: W::EVICTIONS })),
+            (b"watch sysevents proxyuser\r\n", R::Admin(A::Watch { classes: W::SYSEVENTS | W::PROXY })),
+            (b"watch fetchers bogus\r\n", err(E::UnknownCommand)),
+            (b"watch noreply\r\n", err(E::UnknownCommand)),
+            (b"watch Fetchers\r\n", err(E::UnknownCommand)),
         ]
     }
 

@@ -105,6 +105,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
         b"config" => config(&toks, n, rest, limits),
         b"slabs" => super::admin::slabs(&toks, n),
         b"lru_crawler" => super::admin::lru_crawler(&toks, n),
+        b"watch" => super::admin::watch(&toks, n),
         [b'm', c] => super::meta::parse(*c, &line[2..], rest, limits),
         _ if last.starts_with(b"HTTP/") => return Err(ParseError::Close(CloseReason::Http)),
         _ => invalid(ProtocolError::UnknownCommand, false),
