@@ -454,6 +454,7 @@ impl Config {
             shards: 0,
             moves: x.moves,
             hash_expand: x.hash_expand,
+            track_sizes: x.track_sizes,
         };
         let metrics = a.metrics_port.map(|port| SocketAddr::new(a.metrics_listen.unwrap_or(interfaces[0].ip()), port));
         Ok(Config {

@@ -1,5 +1,6 @@
-//! The admin commands against the real binary: `stats detail`, `slabs
-//! reassign|automove`, `lru_crawler enable|disable|crawl|metadump`.
+//! The admin commands against the real binary: `stats detail`, `stats
+//! sizes`, `slabs reassign|automove`, `lru_crawler
+//! enable|disable|crawl|metadump`.
 
 mod common;
 
@@ -242,4 +243,47 @@ fn a_large_metadump_streams_every_item() {
     let dump = text(c.read_until(b"END\r\n"));
     assert_eq!(dump.lines().filter(|l| l.starts_with("key=bulk%3Akey%3A")).count(), 40_000);
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+}
+
+/// `stats sizes` in memcached's format: `STAT <32-byte bucket> <count>`
+/// rows, then `END`; `sizes_enable` and `sizes_disable` answer one status
+/// line and no `END`, as memcached does. Bucket values follow our item
+/// header (34 bytes, no `\r\n` stored): "foo"/"bar" is 40 bytes here.
+#[test]
+fn stats_sizes_counts_items_in_32_byte_buckets_when_enabled() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    assert_eq!(server.stats("settings")["track_sizes"], "no");
+    c.expect(b"stats sizes\r\n", b"STAT sizes_status disabled\r\nEND\r\n");
+    c.expect(b"set old 0 0 1\r\nx\r\n", b"STORED\r\n");
+    c.expect(b"stats sizes_enable\r\n", b"STAT sizes_status enabled\r\n");
+    assert_eq!(server.stats("settings")["track_sizes"], "yes");
+    c.expect(b"stats sizes\r\n", b"END\r\n");
+    c.expect(b"set foo 0 0 3\r\nbar\r\n", b"STORED\r\n");
+    let hundred = format!("set k2 5 0 100\r\n{}\r\n", "0".repeat(100));
+    c.expect(hundred.as_bytes(), b"STORED\r\n");
+    c.expect(b"stats sizes\r\n", b"STAT 64 1\r\nSTAT 160 1\r\nEND\r\n");
+    c.expect(b"delete old\r\n", b"DELETED\r\n");
+    c.expect(b"delete foo\r\n", b"DELETED\r\n");
+    c.expect(b"stats sizes extra words\r\n", b"STAT 160 1\r\nEND\r\n");
+    c.expect(b"stats sizes_enable\r\n", b"STAT sizes_status enabled\r\n");
+    c.expect(b"stats sizes_disable\r\n", b"STAT sizes_status disabled\r\n");
+    c.expect(b"stats sizes\r\n", b"STAT sizes_status disabled\r\nEND\r\n");
+    assert_eq!(server.stats("settings")["track_sizes"], "no");
+    // Binary: the status packet alone, with no terminating packet.
+    let mut b = server.connect();
+    let req = bin(0x10, &[], b"sizes_enable", &[], 0, 7);
+    let r = b.bin_call(&req);
+    assert_eq!((r.status, &r.key[..], &r.value[..]), (0, &b"sizes_status"[..], &b"enabled"[..]));
+    b.expect_nothing_more(&req);
+}
+
+#[test]
+fn track_sizes_option_counts_from_the_start() {
+    let server = Server::start(&["-o", "track_sizes"]);
+    let mut c = server.connect();
+    assert_eq!(server.stats("settings")["track_sizes"], "yes");
+    c.expect(b"stats sizes\r\n", b"END\r\n");
+    c.expect(b"set foo 1 0 3\r\nbar\r\n", b"STORED\r\n");
+    c.expect(b"stats sizes\r\n", b"STAT 64 1\r\nEND\r\n");
 }

@@ -22,6 +22,8 @@ pub struct Extended {
     /// `hashpower` was given (memcached reports 0 otherwise).
     pub hashpower_given: bool,
     pub hash_expand: bool,
+    /// `track_sizes`: `stats sizes` counts items from the start.
+    pub track_sizes: bool,
     pub strict: bool,
     pub lru_crawler: bool,
     pub moves: PageMoves,
@@ -44,6 +46,7 @@ impl Extended {
             hashpower: 16,
             hashpower_given: false,
             hash_expand: true,
+            track_sizes: false,
             strict: false,
             lru_crawler: true,
             moves: PageMoves::default(),
@@ -78,7 +81,6 @@ const REFUSED: &[(&str, &str)] = &[
     ),
     ("slab_automove_freeratio", "there is no external storage (extstore)"),
     ("slab_sizes", "slab class sizes follow -n and -f only"),
-    ("track_sizes", "`stats sizes` histograms are not kept"),
     (
         "read_buf_mem_limit",
         "there is no global budget for connection buffers; each connection's output is capped instead",
@@ -142,6 +144,7 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
                 x.slab_chunk_max = Some(v);
             }
             "strict_protocol" => x.strict = true,
+            "track_sizes" => x.track_sizes = true,
             "lru_crawler" => x.lru_crawler = true,
             "no_lru_crawler" => x.lru_crawler = false,
             "slab_reassign" => x.moves.reassign = true,
@@ -222,6 +225,7 @@ mod tests {
         assert!(!x.moves.reassign && x.moves.automove == 0 && !x.lru_crawler);
         let x = o("no_modern,lru_crawler").unwrap();
         assert!(x.lru_crawler);
+        assert!(o("track_sizes").unwrap().track_sizes);
     }
 
     #[test]

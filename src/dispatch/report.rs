@@ -10,6 +10,8 @@ use crate::figures::{self, Sample};
 use crate::num::parse_unsigned;
 use crate::protocol::{ProtocolError, Reply, Status};
 
+use crate::storage::SizesError;
+
 use crate::state::{ConnInfo, ConnState, Endpoint, ListenerInfo, Shared};
 
 /// Answers `stats [args]`.
@@ -26,9 +28,19 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
         Some(b"settings") => settings(sh, out),
         Some(b"items") => items(sh, out),
         Some(b"slabs") => slabs(sh, out),
-        Some(b"sizes") => {
+        Some(b"sizes") => sizes(sh, out),
+        // memcached ends neither reply with END (nor a binary terminator
+        // packet); a client written for it reads the one or two lines.
+        Some(b"sizes_enable") => match sh.store.enable_size_tracking() {
+            Ok(()) => out.stat("sizes_status", &"enabled"),
+            Err(SizesError::NoMemory) => {
+                out.stat("sizes_status", &"error");
+                out.stat("sizes_error", &"no_memory");
+            }
+        },
+        Some(b"sizes_disable") => {
+            sh.store.disable_size_tracking();
             out.stat("sizes_status", &"disabled");
-            out.stats_end();
         }
         Some(b"conns") => conns(sh, out),
         Some(b"ferrocache") => rows(sh, figures::FERROCACHE, out),
@@ -134,10 +146,24 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("idle_timeout", &srv.idle_timeout);
     out.stat("write_timeout", &srv.write_timeout);
     out.stat("read_buf_mem_limit", &0);
-    out.stat("track_sizes", &"no");
+    out.stat("track_sizes", &yes_no(sh.store.tracks_sizes()));
     let memory_file = cfg.memory_file.as_ref().map_or("(null)".to_string(), |p| p.display().to_string());
     out.stat("memory_file", &memory_file);
     out.stat("shards", &sh.store.shard_count());
+    out.stats_end();
+}
+
+/// `stats sizes`: `STAT <size> <count>` for each non-empty 32-byte bucket
+/// (size being the bucket's upper bound), or the disabled status.
+fn sizes<R: Reply>(sh: &Shared, out: &mut R) {
+    match sh.store.size_histogram() {
+        Some(rows) => {
+            for (size, count) in rows {
+                out.stat(&size.to_string(), &count);
+            }
+        }
+        None => out.stat("sizes_status", &"disabled"),
+    }
     out.stats_end();
 }
 

@@ -12,6 +12,7 @@
 use super::hashtable::{Chain, Loc, Table};
 use super::item::{self, ItemRef, FETCHED, LINKED, STALE, TOKEN_SENT};
 use super::lru;
+use super::sizes::SizeHistogram;
 use super::slab::{Class, PagePool, SlabSizes};
 use super::{EvictHookCell, Eviction, StoreOutcome};
 
@@ -69,6 +70,8 @@ pub(super) struct Shard {
     /// shard's lock.
     pub(super) evict_hook: std::sync::Arc<EvictHookCell>,
     pub(super) slabs_moved: u64,
+    /// `stats sizes` counts, only while size tracking is on (`sizes.rs`).
+    pub(super) size_hist: Option<SizeHistogram>,
 }
 
 /// What every write takes from the store besides the item itself: where
@@ -149,6 +152,7 @@ impl Shard {
             last_move: 0,
             hash_expand: true,
             slabs_moved: 0,
+            size_hist: None,
             evict_hook,
         }
     }
@@ -288,6 +292,22 @@ impl Shard {
         c.items -= 1;
         c.bytes -= total as u64;
         c.free_chunk(loc.idx);
+        if let Some(hist) = &mut self.size_hist {
+            hist.remove(total, cas);
+        }
+    }
+
+    /// Gives a linked item a new CAS in place (incr, meta invalidation, a
+    /// restored item's old CAS), keeping the size histogram's reckoning of
+    /// which items it counted true.
+    pub(super) fn set_cas(&mut self, loc: Loc, cas: u64) {
+        let it = self.item(loc);
+        let (total, old) = (it.total_len(), it.cas());
+        if let Some(hist) = &mut self.size_hist {
+            hist.remove(total, old);
+            hist.add(total, cas);
+        }
+        self.class_mut(loc.class).item_mut(loc.idx).set_cas(cas);
     }
 
     /// Unlinks the item at `loc`, finding its hash chain by its key.
@@ -325,6 +345,9 @@ impl Shard {
         c.bytes += total as u64;
         c.counters.cmd_set += 1;
         self.total_items += 1;
+        if let Some(hist) = &mut self.size_hist {
+            hist.add(total, cas);
+        }
         Ok(Written { loc, cas })
     }
 }

@@ -191,10 +191,10 @@ impl Store {
         if opts.invalidate {
             let cas = s.next_cas();
             let exp = opts.touch.map(|t| self.clock.exptime_to_rel(t));
+            s.set_cas(loc, cas);
             let mut it = s.class_mut(loc.class).item_mut(loc.idx);
             let fl = it.as_ref().iflags();
             it.set_iflags((fl | STALE) & !TOKEN_SENT);
-            it.set_cas(cas);
             if let Some(exp) = exp {
                 it.set_exptime(exp);
             }

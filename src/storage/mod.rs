@@ -31,6 +31,7 @@
 //! - `crawler.rs`: the background expiry crawler.
 //! - `admin.rs`: `slabs reassign|automove`, requested crawls and the
 //!   `lru_crawler metadump` walk.
+//! - `sizes.rs`: the `stats sizes` histogram.
 //! - `slab.rs`, `lru.rs`, `hashtable.rs`, `item.rs`, `clock.rs`: the data
 //!   structures those build on.
 
@@ -43,6 +44,7 @@ pub mod item;
 mod items;
 pub mod lru;
 mod meta;
+mod sizes;
 pub mod slab;
 pub mod snapshot;
 mod stats;
@@ -61,6 +63,7 @@ use slab::{PagePool, SlabSizes};
 
 pub use admin::{uri_encode, ClassMask, CrawlStart, Cursor, Reassign, ALL_CLASSES};
 pub use meta::{MetaDelete, MetaGet, MetaItem, MetaOrder};
+pub use sizes::{SizesError, BUCKET_BYTES as SIZE_BUCKET_BYTES};
 pub use stats::{ClassStats, StoreStats};
 
 /// memcached refuses to parse a counter stored in 24 or more bytes.
@@ -92,6 +95,8 @@ pub struct StoreConfig {
     pub moves: PageMoves,
     /// `-o no_hashexpand` turns this off: the table keeps its first size.
     pub hash_expand: bool,
+    /// `-o track_sizes`: count items by size from the start (`stats sizes`).
+    pub track_sizes: bool,
 }
 
 /// Whether, and when, a page moves from one slab class to another.
@@ -140,6 +145,7 @@ impl Default for StoreConfig {
             shards: 0,
             moves: PageMoves::default(),
             hash_expand: true,
+            track_sizes: false,
         }
     }
 }
@@ -253,6 +259,9 @@ pub struct Store {
     admin: admin::Admin,
     /// The one consumer of eviction events (`watch evictions`).
     evict_hook: Arc<EvictHookCell>,
+    /// Whether items are counted by size; held while the shards' size
+    /// histograms are turned on or off or summed (taken before a shard).
+    track_sizes: Mutex<bool>,
 }
 
 impl Store {
@@ -283,7 +292,7 @@ impl Store {
                 Mutex::new(shard)
             })
             .collect();
-        Store {
+        let store = Store {
             shards,
             shard_shift: 64 - nshards.trailing_zeros(),
             hasher,
@@ -297,7 +306,14 @@ impl Store {
             limit_bytes: AtomicUsize::new(cfg.memory_limit),
             admin: admin::Admin::new(cfg.moves.automove),
             evict_hook,
+            track_sizes: Mutex::new(false),
+        };
+        if cfg.track_sizes {
+            // Without the memory, tracking stays off (`stats settings`
+            // says so), as in memcached.
+            let _ = store.enable_sizes(true);
         }
+        store
     }
 
     /// Sets the one function told of every eviction (once; later calls
@@ -623,6 +639,7 @@ impl Store {
         if digits.len() <= vlen {
             // Rewrite in place, padded with spaces as memcached does.
             let new_cas = s.next_cas();
+            s.set_cas(loc, new_cas);
             let c = s.class_mut(loc.class);
             if incr {
                 c.counters.incr_hits += 1;
@@ -633,7 +650,6 @@ impl Store {
             let v = it.value_mut();
             v[..digits.len()].copy_from_slice(digits);
             v[digits.len()..].fill(b' ');
-            it.set_cas(new_cas);
             it.set_atime(now);
             it.set_exptime(exptime);
             lru::bump(c, loc.idx);
@@ -701,7 +717,7 @@ impl Store {
         let mut s = shard.lock();
         match s.write_item(&self.write_ctx(now), NewItem { h, key, flags, exptime: exp, value, marks: 0 }) {
             Ok(w) => {
-                s.class_mut(w.loc.class).item_mut(w.loc.idx).set_cas(cas);
+                s.set_cas(w.loc, cas);
                 StoreOutcome::Stored
             }
             Err(e) => e,

@@ -577,3 +577,105 @@ fn mixed_sizes_fill_without_evicting_while_memory_is_free() {
     }
     assert_eq!(s.stats().evictions, 0);
 }
+
+/// The `stats sizes` rows for items of these (key, value, flags) shapes.
+fn size_rows(items: &[(usize, usize, u32)]) -> Vec<(usize, u64)> {
+    let mut rows: Vec<(usize, u64)> = Vec::new();
+    for &(k, v, f) in items {
+        let size = item::total_len(k, v, f).div_ceil(SIZE_BUCKET_BYTES) * SIZE_BUCKET_BYTES;
+        match rows.iter_mut().find(|r| r.0 == size) {
+            Some(r) => r.1 += 1,
+            None => rows.push((size, 1)),
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn size_histogram_follows_set_replace_delete_and_append() {
+    let (s, _) = small();
+    assert_eq!(s.size_histogram(), None, "off until enabled");
+    assert!(!s.tracks_sizes());
+    s.enable_size_tracking().unwrap();
+    assert!(s.tracks_sizes());
+    assert_eq!(s.size_histogram(), Some(vec![]));
+    s.store(StoreMode::Set, b"a", 0, 0, b"v");
+    s.store(StoreMode::Set, b"b", 9, 0, &[b'x'; 100]);
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(1, 1, 0), (1, 100, 9)]));
+    // Replacing moves the item to its new size; append rewrites it.
+    s.store(StoreMode::Replace, b"a", 0, 0, &[b'y'; 300]);
+    s.store(StoreMode::Append(0), b"b", 0, 0, b"zz");
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(1, 300, 0), (1, 102, 9)]));
+    assert!(s.delete(b"a"));
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(1, 102, 9)]));
+    // An in-place incr and a meta invalidation change the CAS, not the count.
+    s.store(StoreMode::Set, b"n", 0, 0, b"10");
+    s.delta(b"n", true, 5);
+    s.delete_meta(b"n", MetaDelete { invalidate: true, ..MetaDelete::default() });
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(1, 102, 9), (1, 2, 0)]));
+    s.disable_size_tracking();
+    assert_eq!(s.size_histogram(), None);
+}
+
+#[test]
+fn size_histogram_drops_expired_and_evicted_items_when_unlinked() {
+    let (s, clock) = store_with(1, 64 * 1024, true);
+    s.enable_size_tracking().unwrap();
+    s.store(StoreMode::Set, b"ttl", 0, 5, b"v");
+    s.store(StoreMode::Set, b"dead", 0, 5, b"v");
+    clock.advance(5);
+    // Dead but linked items still count, as in memcached, until unlinked:
+    // by a read, or by the crawler.
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(3, 1, 0), (4, 1, 0)]));
+    assert_eq!(get(&s, b"ttl"), None);
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(4, 1, 0)]));
+    while s.crawl(64) > 0 {}
+    assert_eq!(s.size_histogram(), Some(vec![]));
+    // One page of 80-byte chunks, then one more item: one eviction.
+    let per_page = 64 * 1024 / 80;
+    for i in 0..=per_page {
+        s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v");
+    }
+    assert!(s.stats().evictions > 0);
+    let live = s.stats().curr_items;
+    assert_eq!(s.size_histogram().unwrap(), vec![(size_rows(&[(5, 1, 0)])[0].0, live)]);
+}
+
+#[test]
+fn size_tracking_enabled_on_a_full_cache_counts_only_newer_items() {
+    let (s, _) = small();
+    s.store(StoreMode::Set, b"old", 0, 0, b"v");
+    s.store(StoreMode::Set, b"n", 0, 0, b"1");
+    s.enable_size_tracking().unwrap();
+    assert_eq!(s.size_histogram(), Some(vec![]));
+    // Deleting an uncounted item leaves the counts alone (no underflow)...
+    assert!(s.delete(b"old"));
+    // ... and an old item whose CAS changes in place is counted from then.
+    s.delta(b"n", true, 1);
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(1, 1, 0)]));
+    assert!(s.delete(b"n"));
+    assert_eq!(s.size_histogram(), Some(vec![]));
+    // Enabling again keeps the counts; re-enabling after a disable starts
+    // from nothing.
+    s.store(StoreMode::Set, b"x", 0, 0, b"v");
+    s.enable_size_tracking().unwrap();
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(1, 1, 0)]));
+    s.disable_size_tracking();
+    s.enable_size_tracking().unwrap();
+    assert_eq!(s.size_histogram(), Some(vec![]));
+    assert!(s.delete(b"x"));
+    assert_eq!(s.size_histogram(), Some(vec![]));
+}
+
+#[test]
+fn track_sizes_at_start_counts_restored_items_with_old_cas_values() {
+    let clock = Arc::new(Clock::manual(1_700_000_000));
+    let s = Store::new(&StoreConfig { track_sizes: true, shards: 4, ..StoreConfig::default() }, clock);
+    assert!(s.tracks_sizes());
+    s.raise_cas(1 << 20);
+    assert_eq!(s.restore(b"r", b"value", 3, 0, 65), StoreOutcome::Stored);
+    assert_eq!(s.size_histogram().unwrap(), size_rows(&[(1, 5, 3)]));
+    assert!(s.delete(b"r"));
+    assert_eq!(s.size_histogram(), Some(vec![]));
+}
