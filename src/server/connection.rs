@@ -30,7 +30,7 @@ use crate::config::ProtocolChoice;
 use crate::dispatch::{dispatch, Action, Session};
 use crate::protocol::binary::{self, compose::BinaryReply, REQUEST_MAGIC};
 use crate::protocol::text::{self, compose::TextReply};
-use crate::protocol::{ParseError, Reply, Status};
+use crate::protocol::{ParseError, Reply, Request, Status};
 use crate::state::{ConnState, Endpoint, Shared};
 use crate::stats::{command_kind, WorkerStats};
 use crate::watch::{CloseReason, Watcher};
@@ -77,25 +77,35 @@ pub fn run_one(
     if session.binary {
         let (req, meta, used) = binary::parse(input, limits)?;
         let kind = command_kind(&req);
-        let mut reply = BinaryReply::new(out, meta);
-        let action = dispatch(sh, w, session, req, &mut reply);
-        if reply.queued() - mark > reply_cap {
-            reply.truncate(mark);
-            reply.status(Status::ReplyTooLarge, 0);
-        }
+        let action = run_capped(sh, w, session, req, &mut BinaryReply::new(out, meta), mark, reply_cap);
         Ok((action, used, kind))
     } else {
         let (req, used) = text::parse(input, limits)?;
-        let noreply = req.noreply();
         let kind = command_kind(&req);
-        let mut reply = TextReply::new(out, noreply);
-        let action = dispatch(sh, w, session, req, &mut reply);
-        if reply.queued() - mark > reply_cap {
-            reply.truncate(mark);
-            reply.status(Status::ReplyTooLarge, 0);
-        }
+        let noreply = req.noreply();
+        let action = run_capped(sh, w, session, req, &mut TextReply::new(out, noreply), mark, reply_cap);
         Ok((action, used, kind))
     }
+}
+
+/// Dispatches `req`; a reply past `reply_cap` bytes (queued after `mark`)
+/// is replaced by the out-of-memory error.
+#[inline]
+fn run_capped<R: Reply>(
+    sh: &Shared,
+    w: &WorkerStats,
+    session: &mut Session,
+    req: Request<'_>,
+    reply: &mut R,
+    mark: usize,
+    reply_cap: usize,
+) -> Action {
+    let action = dispatch(sh, w, session, req, reply);
+    if reply.queued() - mark > reply_cap {
+        reply.truncate(mark);
+        reply.status(Status::ReplyTooLarge, 0);
+    }
+    action
 }
 
 /// A client connection owned by one event loop.
