@@ -1,7 +1,7 @@
 //! ferrocache: a memcached-compatible, multi-threaded cache daemon.
 //!
 //! ```text
-//!        clients (text, meta and binary protocols over TCP)
+//!  clients (text, meta and binary protocols over TCP, unix sockets, UDP)
 //!                 |          |          |
 //!   SO_REUSEPORT  v          v          v
 //!            +---------+ +---------+ +---------+

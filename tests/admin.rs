@@ -232,6 +232,47 @@ fn metadump_is_refused_with_dumping_disabled() {
     c.expect(b"lru_crawler metadump all\r\n", b"ERROR metadump not allowed\r\n");
 }
 
+/// A client that half-closes right after asking (`... | nc -N`) still gets
+/// the whole dump: queued output goes out before the close.
+#[test]
+fn a_half_closed_client_gets_the_whole_metadump() {
+    let server = Server::start(&["-m", "64"]);
+    let mut c = server.connect();
+    // A dump of about 8 MB into a small receive buffer: the server still
+    // has output queued when it reads the end of the input.
+    socket2::SockRef::from(&c.stream).set_recv_buffer_size(16 * 1024).unwrap();
+    let prefix = format!("half:{}:", "k".repeat(150));
+    fill(&mut c, &prefix, 40_000, 1);
+    c.send(b"lru_crawler metadump all\r\n");
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut c.stream, &mut all).unwrap();
+    let dump = text(all);
+    assert!(dump.ends_with("END\r\n"), "{}", &dump[dump.len().saturating_sub(200)..]);
+    assert_eq!(dump.lines().filter(|l| l.starts_with("key=half%3Akkk")).count(), 40_000);
+}
+
+/// A connection still sending a dump waits for its reader, so `-o
+/// idle_timeout` does not cut it, however long the reader pauses.
+#[test]
+fn a_slowly_read_metadump_is_not_idle() {
+    let server = Server::start(&["-m", "64", "-o", "idle_timeout=1"]);
+    let mut c = server.connect();
+    // A small receive buffer and a dump of about 8 MB: most of it waits
+    // in the server while the client pauses.
+    socket2::SockRef::from(&c.stream).set_recv_buffer_size(16 * 1024).unwrap();
+    let prefix = format!("slow:{}:", "k".repeat(150));
+    fill(&mut c, &prefix, 40_000, 1);
+    c.send(b"lru_crawler metadump all\r\n");
+    let mut buf = vec![0u8; 64 * 1024];
+    let first = std::io::Read::read(&mut c.stream, &mut buf).unwrap();
+    assert!(first > 0);
+    // Past the idle timeout (checked once a second, on a 1 s clock).
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let dump = text([buf[..first].to_vec(), c.read_until(b"END\r\n")].concat());
+    assert_eq!(dump.lines().filter(|l| l.starts_with("key=slow%3A")).count(), 40_000);
+}
+
 #[test]
 fn a_large_metadump_streams_every_item() {
     // 40k items make a dump of about 3 MB, past the 1 MiB output mark: it

@@ -185,8 +185,27 @@ fn udp_replies_span_datagrams_up_to_the_bound() {
         udp_request(&sock, 55, b"get big big big\r\n").concat(),
         b"SERVER_ERROR out of memory writing get response\r\n"
     );
-    let parts = udp_request(&sock, 56, b"get big\r\nget big\r\nget big\r\n");
-    assert!(parts.len() <= 32, "{} datagrams", parts.len());
+    // Three requests in one datagram: the two replies that fit, then the
+    // error for the third, which would pass the bound.
+    let mut one = b"VALUE big 0 20000\r\n".to_vec();
+    one.extend_from_slice(&big);
+    one.extend_from_slice(b"\r\nEND\r\n");
+    let mut want = [one.clone(), one].concat();
+    want.extend_from_slice(b"SERVER_ERROR out of memory writing get response\r\n");
+    assert_eq!(udp_request(&sock, 56, b"get big\r\nget big\r\nget big\r\n").concat(), want);
+}
+
+/// Commands that stream past one reply are refused over UDP, whole, rather
+/// than answered in part or not at all.
+#[test]
+fn udp_refuses_metadump_and_watch() {
+    let server = Server::start(&["-U", "-1"]);
+    let sock = udp_client(&server);
+    let refused = b"SERVER_ERROR streaming commands need a TCP or unix socket connection\r\n".to_vec();
+    assert_eq!(udp_request(&sock, 60, b"set a 0 0 1\r\nx\r\n").concat(), b"STORED\r\n");
+    assert_eq!(udp_request(&sock, 61, b"lru_crawler metadump all\r\n").concat(), refused);
+    assert_eq!(udp_request(&sock, 62, b"watch\r\n").concat(), refused);
+    assert_eq!(udp_request(&sock, 63, b"get a\r\n").concat(), b"VALUE a 0 1\r\nx\r\nEND\r\n");
 }
 
 /// `stats conns` as memcached lists it: listeners and UDP sockets, then

@@ -6,7 +6,7 @@
 //! A metadump is not written here in one go: [`Action::Dump`] hands its
 //! cursor to the connection, which calls [`metadump_step`] each time its
 //! output has drained below the high-water mark, so a dump of any size
-//! takes one step's worth of output buffer.
+//! holds at most that mark (1 MiB) plus one 64 KiB part of output.
 
 use crate::num::parse_unsigned;
 use crate::protocol::{AdminCommand, Reply, Status};

@@ -8,9 +8,12 @@
 //!   data), or
 //! - the socket write returned WouldBlock with output queued (a writable
 //!   edge will follow), or
-//! - it used up its `-R` request budget with input still buffered: it then
-//!   says [`Served::Yielded`] and the event loop calls it again without
-//!   waiting for an event.
+//! - it used up its `-R` request budget with input still buffered, or a
+//!   `lru_crawler metadump` still to write: it then says
+//!   [`Served::Yielded`] and the event loop calls it again without waiting
+//!   for an event, or
+//! - it is a `watch` stream with no line to send: a producer wakes the
+//!   loop's Waker when lines arrive, and the loop serves its watchers.
 //!
 //! Memory per connection is bounded: input holds at most one partial
 //! request (a line up to the parser's limit, a value up to `-I`) plus one
@@ -146,6 +149,9 @@ pub struct Connection {
     watcher: Option<Box<Watcher>>,
     /// What a close now would be reported as (`watch connevents`).
     pub close_reason: CloseReason,
+    /// In the event loop's list of connections to serve again (it
+    /// yielded): kept so that the list holds it once.
+    pub queued: bool,
 }
 
 impl Connection {
@@ -176,6 +182,7 @@ impl Connection {
             fd,
             watcher: None,
             close_reason: CloseReason::Error,
+            queued: false,
         }
     }
 
@@ -207,6 +214,13 @@ impl Connection {
     /// Whether the connection has become a `watch` log stream.
     pub fn watching(&self) -> bool {
         self.watcher.is_some()
+    }
+
+    /// Whether the connection owes the client output (queued replies, a
+    /// dump in progress): it waits for the client, so it is not idle
+    /// (`-o write_timeout` covers a client that stops reading).
+    pub fn sending(&self) -> bool {
+        self.dump.is_some() || self.pending_output() > 0
     }
 
     /// Output queued and not yet written.
@@ -332,8 +346,14 @@ impl Connection {
                 return Served::Yielded;
             }
             if self.peer_closed {
+                // A half-closed client still reads: what is queued for it
+                // (the end of a dump, pipelined replies) goes out first.
                 self.close_reason = CloseReason::Normal;
-                return Served::Closed;
+                if self.pending_output() == 0 {
+                    return Served::Closed;
+                }
+                self.close_after_write = true;
+                return Served::Waiting;
             }
             if self.dump.is_some() {
                 // Output drained below the mark: write the dump's next part.

@@ -156,6 +156,9 @@ impl EventLoop {
                 }
             }
             for key in std::mem::take(&mut self.ready) {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.queued = false;
+                }
                 self.serve(key, false, woke);
             }
             for i in std::mem::take(&mut self.udp_ready) {
@@ -265,7 +268,13 @@ impl EventLoop {
         }
         match served {
             Served::Waiting => {}
-            Served::Yielded => self.ready.push(key),
+            // A connection can be served twice in one round (a watcher
+            // from the waker and from its socket): queue it once.
+            Served::Yielded => {
+                if !std::mem::replace(&mut conn.queued, true) {
+                    self.ready.push(key);
+                }
+            }
             Served::Closed => self.close(key, None),
         }
     }
@@ -296,7 +305,12 @@ impl EventLoop {
                 // A watcher sends nothing; it is not idle.
                 continue;
             }
-            if idle_timeout > 0 && now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout {
+            // As memcached, only a connection waiting for a command can be
+            // idle; one still sending (a long dump to a slow reader) is not.
+            if idle_timeout > 0
+                && !c.sending()
+                && now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout
+            {
                 idle.push(k);
             } else if c.write_stalled(now, write_timeout) {
                 stalled.push(k);

@@ -146,6 +146,9 @@ impl UdpServer {
     }
 }
 
+/// The reply to a command that streams (`lru_crawler metadump`, `watch`).
+const STREAM_OVER_UDP: &[u8] = b"SERVER_ERROR streaming commands need a TCP or unix socket connection\r\n";
+
 /// Runs the requests of one datagram's payload, appending their replies to
 /// `reply` (at most [`MAX_REPLY`] bytes plus one error reply). Stops at an
 /// incomplete request (the rest of a request never comes in a later
@@ -160,6 +163,7 @@ fn run_datagram(sh: &Shared, w: &WorkerStats, mut input: &[u8], reply: &mut Vec<
     let mut mark = woke;
     while !input.is_empty() && reply.len() < MAX_REPLY {
         let cap = MAX_REPLY - reply.len();
+        let start = reply.len();
         match run_one(sh, w, &mut session, input, reply, cap) {
             Ok((action, used, kind)) => {
                 let done = Instant::now();
@@ -171,8 +175,14 @@ fn run_datagram(sh: &Shared, w: &WorkerStats, mut input: &[u8], reply: &mut Vec<
                     Action::Swallow(n) => input = &input[n.min(input.len())..],
                     // A metadump streams over many writes; a datagram's
                     // reply is bounded, so over UDP it stops here.
-                    // A watch stream needs a connection; over UDP it ends.
-                    Action::Close | Action::Quit | Action::Dump(_) | Action::Watch(_) => return,
+                    Action::Close | Action::Quit => return,
+                    // A metadump or a watch stream outlives one reply: over
+                    // UDP it is refused rather than answered in part.
+                    Action::Dump(_) | Action::Watch(_) => {
+                        reply.truncate(start);
+                        reply.extend_from_slice(STREAM_OVER_UDP);
+                        return;
+                    }
                 }
             }
             Err(ParseError::Incomplete) | Err(ParseError::Close(_)) => return,

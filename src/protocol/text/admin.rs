@@ -47,14 +47,22 @@ pub(super) fn lru_crawler<'a>(toks: &[&'a [u8]], n: usize) -> Line<'a> {
 
 /// `watch [class ...]`: no class means fetchers, as in memcached; a word
 /// that names no class is `ERROR`.
-pub(super) fn watch<'a>(toks: &[&'a [u8]], n: usize) -> Line<'a> {
+/// memcached tokenizes at most this many words of a command line.
+const MAX_WATCH_TOKENS: usize = 24;
+
+/// `watch [class ...]`: reads the whole line, since a watch may name more
+/// classes than the other commands' token array holds.
+pub(super) fn watch(line: &[u8]) -> Line<'static> {
     use crate::protocol::watch_class::*;
-    if n > toks.len() {
+    let words = line.split(|&b| b == b' ').filter(|t| !t.is_empty());
+    if words.clone().count() > MAX_WATCH_TOKENS {
         return invalid(ProtocolError::UnknownCommand, false);
     }
     let mut classes = 0;
-    for t in &toks[1..n] {
-        classes |= match *t {
+    let mut named = false;
+    for t in words.skip(1) {
+        named = true;
+        classes |= match t {
             b"fetchers" => FETCHERS,
             b"mutations" => MUTATIONS,
             b"evictions" => EVICTIONS,
@@ -65,7 +73,7 @@ pub(super) fn watch<'a>(toks: &[&'a [u8]], n: usize) -> Line<'a> {
             _ => return invalid(ProtocolError::UnknownCommand, false),
         };
     }
-    done(AdminCommand::Watch { classes: if n == 1 { FETCHERS } else { classes } })
+    done(AdminCommand::Watch { classes: if named { classes } else { FETCHERS } })
 }
 
 #[cfg(test)]
@@ -114,6 +122,19 @@ mod tests {
             (b"watch evictions evictions\r\n", R::Admin(A::Watch { classes: W::EVICTIONS })),
             (b"watch sysevents proxyuser\r\n", R::Admin(A::Watch { classes: W::SYSEVENTS | W::PROXY })),
             (b"watch fetchers bogus\r\n", err(E::UnknownCommand)),
+            // More classes than the 8-token array of the other commands.
+            (
+                b"watch fetchers mutations evictions connevents sysevents rawcmds proxyreqs proxyevents\r\n",
+                R::Admin(A::Watch {
+                    classes: W::FETCHERS
+                        | W::MUTATIONS
+                        | W::EVICTIONS
+                        | W::CONNEVENTS
+                        | W::SYSEVENTS
+                        | W::RAWCMDS
+                        | W::PROXY,
+                }),
+            ),
             (b"watch noreply\r\n", err(E::UnknownCommand)),
             (b"watch Fetchers\r\n", err(E::UnknownCommand)),
         ]

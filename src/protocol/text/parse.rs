@@ -105,7 +105,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
         b"config" => config(&toks, n, rest, limits),
         b"slabs" => super::admin::slabs(&toks, n),
         b"lru_crawler" => super::admin::lru_crawler(&toks, n),
-        b"watch" => super::admin::watch(&toks, n),
+        b"watch" => super::admin::watch(line),
         [b'm', c] => super::meta::parse(*c, &line[2..], rest, limits),
         _ if last.starts_with(b"HTTP/") => return Err(ParseError::Close(CloseReason::Http)),
         _ => invalid(ProtocolError::UnknownCommand, false),
@@ -119,7 +119,7 @@ fn trim_spaces(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
-/// An exptime: a signed number that fits memcached's 32-bit field.
+/// get/gets/gat/gats and their keys.
 fn retrieval<'a>(line: &'a [u8], cmd: &[u8], n: usize, cas: bool, touch: bool) -> Line<'a> {
     if n < 2 {
         return invalid(ProtocolError::UnknownCommand, false);
