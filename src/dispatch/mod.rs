@@ -14,7 +14,7 @@ mod watch;
 
 use std::sync::atomic::Ordering;
 
-use crate::config::{Config, MEMCACHED_VERSION};
+use crate::config::{Config, ProtocolChoice, MEMCACHED_VERSION};
 use crate::detail::Event;
 use crate::protocol::{Keys, MetaCode, MetaCommand, MetaFlags, ProtocolError, Reply, Request, Status, StoreCommand};
 use crate::state::Shared;
@@ -57,6 +57,17 @@ impl Session {
     /// A new connection's state under `config`.
     pub fn new(config: &Config, binary: bool) -> Session {
         Session { binary, authenticated: config.server.auth.is_none(), fd: -1 }
+    }
+
+    /// The state of a connection (or datagram) whose first byte is
+    /// `first`: `0x80` picks the binary protocol unless `-B` fixed one.
+    pub fn for_first_byte(config: &Config, first: u8) -> Session {
+        let binary = match config.server.protocol {
+            ProtocolChoice::Auto => first == crate::protocol::binary::REQUEST_MAGIC,
+            ProtocolChoice::Ascii => false,
+            ProtocolChoice::Binary => true,
+        };
+        Session::new(config, binary)
     }
 }
 

@@ -29,9 +29,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::stream::Stream;
-use crate::config::ProtocolChoice;
 use crate::dispatch::{dispatch, Action, Session};
-use crate::protocol::binary::{self, compose::BinaryReply, REQUEST_MAGIC};
+use crate::protocol::binary::{self, compose::BinaryReply};
 use crate::protocol::text::{self, compose::TextReply};
 use crate::protocol::{ParseError, Reply, Request, Status};
 use crate::state::{ConnState, Endpoint, Shared};
@@ -243,12 +242,7 @@ impl Connection {
         loop {
             let mut handled = 0;
             if self.session.is_none() && self.filled > self.start {
-                let binary = match sh.config.server.protocol {
-                    ProtocolChoice::Auto => self.rbuf[self.start] == REQUEST_MAGIC,
-                    ProtocolChoice::Ascii => false,
-                    ProtocolChoice::Binary => true,
-                };
-                let mut session = Session::new(&sh.config, binary);
+                let mut session = Session::for_first_byte(&sh.config, self.rbuf[self.start]);
                 session.fd = self.fd;
                 self.session = Some(session);
             }

@@ -30,9 +30,7 @@ use std::time::Instant;
 use mio::net::UdpSocket;
 
 use super::connection::run_one;
-use crate::config::ProtocolChoice;
 use crate::dispatch::{Action, Session};
-use crate::protocol::binary::REQUEST_MAGIC;
 use crate::protocol::ParseError;
 use crate::state::Shared;
 use crate::stats::WorkerStats;
@@ -154,12 +152,7 @@ const STREAM_OVER_UDP: &[u8] = b"SERVER_ERROR streaming commands need a TCP or u
 /// incomplete request (the rest of a request never comes in a later
 /// datagram) and after `quit`.
 fn run_datagram(sh: &Shared, w: &WorkerStats, mut input: &[u8], reply: &mut Vec<u8>, woke: Instant) {
-    let binary = match sh.config.server.protocol {
-        ProtocolChoice::Auto => input[0] == REQUEST_MAGIC,
-        ProtocolChoice::Ascii => false,
-        ProtocolChoice::Binary => true,
-    };
-    let mut session = Session::new(&sh.config, binary);
+    let mut session = Session::for_first_byte(&sh.config, input[0]);
     let mut mark = woke;
     while !input.is_empty() && reply.len() < MAX_REPLY {
         let cap = MAX_REPLY - reply.len();
