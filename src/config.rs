@@ -142,7 +142,7 @@ pub struct Args {
     pub napi_ids: Option<String>,
     /// Extended options, comma separated (see docs/protocol-notes.md, Flags):
     /// idle_timeout=N, hashpower=N, no_hashexpand, lru_crawler,
-    /// slab_reassign, slab_automove=0|1, slab_automove_ratio=R, no_modern, ...
+    /// slab_reassign, slab_automove=0|1|2, slab_automove_ratio=R, no_modern, ...
     #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
     pub extended: Vec<String>,
     /// Read Debian's /etc/memcached.conf format first (one flag per line,
