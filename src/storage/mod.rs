@@ -680,19 +680,25 @@ impl Store {
     /// Calls `f` with every live item (key, value, flags, unix exptime or
     /// 0, CAS), one shard at a time with that shard locked.
     pub fn for_each_item(&self, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) {
+        for i in 0..self.shards.len() {
+            self.for_each_item_in_shard(i, &mut f);
+        }
+    }
+
+    /// As [`Store::for_each_item`], for shard `shard` (0..[`Store::shard_count`])
+    /// alone: its lock is held while `f` runs, and only its lock.
+    pub fn for_each_item_in_shard(&self, shard: usize, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) {
         let now = self.clock.now();
-        for shard in self.shards.iter() {
-            let s = shard.lock();
-            for c in &s.classes {
-                let mut cur = c.lru_tail;
-                while cur != NIL {
-                    let it = c.item(cur);
-                    if s.dead(it, now).is_none() {
-                        let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
-                        f(it.key(), it.value(), it.flags(), exp, it.cas());
-                    }
-                    cur = it.prev();
+        let s = self.shards[shard].lock();
+        for c in &s.classes {
+            let mut cur = c.lru_tail;
+            while cur != NIL {
+                let it = c.item(cur);
+                if s.dead(it, now).is_none() {
+                    let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
+                    f(it.key(), it.value(), it.flags(), exp, it.cas());
                 }
+                cur = it.prev();
             }
         }
     }

@@ -1,20 +1,36 @@
-//! Warm restart: every live item written to a file at shutdown and read
-//! back at start.
+//! Snapshots: every live item written to a file, and read back (warm
+//! restart at start, `snapshot` backups while serving, `ferrocache restore`).
 //!
-//! Format (little endian), one pass to write, two to read (verify all,
-//! then load, so a damaged file never puts a single item in the cache):
+//! Format (little endian), written in one pass and read in one pass:
 //!
 //! ```text
-//! header   "FRCSNAP1" | version u32 | reserved u32 | created unix u64 | fnv64 of the 24 bytes before
+//! header   "FRCSNAP1" | version u32 (2) | reserved u32 | created unix u64 | crc u32
 //! record*  klen u8 (1..=250) | vlen u32 | flags u32 | exptime unix u64 (0 = never) | cas u64
-//!          | key | value | fnv64 of the record's bytes before
-//! trailer  klen 0 | item count u64 | fnv64 over the records' checksums | "FRCSEND!"
+//!          | key | value | crc u32
+//! trailer  klen 0 | item count u64 | crc u32 | "FRCSEND!"
 //! ```
+//!
+//! Every `crc` is CRC32C (Castagnoli, computed with the CPU's crc32
+//! instruction where there is one) over the bytes since the previous `crc`,
+//! continuing from the previous `crc`'s value (the header's starts from 0).
+//! The checksums form one chain: a record is verified before it is used,
+//! and a record dropped, repeated or moved breaks the chain at the next
+//! checksum, so the trailer's proves the whole file.
+//!
+//! Writing goes shard by shard: one shard's live items are copied into a
+//! buffer with that shard locked (no other lock is held), the lock is
+//! released, and the buffer is checksummed and written. Clients of the
+//! other shards never wait; clients of the shard being copied wait for the
+//! copy only (a memory copy of at most that shard's items), never for the
+//! disk. Each shard is consistent at the moment it was copied; the file as
+//! a whole is not one instant (an item written to a shard after that shard
+//! was copied is not in it). The buffer holds one shard's items: about the
+//! memory limit divided by the shard count, on top of the cache.
 //!
 //! The file is written to `<path>.tmp`, fsynced, renamed over `<path>`,
 //! and the directory fsynced: a crash leaves the old snapshot or the new
-//! one, never half of one. Items that expired while the daemon was down are
-//! dropped at load.
+//! one, never half of one. Items that expired in the meantime are dropped
+//! at load.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -27,8 +43,10 @@ use crate::MAX_KEY_LEN;
 
 const MAGIC: &[u8; 8] = b"FRCSNAP1";
 const END: &[u8; 8] = b"FRCSEND!";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const BUF: usize = 1 << 20;
+/// A record's fixed part: klen, vlen, flags, exptime, cas.
+const REC_HEAD: usize = 25;
 
 /// What a snapshot write or load did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +59,9 @@ pub struct Summary {
     pub dropped: u64,
     pub bytes: u64,
     pub elapsed: Duration,
+    /// Write: the longest time one shard was held locked while its items
+    /// were copied out.
+    pub longest_lock: Duration,
 }
 
 /// Why a snapshot file was refused.
@@ -70,59 +91,84 @@ impl From<io::Error> for SnapshotError {
     }
 }
 
-/// FNV-1a, 64 bits.
-fn fnv(h: u64, data: &[u8]) -> u64 {
-    data.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+/// One item as a snapshot holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub flags: u32,
+    /// Unix time, 0 for never.
+    pub exptime: u64,
+    pub cas: u64,
 }
-const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn tmp_path(path: &Path) -> PathBuf {
+/// `<path>.tmp`.
+pub fn tmp_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".tmp");
     PathBuf::from(p)
 }
 
-/// Writes every live item of `store` to `path`, atomically.
+/// Writes the records in `buf` (fixed part, key, value; no checksum) to
+/// `out`, each followed by its link of the checksum chain.
+fn write_records(out: &mut impl Write, buf: &[u8], crc: &mut u32) -> io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        let klen = usize::from(buf[at]);
+        let vlen = u32::from_le_bytes(buf[at + 1..at + 5].try_into().unwrap()) as usize;
+        let end = at + REC_HEAD + klen + vlen;
+        *crc = crc32c::crc32c_append(*crc, &buf[at..end]);
+        out.write_all(&buf[at..end])?;
+        out.write_all(&crc.to_le_bytes())?;
+        at = end;
+    }
+    Ok(())
+}
+
+/// Writes every live item of `store` to `path`, atomically, shard by shard
+/// (see the module doc): the cache keeps serving meanwhile.
 pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     let start = Instant::now();
     let tmp = tmp_path(path);
     let file = File::create(&tmp)?;
     let mut out = BufWriter::with_capacity(BUF, file);
-    let mut header = Vec::with_capacity(32);
+    let mut header = Vec::with_capacity(28);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&VERSION.to_le_bytes());
     header.extend_from_slice(&0u32.to_le_bytes());
     header.extend_from_slice(&store.clock().unix_now().to_le_bytes());
-    let h = fnv(FNV_START, &header);
-    header.extend_from_slice(&h.to_le_bytes());
+    let mut crc = crc32c::crc32c(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
     out.write_all(&header)?;
     let mut sum = Summary { bytes: header.len() as u64, ..Summary::default() };
-    let mut total = FNV_START;
-    let mut result = Ok(());
-    let mut rec = Vec::with_capacity(512);
-    store.for_each_item(|key, value, flags, exptime, cas| {
-        if result.is_err() {
-            return;
-        }
-        rec.clear();
-        rec.push(key.len() as u8);
-        rec.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        rec.extend_from_slice(&flags.to_le_bytes());
-        rec.extend_from_slice(&exptime.to_le_bytes());
-        rec.extend_from_slice(&cas.to_le_bytes());
-        rec.extend_from_slice(key);
-        let h = fnv(fnv(FNV_START, &rec), value);
-        total = fnv(total, &h.to_le_bytes());
-        result = out.write_all(&rec).and_then(|_| out.write_all(value)).and_then(|_| out.write_all(&h.to_le_bytes()));
-        sum.items += 1;
-        sum.bytes += (rec.len() + value.len() + 8) as u64;
-    });
-    result?;
-    out.write_all(&[0])?;
-    out.write_all(&sum.items.to_le_bytes())?;
-    out.write_all(&total.to_le_bytes())?;
+    let mut buf = Vec::new();
+    for shard in 0..store.shard_count() {
+        buf.clear();
+        let locked = Instant::now();
+        store.for_each_item_in_shard(shard, |key, value, flags, exptime, cas| {
+            buf.push(key.len() as u8);
+            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&flags.to_le_bytes());
+            buf.extend_from_slice(&exptime.to_le_bytes());
+            buf.extend_from_slice(&cas.to_le_bytes());
+            buf.extend_from_slice(key);
+            buf.extend_from_slice(value);
+            sum.items += 1;
+            sum.bytes += 4;
+        });
+        sum.longest_lock = sum.longest_lock.max(locked.elapsed());
+        sum.bytes += buf.len() as u64;
+        write_records(&mut out, &buf, &mut crc)?;
+    }
+    // The buffer grew to the largest shard's copy; it goes now.
+    drop(buf);
+    let mut trailer = [0u8; 9];
+    trailer[1..].copy_from_slice(&sum.items.to_le_bytes());
+    crc = crc32c::crc32c_append(crc, &trailer);
+    out.write_all(&trailer)?;
+    out.write_all(&crc.to_le_bytes())?;
     out.write_all(END)?;
-    sum.bytes += 25;
+    sum.bytes += (trailer.len() + 4 + END.len()) as u64;
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
@@ -134,19 +180,18 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     Ok(sum)
 }
 
-fn read_u64(r: &mut impl Read) -> io::Result<u64> {
-    let mut b = [0u8; 8];
+fn read_u32(r: &mut impl Read) -> io::Result<u32> {
+    let mut b = [0u8; 4];
     r.read_exact(&mut b)?;
-    Ok(u64::from_le_bytes(b))
+    Ok(u32::from_le_bytes(b))
 }
 
-/// Reads the file, calling `item` for each record once it is verified.
-/// Returns the item count.
-fn scan(
-    path: &Path,
-    max_value: usize,
-    mut item: impl FnMut(&[u8], &[u8], u32, u64, u64),
-) -> Result<u64, SnapshotError> {
+/// Reads the snapshot at `path` once, front to back, calling `item` for
+/// each record as soon as its checksum is verified; values longer than
+/// `max_value` are refused. Returns the item count once the trailer proved
+/// the whole file. On an error, `item` has seen the records before the bad
+/// one (each of them intact).
+pub fn for_each_record(path: &Path, max_value: usize, mut item: impl FnMut(Record<'_>)) -> Result<u64, SnapshotError> {
     let bad = |why: &str| SnapshotError::Invalid(why.to_string());
     let mut r = BufReader::with_capacity(BUF, File::open(path)?);
     let mut header = [0u8; 24];
@@ -158,12 +203,12 @@ fn scan(
     if version != VERSION {
         return Err(SnapshotError::Invalid(format!("snapshot version {version}, this build reads {VERSION}")));
     }
-    if read_u64(&mut r)? != fnv(FNV_START, &header) {
+    let mut crc = crc32c::crc32c(&header);
+    if read_u32(&mut r)? != crc {
         return Err(bad("header checksum mismatch"));
     }
     let mut count = 0u64;
-    let mut total = FNV_START;
-    let mut rec = [0u8; 25];
+    let mut rec = [0u8; REC_HEAD];
     let mut key = Vec::with_capacity(MAX_KEY_LEN);
     let mut value = Vec::new();
     loop {
@@ -173,29 +218,34 @@ fn scan(
             break;
         }
         if klen > MAX_KEY_LEN {
-            return Err(bad("key length out of range"));
+            return Err(SnapshotError::Invalid(format!("record {count}: key length out of range")));
         }
         r.read_exact(&mut rec[1..])?;
         let vlen = u32::from_le_bytes(rec[1..5].try_into().unwrap()) as usize;
         if vlen > max_value {
-            return Err(bad("value length out of range"));
+            return Err(SnapshotError::Invalid(format!("record {count}: value length out of range")));
         }
-        let flags = u32::from_le_bytes(rec[5..9].try_into().unwrap());
-        let exptime = u64::from_le_bytes(rec[9..17].try_into().unwrap());
-        let cas = u64::from_le_bytes(rec[17..25].try_into().unwrap());
         key.resize(klen, 0);
         r.read_exact(&mut key)?;
         value.resize(vlen, 0);
         r.read_exact(&mut value)?;
-        let h = fnv(fnv(fnv(FNV_START, &rec), &key), &value);
-        if read_u64(&mut r)? != h {
-            return Err(SnapshotError::Invalid(format!("record {count} checksum mismatch")));
+        crc = crc32c::crc32c_append(crc32c::crc32c_append(crc32c::crc32c_append(crc, &rec), &key), &value);
+        if read_u32(&mut r)? != crc {
+            return Err(SnapshotError::Invalid(format!("record {count}: checksum mismatch")));
         }
-        total = fnv(total, &h.to_le_bytes());
-        item(&key, &value, flags, exptime, cas);
+        item(Record {
+            key: &key,
+            value: &value,
+            flags: u32::from_le_bytes(rec[5..9].try_into().unwrap()),
+            exptime: u64::from_le_bytes(rec[9..17].try_into().unwrap()),
+            cas: u64::from_le_bytes(rec[17..25].try_into().unwrap()),
+        });
         count += 1;
     }
-    if read_u64(&mut r)? != count || read_u64(&mut r)? != total {
+    let mut n = [0u8; 8];
+    r.read_exact(&mut n)?;
+    crc = crc32c::crc32c_append(crc32c::crc32c_append(crc, &[0]), &n);
+    if u64::from_le_bytes(n) != count || read_u32(&mut r)? != crc {
         return Err(bad("trailer does not match the records"));
     }
     let mut end = [0u8; 8];
@@ -206,24 +256,44 @@ fn scan(
     Ok(count)
 }
 
-/// Verifies `path` whole, then loads its live items into `store`.
+/// Loads the live items of the snapshot at `path` into `store`, reading
+/// the file once. It is meant for an empty store at start, before clients
+/// are served: records go in as they are verified, and if the file turns
+/// out to be damaged, every item it had put in is deleted again (the
+/// verified part of the file is read a second time for their keys), so a
+/// refused file leaves the store as it was.
 pub fn load(store: &Store, path: &Path) -> Result<Summary, SnapshotError> {
     let start = Instant::now();
     let max_value = store.sizes().max_item();
-    let mut max_cas = 0;
-    let items = scan(path, max_value, |_, _, _, _, cas| max_cas = max_cas.max(cas))?;
-    store.raise_cas(max_cas);
     let now = store.clock().unix_now();
-    let mut sum = Summary { items, bytes: fs::metadata(path)?.len(), ..Summary::default() };
-    scan(path, max_value, |key, value, flags, exptime, cas| {
-        if exptime != 0 && exptime <= now {
+    let mut sum = Summary::default();
+    let mut max_cas = 0;
+    let mut put = 0u64;
+    let read = for_each_record(path, max_value, |r| {
+        sum.items += 1;
+        max_cas = max_cas.max(r.cas);
+        put += 1;
+        if r.exptime != 0 && r.exptime <= now {
             sum.dropped += 1;
-        } else if store.restore(key, value, flags, exptime, cas) == StoreOutcome::Stored {
+        } else if store.restore(r.key, r.value, r.flags, r.exptime, r.cas) == StoreOutcome::Stored {
             sum.loaded += 1;
         } else {
             sum.dropped += 1;
         }
-    })?;
+    });
+    // Every CAS handed out from now on is above the restored ones.
+    store.raise_cas(max_cas);
+    if let Err(e) = read {
+        let mut undone = 0u64;
+        let _ = for_each_record(path, max_value, |r| {
+            if undone < put {
+                store.delete(r.key);
+                undone += 1;
+            }
+        });
+        return Err(e);
+    }
+    sum.bytes = fs::metadata(path)?.len();
     sum.elapsed = start.elapsed();
     Ok(sum)
 }
@@ -294,6 +364,28 @@ mod tests {
             ("flipped byte", {
                 let mut g = good.clone();
                 g[200] ^= 0x40;
+                g
+            }),
+            // Most records are loaded before these are found: they must go again.
+            ("flipped byte near the end", {
+                let mut g = good.clone();
+                let at = g.len() - 60;
+                g[at] ^= 1;
+                g
+            }),
+            ("a record left out", {
+                // Skip 50 records (each: fixed part, key, 5-byte value, crc)
+                // and cut the 51st out whole.
+                let len = |at: usize| REC_HEAD + usize::from(good[at]) + 5 + 4;
+                let mut at = 28;
+                for _ in 0..50 {
+                    at += len(at);
+                }
+                [&good[..at], &good[at + len(at)..]].concat()
+            }),
+            ("newer version", {
+                let mut g = good.clone();
+                g[8] = 3;
                 g
             }),
             ("foreign", b"this is not a snapshot at all, just text".to_vec()),
