@@ -33,6 +33,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod detail;
 pub mod discovery;
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod notify;
 pub mod num;
 pub mod protocol;
+pub mod restore;
 pub mod server;
 pub mod state;
 pub mod stats;

@@ -1,4 +1,5 @@
-//! `ferrocache`: parse flags, set up logging, run the server.
+//! `ferrocache`: parse flags, set up logging, run the server; or
+//! `ferrocache restore FILE HOST:PORT` (see `ferrocache::restore`).
 
 use std::process::ExitCode;
 
@@ -6,6 +7,11 @@ use ferrocache::config::Config;
 use ferrocache::error::Error;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "restore") {
+        let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(ferrocache::restore::main(&rest));
+    }
     let config = match Config::parse_from(std::env::args_os()) {
         Ok(c) => c,
         Err(Error::Usage(e)) => {

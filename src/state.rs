@@ -144,6 +144,8 @@ pub struct Shared {
     pub detail: Detail,
     /// `watch` log streams; the store reports evictions to it.
     pub watch: Arc<Watch>,
+    /// Snapshot requests and figures (`snapshot`, SIGUSR2, the interval).
+    pub backup: crate::backup::Backups,
 }
 
 impl Shared {
@@ -176,6 +178,7 @@ impl Shared {
             discovery,
             detail,
             watch,
+            backup: crate::backup::Backups::default(),
         }
     }
 

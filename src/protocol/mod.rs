@@ -354,6 +354,9 @@ pub enum AdminCommand<'a> {
     /// `watch [fetchers|mutations|evictions|connevents|...]`: the
     /// [`watch_class`] bits asked for.
     Watch { classes: u8 },
+    /// `snapshot [NAME]`: write a backup of the cache while serving (the
+    /// warm-restart file, or NAME in the snapshot directory).
+    Snapshot { name: Option<&'a [u8]> },
 }
 
 /// The event classes of `watch`, one bit each.

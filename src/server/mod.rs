@@ -8,7 +8,10 @@
 //! - `maintenance`: ticks the store clock every 100 ms and runs the expiry
 //!   crawler once a second.
 //! - `signals`: waits for SIGINT/SIGTERM (shutdown), SIGUSR1 (graceful
-//!   shutdown: with `-e`, the cache is kept for the next start) and SIGHUP.
+//!   shutdown: with `-e`, the cache is kept for the next start), SIGUSR2
+//!   (a snapshot, written by the `snapshot` thread) and SIGHUP.
+//! - `snapshot`: writes requested and periodic snapshots (`backup`) while
+//!   the loops serve.
 //!   Signals are blocked in every other thread, so no handler runs async.
 
 mod connection;
@@ -196,6 +199,13 @@ pub fn run(mut config: Config) -> Result<(), Error> {
             })
             .map_err(|source| Error::Io { what: "starting the discovery thread", source })?;
     }
+    let backups = {
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || crate::backup::run(&sh))
+            .map_err(|source| Error::Io { what: "starting the snapshot thread", source })?
+    };
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let maint = {
         let shared = shared.clone();
@@ -223,6 +233,13 @@ pub fn run(mut config: Config) -> Result<(), Error> {
                         shared.shutdown();
                         return;
                     }
+                    sys::Signal::Snapshot => match shared.backup.request(&shared.config, None, "SIGUSR2") {
+                        Ok(()) => log::info!("SIGUSR2 received: writing a snapshot"),
+                        Err(e) => log::warn!(
+                            "SIGUSR2 received: no snapshot written: {}",
+                            String::from_utf8_lossy(e.reply()).trim_end()
+                        ),
+                    },
                     sys::Signal::Hangup => {
                         log::info!("SIGHUP received: re-reading the cluster file");
                         if let Err(e) = shared.discovery.reload_file("SIGHUP") {
@@ -246,17 +263,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     let _ = notifier.notify("STOPPING=1");
     let _ = stop_tx.send(());
     let _ = maint.join();
+    // A backup being written is finished first; none starts after this.
+    shared.backup.stop();
+    let _ = backups.join();
     if let Some(path) = &shared.config.snapshot_file {
-        match snapshot::write(&shared.store, path) {
-            Ok(s) => log::info!(
-                "snapshot written to {}: {} items, {} bytes in {:.3} s",
-                path.display(),
-                s.items,
-                s.bytes,
-                s.elapsed.as_secs_f64()
-            ),
-            Err(e) => log::error!("snapshot to {} failed: {e}", path.display()),
-        }
+        let _ = shared.backup.write_now(&shared, path, "shutdown");
     }
     if let Some(path) = &shared.config.memory_file {
         if graceful.load(std::sync::atomic::Ordering::Relaxed) {

@@ -106,6 +106,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
         b"slabs" => super::admin::slabs(&toks, n),
         b"lru_crawler" => super::admin::lru_crawler(&toks, n),
         b"watch" => super::admin::watch(line),
+        b"snapshot" => super::admin::snapshot(&toks, n),
         [b'm', c] => super::meta::parse(*c, &line[2..], rest, limits),
         _ if last.starts_with(b"HTTP/") => return Err(ParseError::Close(CloseReason::Http)),
         _ => invalid(ProtocolError::UnknownCommand, false),
