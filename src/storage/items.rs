@@ -9,7 +9,7 @@
 //! and which counter an unlink moves; it does not find memory for a new
 //! item (`alloc.rs`) or know any command's rules (`mod.rs`, `meta.rs`).
 
-use super::hashtable::{Chain, Loc, Table};
+use super::hashtable::{Chain, Loc, Table, MIGRATE_STEP};
 use super::item::{self, ItemRef, FETCHED, LINKED, STALE, TOKEN_SENT};
 use super::lru;
 use super::sizes::SizeHistogram;
@@ -70,6 +70,10 @@ pub(super) struct Shard {
     /// shard's lock.
     pub(super) evict_hook: std::sync::Arc<EvictHookCell>,
     pub(super) slabs_moved: u64,
+    /// Bytes of pages each shard holds, indexed by shard id, shared by all
+    /// shards: written under the owner's lock, read without it to pick a
+    /// shard to take a page from (`alloc.rs`).
+    pub(super) holdings: std::sync::Arc<[std::sync::atomic::AtomicUsize]>,
     /// `stats sizes` counts, only while size tracking is on (`sizes.rs`).
     pub(super) size_hist: Option<SizeHistogram>,
 }
@@ -91,6 +95,9 @@ pub(super) struct WriteCtx<'a> {
     /// `-o slab_automove_ratio`.
     pub(super) ratio: f64,
     pub(super) now: u32,
+    /// Every shard, for taking a page from another one when the budget is
+    /// spent (never waited on: see `Shard::page_from_another_shard`).
+    pub(super) shards: &'a [parking_lot::Mutex<Shard>],
 }
 
 /// The item a write creates.
@@ -117,8 +124,9 @@ pub(super) struct Written {
     pub(super) cas: u64,
 }
 
-/// Shard id bits in a CAS value: 64 shards at most.
-pub(super) const SHARD_BITS: u32 = 6;
+/// Shard id bits in a CAS value: 1024 shards at most (4 per thread at
+/// `-t 256`), leaving 54 bits of sequence.
+pub(super) const SHARD_BITS: u32 = 10;
 pub(super) const MAX_SHARDS: usize = 1 << SHARD_BITS;
 
 impl Shard {
@@ -131,6 +139,7 @@ impl Shard {
         power: u32,
         hasher: ahash::RandomState,
         evict_hook: std::sync::Arc<EvictHookCell>,
+        holdings: std::sync::Arc<[std::sync::atomic::AtomicUsize]>,
     ) -> Shard {
         Shard {
             table: Table::with_power(power),
@@ -154,6 +163,7 @@ impl Shard {
             slabs_moved: 0,
             size_hist: None,
             evict_hook,
+            holdings,
         }
     }
 
@@ -210,6 +220,7 @@ impl Shard {
     }
 
     fn lookup_unlinking(&mut self, h: u64, key: &[u8], now: u32, dead: Unlink) -> Result<(u32, Loc), Miss> {
+        self.migrate_step();
         let (pred, loc) = self.find(h, key).ok_or(Miss::Absent)?;
         match self.dead(self.item(loc), now) {
             None => Ok((pred, loc)),
@@ -220,14 +231,27 @@ impl Shard {
         }
     }
 
-    /// Links a written item into the table, growing the table first when
-    /// it is full.
+    /// Links a written item into the table. A full table starts growing
+    /// first; while it grows, every insert moves a step of it.
     pub(super) fn link_entry(&mut self, h: u64, loc: Loc) {
         if self.hash_expand && self.table.wants_growth() {
-            let hasher = &self.hasher;
-            self.table.grow(&mut self.classes[..], |classes, e| hasher.hash_one(entry_item(classes, e).key()));
+            self.table.start_growth();
         }
         self.table.insert(h, loc.pack(), &mut self.classes[..]);
+        self.migrate_step();
+    }
+
+    /// While the table grows, moves [`MIGRATE_STEP`] of its old buckets
+    /// (rehashing the keys on them): a bounded piece of work, so no
+    /// request pays for rehashing the whole shard.
+    #[inline]
+    pub(super) fn migrate_step(&mut self) {
+        if self.table.is_growing() {
+            let hasher = &self.hasher;
+            self.table.migrate(MIGRATE_STEP, &mut self.classes[..], |classes, e| {
+                hasher.hash_one(entry_item(classes, e).key())
+            });
+        }
     }
 
     /// Unlinks the item at `loc` (key hash `h`, chain predecessor `pred`
