@@ -176,7 +176,7 @@ impl Shard {
         let (pool, me) = (cx.pool, self.shard_id as usize);
         let share = pool.limit() / n;
         let starved = self.class(id).pages.is_empty();
-        if !starved && self.held() >= share {
+        if !starved && (self.held() >= share || self.no_giver_at == cx.now) {
             return false;
         }
         // The likeliest givers: the shards holding the most.
@@ -210,6 +210,7 @@ impl Shard {
                 giver.release_last_page(from, pool, cx.now);
             }
         }
+        self.no_giver_at = cx.now;
         false
     }
 

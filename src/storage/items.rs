@@ -64,6 +64,9 @@ pub(super) struct Shard {
     pub(super) crawl_idx: u32,
     /// Relative time of the last page moved between classes by age.
     pub(super) last_move: u32,
+    /// Relative time this shard last found no other shard to take a page
+    /// from (it looks again the next second, not on every eviction).
+    pub(super) no_giver_at: u32,
     /// `-o no_hashexpand` clears it: the table never grows.
     pub(super) hash_expand: bool,
     /// The store's eviction hook (one for all shards), called under this
@@ -97,7 +100,22 @@ pub(super) struct WriteCtx<'a> {
     pub(super) now: u32,
     /// Every shard, for taking a page from another one when the budget is
     /// spent (never waited on: see `Shard::page_from_another_shard`).
-    pub(super) shards: &'a [parking_lot::Mutex<Shard>],
+    pub(super) shards: &'a [ShardLock],
+}
+
+/// A shard's lock, alone on its cache lines (128 bytes: two lines, as the
+/// adjacent-line prefetcher pairs them), so that one shard's lock word and
+/// its busiest fields never share a line with another shard's.
+#[repr(align(128))]
+pub(super) struct ShardLock(pub(super) parking_lot::Mutex<Shard>);
+
+impl std::ops::Deref for ShardLock {
+    type Target = parking_lot::Mutex<Shard>;
+
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// The item a write creates.
@@ -159,6 +177,7 @@ impl Shard {
             crawl_class: 0,
             crawl_idx: 0,
             last_move: 0,
+            no_giver_at: u32::MAX,
             hash_expand: true,
             slabs_moved: 0,
             size_hist: None,

@@ -58,7 +58,7 @@ use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
 use item::{FETCHED, NIL, STALE, TOKEN_SENT};
-use items::{Miss, NewItem, Shard, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
+use items::{Miss, NewItem, Shard, ShardLock, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
 pub use admin::{uri_encode, ClassMask, CrawlStart, Cursor, Reassign, ALL_CLASSES};
@@ -248,7 +248,7 @@ const PAGES_PER_SHARE: usize = 64;
 const SMALLEST_PAGE: usize = 4096;
 /// The cache. Shared by all event loops (`Arc<Store>`).
 pub struct Store {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[ShardLock]>,
     shard_shift: u32,
     hasher: ahash::RandomState,
     sizes: SlabSizes,
@@ -299,7 +299,7 @@ impl Store {
                 let (hook, held) = (evict_hook.clone(), holdings.clone());
                 let mut shard = Shard::new(i as u64, &sizes, per_shard_power, hasher.clone(), hook, held);
                 shard.hash_expand = cfg.hash_expand;
-                Mutex::new(shard)
+                ShardLock(Mutex::new(shard))
             })
             .collect();
         let store = Store {
