@@ -472,7 +472,7 @@ impl Config {
             use_cas: !a.disable_cas,
             evictions: !a.disable_evictions,
             hashpower,
-            shards: 0,
+            shards: crate::storage::SHARDS_PER_THREAD * threads,
             moves: x.moves,
             hash_expand: x.hash_expand,
             track_sizes: x.track_sizes,

@@ -345,8 +345,8 @@ pub static GENERAL: &[Figure<Sample>] = &[
     ),
     stat("hash_power_level", |x| n(u64::from(x.s.hash_power_level))),
     stat("hash_bytes", |x| n(x.s.hash_bytes)),
-    // The table grows inline, under its shard's lock.
-    stat("hash_is_expanding", |_| n(0)),
+    // 1 while some shard's table moves buckets into its doubled array.
+    stat("hash_is_expanding", |x| n(u64::from(x.s.hash_is_expanding))),
     // A page move evicts the page's items at once under the shard lock:
     // nothing is rescued, nothing is ever busy, no mover runs in between.
     stat("slab_reassign_rescues", |x| when(x.slab_reassign, 0)),

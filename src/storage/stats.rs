@@ -29,6 +29,8 @@ pub struct StoreStats {
     pub get_flushed: u64,
     pub hash_bytes: u64,
     pub hash_power_level: u32,
+    /// Some shard's table is moving its buckets into a doubled array.
+    pub hash_is_expanding: bool,
     pub slabs_moved: u64,
     /// A requested crawl (`lru_crawler crawl`) is running.
     pub lru_crawler_running: bool,
@@ -86,11 +88,15 @@ impl Store {
             lru_crawler_starts: self.crawler_starts(),
             ..StoreStats::default()
         };
-        let mut slots = 0u64;
+        // Buckets of the current arrays (the power level) and held in
+        // memory (also the old arrays of tables still growing).
+        let (mut slots, mut allocated) = (0u64, 0u64);
         let mut background = 0;
         for shard in self.shards.iter() {
             let s = shard.lock();
             slots += s.table.capacity() as u64;
+            allocated += s.table.allocated() as u64;
+            st.hash_is_expanding |= s.table.is_growing();
             st.total_items += s.total_items;
             st.get_expired += s.get_expired;
             st.get_flushed += s.get_flushed;
@@ -110,7 +116,7 @@ impl Store {
             }
         }
         st.lru_crawler_starts += background;
-        st.hash_bytes = slots * 4;
+        st.hash_bytes = allocated * 4;
         st.hash_power_level = 63 - slots.max(1).leading_zeros();
         st
     }
