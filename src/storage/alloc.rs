@@ -74,7 +74,7 @@ impl Shard {
                 }
             }
         }
-        let tail = self.class(id).lru_tail;
+        let tail = super::lru::victim(self.class_mut(id));
         if tail != NIL {
             self.unlink_loc(Loc { class: id, idx: tail }, Unlink::Evicted, now);
             return self.class_mut(id).alloc_chunk();
