@@ -165,3 +165,28 @@ fn snapshot_loads_and_writes_ask_systemd_for_more_time() {
     stop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reload_signal_keeps_the_daemon_serving() {
+    // ExecReload sends SIGHUP; without a cluster file there is nothing to
+    // re-read, and the signal must not end the process (its default action).
+    let dir = temp_dir("reload");
+    let log = dir.join("stderr");
+    let (child, addr) = start(&[], &[], &log);
+    let mut c = Client::connect(addr);
+    c.expect(b"set a 0 0 1\r\nx\r\n", b"STORED\r\n");
+    // One at a time: pending signals of one kind merge, so each is sent
+    // after the previous one was logged (bounded wait).
+    let logged = || std::fs::read_to_string(&log).unwrap().matches("SIGHUP received").count();
+    for i in 1..=3 {
+        let _ = Command::new("kill").arg("-HUP").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + TIMEOUT;
+        while logged() < i {
+            assert!(Instant::now() < deadline, "SIGHUP {i} not handled: {}", std::fs::read_to_string(&log).unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    c.expect(b"get a\r\n", b"VALUE a 0 1\r\nx\r\nEND\r\n");
+    stop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
