@@ -40,6 +40,7 @@ pub mod discovery;
 pub mod dispatch;
 pub mod error;
 pub mod figures;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod num;

@@ -86,10 +86,10 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     }
     let store = Store::new(&config.storage, clock.clone());
     if let Some(path) = &config.snapshot_file {
-        load_snapshot(&store, path);
+        load_snapshot(&store, path, &notifier);
     }
     match (&config.memory_file, restart_meta) {
-        (Some(path), Some(_)) => load_snapshot(&store, path),
+        (Some(path), Some(_)) => load_snapshot(&store, path, &notifier),
         (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
         _ => {}
     }
@@ -267,10 +267,12 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     shared.backup.stop();
     let _ = backups.join();
     if let Some(path) = &shared.config.snapshot_file {
+        let _more_time = notifier.extend_while(&format!("writing {}", path.display()));
         let _ = shared.backup.write_now(&shared, path, "shutdown");
     }
     if let Some(path) = &shared.config.memory_file {
         if graceful.load(std::sync::atomic::Ordering::Relaxed) {
+            let _more_time = notifier.extend_while(&format!("writing {}", path.display()));
             match restart::save(&shared.store, path) {
                 Ok(s) => log::info!(
                     "restart file {} written: {} items, {} bytes in {:.3} s",
@@ -377,11 +379,13 @@ impl Drop for UnixFile {
 
 /// Loads a warm-restart snapshot; a missing file is a cold start, a bad one
 /// is refused whole with a log line (the cache starts empty).
-fn load_snapshot(store: &Store, path: &std::path::Path) {
+fn load_snapshot(store: &Store, path: &std::path::Path, notifier: &Notifier) {
     if !path.exists() {
         log::info!("no snapshot at {}: starting empty", path.display());
         return;
     }
+    // A large file may take longer than systemd's start timeout.
+    let _more_time = notifier.extend_while(&format!("loading {}", path.display()));
     match snapshot::load(store, path) {
         Ok(s) => log::info!(
             "snapshot {} loaded: {} items ({} expired or dropped), {} bytes in {:.3} s",
