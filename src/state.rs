@@ -100,6 +100,8 @@ pub struct ConnInfo {
     pub state: Arc<AtomicU8>,
     /// Relative time of the connection's last command.
     pub last_cmd: Arc<AtomicU32>,
+    /// The subject of the TLS client certificate, once verified.
+    pub tls_subject: Arc<OnceLock<String>>,
 }
 
 /// A listening socket (or a UDP socket) as `stats conns` shows it.
@@ -144,6 +146,8 @@ pub struct Shared {
     pub detail: Detail,
     /// `watch` log streams; the store reports evictions to it.
     pub watch: Arc<Watch>,
+    /// `-Z`: the TLS state (set by the server before the loops start).
+    pub tls: OnceLock<Arc<crate::tls::Tls>>,
 }
 
 impl Shared {
@@ -176,6 +180,7 @@ impl Shared {
             discovery,
             detail,
             watch,
+            tls: OnceLock::new(),
         }
     }
 
