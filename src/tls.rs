@@ -398,6 +398,28 @@ impl Tls {
         Ok(conn)
     }
 
+    /// The client side for node health checks: nodes are verified against
+    /// `ssl_ca_cert`, and this node shows its own certificate and key (so
+    /// peers that require client certificates accept the check).
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        let o = &self.options;
+        let ca = o
+            .ca_cert
+            .as_deref()
+            .ok_or("-Z with a cluster: node health checks need -o ssl_ca_cert=FILE to verify the nodes")?;
+        let roots = load_roots(ca)?;
+        let chain_path = o.chain_cert.as_deref().ok_or("no ssl_chain_cert")?;
+        let chain = load_certs("certificate chain", chain_path)?;
+        let key = load_key(o.key.as_deref().unwrap_or(chain_path), o.keyformat)?;
+        let config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("Error validating the certificate: {e}"))?;
+        Ok(Arc::new(config))
+    }
+
     /// Seconds since the certificates were last loaded.
     pub fn since_refresh(&self, now: u32) -> u32 {
         now.saturating_sub(self.refreshed_at.load(Ordering::Relaxed))

@@ -45,7 +45,8 @@ impl Pki {
     /// Writes `<name>.pem` and `<name>.key`, signed by the CA, for
     /// 127.0.0.1; returns the certificate and key.
     fn issue(&self, name: &str, cn: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let names = ["localhost", "127.0.0.1", "127.0.0.11", "127.0.0.12", "127.0.0.13"];
+        let mut params = CertificateParams::new(names.map(String::from).to_vec()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         params.distinguished_name.push(DnType::OrganizationName, "ferrocache tests");
         let key = KeyPair::generate().unwrap();
@@ -181,15 +182,7 @@ fn text_meta_and_binary_over_tls() {
 
     // Binary: a fresh connection picks the protocol from its first byte.
     let mut b = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
-    b.write_all(&common::bin(0x0b, &[], b"", b"", 0, 7)).unwrap(); // version
-    b.flush().unwrap();
-    let mut header = [0u8; 24];
-    b.read_exact(&mut header).unwrap();
-    assert_eq!((header[0], header[1]), (0x81, 0x0b));
-    let len = u32::from_be_bytes(header[8..12].try_into().unwrap()) as usize;
-    let mut body = vec![0u8; len];
-    b.read_exact(&mut body).unwrap();
-    assert_eq!(body, b"1.6.18");
+    assert_eq!(bin_call(&mut b, &common::bin(0x0b, &[], b"", b"", 0, 7)), (0, b"1.6.18".to_vec()));
 
     let settings = call(&mut c, b"stats settings\r\n", b"END\r\n").unwrap();
     let settings = String::from_utf8(settings).unwrap();
@@ -201,6 +194,36 @@ fn text_meta_and_binary_over_tls() {
     let stats = String::from_utf8(call(&mut c, b"stats\r\n", b"END\r\n").unwrap()).unwrap();
     assert!(stats.contains("STAT ssl_handshake_errors 0\r\nSTAT time_since_server_cert_refresh "), "{stats}");
     assert!(!stats.contains("ssl_new_sessions"));
+}
+
+/// One binary request over TLS: (status, value).
+fn bin_call(s: &mut Tls, packet: &[u8]) -> (u16, Vec<u8>) {
+    s.write_all(packet).unwrap();
+    s.flush().unwrap();
+    let mut header = [0u8; 24];
+    s.read_exact(&mut header).unwrap();
+    assert_eq!(header[0], 0x81);
+    let status = u16::from_be_bytes([header[6], header[7]]);
+    let body = u32::from_be_bytes(header[8..12].try_into().unwrap()) as usize;
+    let skip = usize::from(header[4]) + usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut rest = vec![0u8; body];
+    s.read_exact(&mut rest).unwrap();
+    (status, rest[skip..].to_vec())
+}
+
+#[test]
+fn sasl_over_tls() {
+    let pki = Pki::new("sasl");
+    pki.issue("server", "server");
+    std::fs::write(pki.dir.join("pw"), "alice:secret\n").unwrap();
+    let srv = server(&pki, &["-S", "--sasl-pwdb", &pki.path("pw")]);
+    let mut c = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    assert_eq!(bin_call(&mut c, &common::bin(0x21, &[], b"PLAIN", b"\0alice\0wrong", 0, 0)).0, 0x20);
+    let (status, value) = bin_call(&mut c, &common::bin(0x21, &[], b"PLAIN", b"\0alice\0secret", 0, 0));
+    assert_eq!((status, value.as_slice()), (0, &b"Authenticated"[..]));
+    let set = common::bin(0x01, &[0, 0, 0, 0, 0, 0, 0, 0], b"a", b"1", 0, 0);
+    assert_eq!(bin_call(&mut c, &set).0, 0);
+    assert_eq!(bin_call(&mut c, &common::bin(0x00, &[], b"a", b"", 0, 0)), (0, b"1".to_vec()));
 }
 
 #[test]
@@ -385,6 +408,80 @@ fn tls13_only_and_chosen_ciphers() {
     let suite = format!("{:?}", c.conn.negotiated_cipher_suite().unwrap().suite());
     assert_eq!(suite, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
     assert_eq!(call(&mut c, b"version\r\n", b"\r\n").unwrap(), b"VERSION 1.6.18\r\n");
+}
+
+/// The config endpoint over TLS, and node health checks over TLS that
+/// verify each node against ssl_ca_cert: a node whose certificate another
+/// CA signed, or that speaks plain text, is taken out.
+#[test]
+fn config_endpoint_and_health_checks_over_tls() {
+    let pki = Pki::new("cluster");
+    pki.issue("server", "server");
+    let rogue = Pki::new("cluster-rogue");
+    rogue.issue("server", "server");
+    let node = |p: &Pki, ip: &str, tls: bool| {
+        let opts = format!("ssl_chain_cert={},ssl_key={}", p.path("server.pem"), p.path("server.key"));
+        let mut args = vec!["-l", ip, "-p", "-1"];
+        if tls {
+            args.extend(["-Z", "-o", &opts]);
+        }
+        Server::start_raw(&args)
+    };
+    let good = node(&pki, "127.0.0.11", true);
+    let forged = node(&rogue, "127.0.0.12", true);
+    let plain = node(&pki, "127.0.0.13", false);
+    let line = |name: &str, s: &Server| format!("{name}|{}|{}", s.addr().ip(), s.addr().port());
+    let (good_line, forged_line, plain_line) =
+        (line("localhost", &good), line("forged", &forged), line("plain", &plain));
+    let file = pki.dir.join("cluster");
+    std::fs::write(&file, format!("{good_line}\n{forged_line}\n{plain_line}\n")).unwrap();
+    let opts = format!(
+        "ssl_chain_cert={},ssl_key={},ssl_ca_cert={}",
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem")
+    );
+    let file_arg = file.display().to_string();
+    let endpoint = Server::start_raw(&[
+        "-l",
+        "127.0.0.1",
+        "-p",
+        "-1",
+        "-Z",
+        "-o",
+        &opts,
+        "--config-port",
+        "0",
+        "--cluster-file",
+        &file_arg,
+        "--health-interval-ms",
+        "100",
+        "--health-timeout-ms",
+        "500",
+        "--health-failures",
+        "2",
+    ]);
+    let config_port = endpoint.addrs[1];
+    let config = client_config(&pki, None);
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut c = tls_connect(config_port, config.clone()).unwrap();
+        let reply = String::from_utf8(call(&mut c, b"config get cluster\r\n", b"END\r\n").unwrap()).unwrap();
+        assert!(reply.starts_with("CONFIG cluster 0 "), "{reply}");
+        if !reply.contains(&forged_line) && !reply.contains(&plain_line) {
+            assert!(reply.contains(&good_line), "the TLS node was taken out: {reply}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes failing verification stay listed: {reply}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = tls_connect(endpoint.addr(), config.clone()).unwrap();
+    let cluster = stats(&mut c, "cluster");
+    assert_eq!(cluster["node:0:addr"], good_line);
+    assert_eq!((cluster["node:0:state"].as_str(), cluster["node:0:failures"].as_str()), ("up", "0"), "{cluster:?}");
+    assert_ne!(cluster["node:0:checks"], "0");
+    // Plain text to the TLS config endpoint is closed.
+    assert!(closed_after(config_port, b"config get cluster\r\n"));
 }
 
 /// `openssl s_client`, where the machine has it.

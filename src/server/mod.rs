@@ -97,6 +97,18 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         Some(options) => Some(Arc::new(crate::tls::Tls::new(options.clone(), clock.now()).map_err(Error::Tls)?)),
         None => None,
     };
+    if let Some(t) = &tls {
+        // Node health checks speak TLS too, verifying nodes against
+        // ssl_ca_cert; a cluster without one cannot be checked.
+        match t.client_config() {
+            Ok(client) => discovery.set_tls(client),
+            Err(e) if config.discovery.cluster_file.is_some() => return Err(Error::Tls(e)),
+            Err(e) if config.config_port.is_some() => {
+                log::warn!("{e}: nodes set by `config set cluster` fail their checks")
+            }
+            Err(_) => {}
+        }
+    }
     let threads = config.server.threads;
     let mut addrs_to_bind = config.server.listen.clone();
     if let Some(port) = config.config_port {
