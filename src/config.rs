@@ -149,6 +149,10 @@ pub struct Args {
     /// `logfile PATH`); flags given here add to or override it
     #[arg(long = "config-file")]
     pub config_file: Option<PathBuf>,
+    /// Serve TLS on every TCP listener but those given as notls:ADDR
+    /// (see -o ssl_chain_cert, ssl_key, ssl_ca_cert, ssl_verify_mode...)
+    #[arg(short = 'Z', long = "enable-ssl")]
+    pub enable_ssl: bool,
     /// Require SASL PLAIN authentication (binary protocol only)
     #[arg(short = 'S', long = "enable-sasl")]
     pub sasl: bool,
@@ -256,6 +260,11 @@ pub struct ServerConfig {
     pub worker_logbuf_size: usize,
     /// `-o watcher_logbuf_size=KB`: unsent log bytes a watcher may hold.
     pub watcher_logbuf_size: usize,
+    /// `-Z`: the TLS settings (`-o ssl_*`); `None` without `-Z`.
+    pub tls: Option<crate::tls::TlsOptions>,
+    /// Per `listen` address: served over TLS (with `-Z`, all but those
+    /// given as `notls:ADDR`).
+    pub listen_tls: Vec<bool>,
 }
 
 /// Everything the daemon runs with.
@@ -418,7 +427,10 @@ impl Config {
             Some(dir.to_path_buf())
         });
         let ports = Ports::from_flags(a.port, a.udp_port, a.unix_socket.is_some())?;
-        let interfaces = resolve_listen(&a.listen, 0)?;
+        let (interfaces, notls) = resolve_listen(&a.listen, 0)?;
+        if !a.enable_ssl && notls.iter().any(|p| *p) {
+            return Err(bad("'notls' option is valid only when SSL is enabled"));
+        }
         let unix_mask = u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8)
             .ok()
             .filter(|m| *m <= 0o777)
@@ -463,6 +475,12 @@ impl Config {
             watch_enabled: !a.disable_watch,
             worker_logbuf_size: x.worker_logbuf_size,
             watcher_logbuf_size: x.watcher_logbuf_size,
+            tls: a.enable_ssl.then(|| x.tls.clone()),
+            listen_tls: if ports.tcp.is_some() {
+                notls.iter().map(|p| a.enable_ssl && !p).collect()
+            } else {
+                Vec::new()
+            },
         };
         let storage = StoreConfig {
             memory_limit,
@@ -577,27 +595,30 @@ impl Ports {
 }
 
 /// Resolves `-l a,b,c` with port `port` into socket addresses. An address
-/// may carry its own port (`127.0.0.1:11311`, `[::1]:11311`).
-fn resolve_listen(list: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
-    let mut out = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+/// may carry its own port (`127.0.0.1:11311`, `[::1]:11311`) and, as in
+/// memcached, a `notls:` prefix (served in plain text under `-Z`); the
+/// second list says which did.
+fn resolve_listen(list: &str, port: u16) -> Result<(Vec<SocketAddr>, Vec<bool>), Error> {
+    let mut out: Vec<(SocketAddr, bool)> = Vec::new();
+    for part in list.split([',', ';']).map(str::trim).filter(|p| !p.is_empty()) {
+        let (part, notls) = part.strip_prefix("notls:").map_or((part, false), |p| (p, true));
         let host = part.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            out.push(SocketAddr::new(ip, port));
+            out.push((SocketAddr::new(ip, port), notls));
             continue;
         }
         if let Ok(sa) = part.parse::<SocketAddr>() {
-            out.push(sa);
+            out.push((sa, notls));
             continue;
         }
         let addrs = (part, port).to_socket_addrs().map_err(|e| bad(format!("cannot resolve -l {part}: {e}")))?;
-        out.extend(addrs);
+        out.extend(addrs.map(|a| (a, notls)));
     }
     if out.is_empty() {
         return Err(bad("no address to listen on (-l)"));
     }
-    out.dedup();
-    Ok(out)
+    out.dedup_by_key(|(a, _)| *a);
+    Ok(out.into_iter().unzip())
 }
 
 #[cfg(test)]

@@ -20,6 +20,9 @@ pub enum Error {
     User(String),
     /// Any other I/O failure at startup.
     Io { what: &'static str, source: io::Error },
+    /// The TLS certificate, key or CA could not be loaded (exit 64, as
+    /// memcached's EX_USAGE).
+    Tls(String),
 }
 
 impl fmt::Display for Error {
@@ -29,7 +32,7 @@ impl fmt::Display for Error {
             Error::Config(msg) => write!(f, "{msg}"),
             Error::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
             Error::Unix { path, source } => write!(f, "failed to listen on unix socket {}: {source}", path.display()),
-            Error::User(msg) => write!(f, "{msg}"),
+            Error::User(msg) | Error::Tls(msg) => write!(f, "{msg}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
         }
     }
@@ -40,7 +43,7 @@ impl std::error::Error for Error {
         match self {
             Error::Usage(e) => Some(e),
             Error::Bind { source, .. } | Error::Unix { source, .. } | Error::Io { source, .. } => Some(source),
-            Error::Config(_) | Error::User(_) => None,
+            Error::Config(_) | Error::User(_) | Error::Tls(_) => None,
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct Sample {
     pub page_size: u64,
     /// `watch` log stream counters.
     pub watch: crate::watch::Figures,
+    /// With `-Z`: whether sessions are cached, new sessions, and seconds
+    /// since the certificates were loaded.
+    pub tls: Option<(bool, u64, u64)>,
 }
 
 impl Sample {
@@ -75,6 +78,10 @@ impl Sample {
             reserved_fds: crate::sys::open_fds().map_or(0, |n| n.saturating_sub(curr_connections_of(sh)) as u64),
             page_size: sh.config.storage.item_size_max as u64,
             watch: sh.watch.figures(),
+            tls: sh
+                .tls
+                .get()
+                .map(|t| (t.options.session_cache, t.new_sessions(), u64::from(t.since_refresh(clock.now())))),
         }
     }
 }
@@ -372,6 +379,17 @@ pub static GENERAL: &[Figure<Sample>] = &[
     stat("log_watcher_skipped", |x| n(x.watch.watcher_skipped)),
     stat("log_watcher_sent", |x| n(x.watch.watcher_sent)),
     stat("log_watchers", |x| n(x.watch.watchers)),
+    // With -Z, as memcached's TLS build.
+    stat("ssl_new_sessions", |x| match x.tls {
+        Some((true, new, _)) => n(new),
+        _ => Value::Absent,
+    }),
+    both(
+        "ssl_handshake_errors",
+        counter("memcached_ssl_handshake_errors_total", "Number of TLS handshakes that failed."),
+        |x| when(x.tls.is_some(), x.t.ssl_handshake_errors),
+    ),
+    stat("time_since_server_cert_refresh", |x| x.tls.map_or(Value::Absent, |(_, _, age)| n(age))),
     // No NAPI ids.
     stat("unexpected_napi_ids", |_| n(0)),
     stat("round_robin_fallback", |_| n(0)),

@@ -51,6 +51,7 @@ pub mod state;
 pub mod stats;
 pub mod storage;
 pub mod sys;
+pub mod tls;
 pub mod watch;
 
 /// Largest key, in bytes (memcached's `KEY_MAX_LENGTH`): the parsers refuse

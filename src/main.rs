@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         Err(e) => {
             log::error!("{e}");
             eprintln!("ferrocache: {e}");
-            ExitCode::from(71)
+            ExitCode::from(if matches!(e, Error::Tls(_)) { 64 } else { 71 })
         }
     }
 }

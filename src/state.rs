@@ -100,6 +100,8 @@ pub struct ConnInfo {
     pub state: Arc<AtomicU8>,
     /// Relative time of the connection's last command.
     pub last_cmd: Arc<AtomicU32>,
+    /// The subject of the TLS client certificate, once verified.
+    pub tls_subject: Arc<OnceLock<String>>,
 }
 
 /// A listening socket (or a UDP socket) as `stats conns` shows it.
@@ -146,6 +148,8 @@ pub struct Shared {
     pub watch: Arc<Watch>,
     /// Snapshot requests and figures (`snapshot`, SIGUSR2, the interval).
     pub backup: crate::backup::Backups,
+    /// `-Z`: the TLS state (set by the server before the loops start).
+    pub tls: OnceLock<Arc<crate::tls::Tls>>,
 }
 
 impl Shared {
@@ -179,6 +183,7 @@ impl Shared {
             detail,
             watch,
             backup: crate::backup::Backups::default(),
+            tls: OnceLock::new(),
         }
     }
 

@@ -77,6 +77,7 @@ counters!(
     write_stalls,
     auth_cmds,
     auth_errors,
+    ssl_handshake_errors,
 );
 
 /// Command kinds timed separately.

@@ -34,6 +34,8 @@ pub struct Extended {
     pub worker_logbuf_size: usize,
     /// `watcher_logbuf_size`: unsent log bytes a watcher may hold.
     pub watcher_logbuf_size: usize,
+    /// `ssl_*`: TLS settings, used with `-Z`.
+    pub tls: crate::tls::TlsOptions,
     /// Said once logging is up (deprecations).
     pub warnings: Vec<String>,
 }
@@ -54,6 +56,7 @@ impl Extended {
             slab_chunk_max: None,
             worker_logbuf_size: crate::watch::DEFAULT_WORKER_BUF,
             watcher_logbuf_size: crate::watch::DEFAULT_WATCHER_BUF,
+            tls: crate::tls::TlsOptions::default(),
             warnings: Vec::new(),
         }
     }
@@ -89,7 +92,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("sock_cookie_id", "sockets carry no cookie id"),
     ("proxy_config", "there is no proxy mode"),
     ("proxy_uring", "there is no proxy mode"),
-    ("ssl_", "TLS is not served"),
+    ("ssl_kernel_tls", "there is no kernel TLS offload; rustls encrypts in the event loop"),
     ("ext_", "there is no external storage (extstore)"),
 ];
 
@@ -101,6 +104,9 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
         let number = || -> Result<u64, Error> {
             value.and_then(|v| v.trim().parse().ok()).ok_or_else(|| bad(format!("invalid value for -o {name}: {opt}")))
         };
+        if x.tls.parse_option(name, value).map_err(bad)? {
+            continue;
+        }
         match name {
             "idle_timeout" => {
                 x.idle_timeout = u32::try_from(number()?).map_err(|_| bad("idle_timeout is too large"))?
@@ -244,7 +250,8 @@ mod tests {
             ("slab_automove_window=3", "window"),
             ("read_buf_mem_limit=1", "budget"),
             ("ext_path=/tmp/x:64m", "extstore"),
-            ("ssl_chain_cert=x", "TLS"),
+            ("ssl_kernel_tls", "kernel TLS"),
+            ("ssl_min_version=1", "TLS 1.2"),
             ("drop_privileges", "sandbox"),
             ("no_maxconns_fast", "maxconns_fast"),
         ] {

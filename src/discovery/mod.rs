@@ -73,6 +73,8 @@ struct State {
 pub struct Discovery {
     cfg: DiscoveryConfig,
     state: Mutex<State>,
+    /// With `-Z`: health checks speak TLS and verify the node.
+    tls: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 fn unix_now() -> u64 {
@@ -82,7 +84,7 @@ fn unix_now() -> u64 {
 impl Discovery {
     /// Loads the persisted version and the cluster file, if any.
     pub fn new(cfg: DiscoveryConfig) -> Result<Discovery, String> {
-        let d = Discovery { cfg, state: Mutex::new(State::default()) };
+        let d = Discovery { cfg, state: Mutex::new(State::default()), tls: std::sync::OnceLock::new() };
         if let Some(path) = d.version_path() {
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let v = text.lines().next().and_then(|l| l.trim().parse().ok());
@@ -207,6 +209,11 @@ impl Discovery {
         true
     }
 
+    /// With `-Z`: health checks from now on speak TLS with `config`.
+    pub fn set_tls(&self, config: std::sync::Arc<rustls::ClientConfig>) {
+        let _ = self.tls.set(config);
+    }
+
     /// One round of health checks (run by the health thread).
     pub fn check_all(&self) {
         let nodes = match &self.state.lock().configured {
@@ -216,7 +223,7 @@ impl Discovery {
         let results: Vec<(Node, bool)> = nodes
             .into_iter()
             .map(|n| {
-                let ok = probe(&n, self.cfg.timeout);
+                let ok = probe(&n, self.cfg.timeout, self.tls.get());
                 (n, ok)
             })
             .collect();
@@ -270,17 +277,36 @@ impl Discovery {
     }
 }
 
-/// One health check: `version` answered with `VERSION ` within `timeout`.
-pub fn probe(node: &Node, timeout: Duration) -> bool {
+/// One health check: `version` answered with `VERSION ` within `timeout`;
+/// over TLS when `tls` is given, the node's certificate verified against
+/// its host name (or its IP when the host is not a DNS name).
+pub fn probe(node: &Node, timeout: Duration, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> bool {
     let Some(addr) = node.address().to_socket_addrs().ok().and_then(|mut a| a.next()) else {
         return false;
     };
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+    let Ok(tcp) = TcpStream::connect_timeout(&addr, timeout) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    if s.write_all(b"version\r\n").is_err() {
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    match tls {
+        None => ask_version(tcp),
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(node.host.clone())
+                .ok()
+                .filter(|n| matches!(n, rustls::pki_types::ServerName::DnsName(_)) || node.ip.is_empty())
+                .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
+            let Ok(conn) = rustls::ClientConnection::new(config.clone(), name) else {
+                return false;
+            };
+            ask_version(rustls::StreamOwned::new(conn, tcp))
+        }
+    }
+}
+
+/// Sends `version` and checks the reply's start.
+fn ask_version<S: Read + Write>(mut s: S) -> bool {
+    if s.write_all(b"version\r\n").and_then(|()| s.flush()).is_err() {
         return false;
     }
     let mut buf = [0u8; 64];

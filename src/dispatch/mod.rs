@@ -177,6 +177,25 @@ pub fn dispatch<R: Reply>(
                 return Action::Close;
             }
         }
+        Request::RefreshCerts { noreply: _ } => {
+            // memcached's replies: OK, or its error line (sent even with
+            // noreply).
+            let outcome = match sh.tls.get() {
+                Some(tls) => tls.refresh(store.clock().now()).map_err(|e| {
+                    log::warn!("refresh_certs: {e}");
+                    e
+                }),
+                None => Err("Error TLS not enabled".to_string()),
+            };
+            match outcome {
+                Ok(()) => reply.status(Status::Ok, 0),
+                Err(e) => {
+                    // One line: the error may quote OpenSSL-like text.
+                    let line: String = e.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+                    reply.raw(format!("{line}\r\n").as_bytes());
+                }
+            }
+        }
         Request::CacheMemlimit { megabytes, noreply: _ } => {
             if megabytes < 8 {
                 reply.status(Status::MemlimitTooSmall, 0);

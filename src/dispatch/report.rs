@@ -88,6 +88,26 @@ fn rows<R: Reply>(sh: &Shared, table: &[figures::Figure<Sample>], out: &mut R) {
     out.stats_end();
 }
 
+/// memcached's `ssl_*` settings rows (a TLS build shows them with or
+/// without `-Z`; unset paths print as its printf prints them).
+fn tls_settings<R: Reply>(tls: Option<&crate::tls::TlsOptions>, out: &mut R) {
+    let defaults = crate::tls::TlsOptions::default();
+    let o = tls.unwrap_or(&defaults);
+    let path =
+        |p: &Option<std::path::PathBuf>, none: &str| p.as_ref().map_or(none.to_string(), |p| p.display().to_string());
+    out.stat("ssl_enabled", &if tls.is_some() { "yes" } else { "no" });
+    out.stat("ssl_chain_cert", &path(&o.chain_cert, "(null)"));
+    out.stat("ssl_key", &path(&o.key, "(null)"));
+    out.stat("ssl_verify_mode", &o.verify_bits());
+    out.stat("ssl_keyformat", &o.keyformat);
+    out.stat("ssl_ciphers", &o.ciphers.as_deref().unwrap_or("NULL"));
+    out.stat("ssl_ca_cert", &path(&o.ca_cert, "NULL"));
+    out.stat("ssl_wbuf_size", &o.wbuf_size);
+    out.stat("ssl_session_cache", &if o.session_cache { "yes" } else { "no" });
+    out.stat("ssl_kernel_tls", &"no");
+    out.stat("ssl_min_version", &o.min_version.as_str());
+}
+
 fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     let cfg = &sh.config;
     let srv = &cfg.server;
@@ -147,6 +167,7 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("write_timeout", &srv.write_timeout);
     out.stat("read_buf_mem_limit", &0);
     out.stat("track_sizes", &yes_no(sh.store.tracks_sizes()));
+    tls_settings(srv.tls.as_ref(), out);
     let memory_file = cfg.memory_file.as_ref().map_or("(null)".to_string(), |p| p.display().to_string());
     out.stat("memory_file", &memory_file);
     out.stat("shards", &sh.store.shard_count());
@@ -226,6 +247,9 @@ fn conns<R: Reply>(sh: &Shared, out: &mut R) {
                 out.stat(&format!("{fd}:state"), &ConnState::from_u8(ci.state.load(Ordering::Relaxed)).name());
                 let idle = now.saturating_sub(ci.last_cmd.load(Ordering::Relaxed));
                 out.stat(&format!("{fd}:secs_since_last_cmd"), &idle);
+                if let Some(subject) = ci.tls_subject.get() {
+                    out.stat(&format!("{fd}:tls_subject"), subject);
+                }
             }
         }
     }

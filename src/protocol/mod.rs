@@ -268,6 +268,10 @@ pub enum Request<'a> {
         megabytes: u64,
         noreply: bool,
     },
+    /// `refresh_certs`: reload the TLS certificate and key (text only).
+    RefreshCerts {
+        noreply: bool,
+    },
     /// Binary no-op.
     Noop,
     /// A meta command (`mg ms md ma me`); `data` is the value of `ms`.
@@ -339,6 +343,7 @@ impl Request<'_> {
             | Request::FlushAll { noreply, .. }
             | Request::Verbosity { noreply, .. }
             | Request::CacheMemlimit { noreply, .. }
+            | Request::RefreshCerts { noreply }
             | Request::TooLarge { noreply, .. }
             | Request::InvalidData { noreply, .. }
             | Request::Fatal { noreply, .. }

@@ -151,6 +151,10 @@ pub struct Connection {
     /// In the event loop's list of connections to serve again (it
     /// yielded): kept so that the list holds it once.
     pub queued: bool,
+    /// The TLS client certificate's subject (`stats conns`), read once
+    /// the first plaintext arrives.
+    pub tls_subject: Arc<std::sync::OnceLock<String>>,
+    subject_checked: bool,
 }
 
 impl Connection {
@@ -182,6 +186,8 @@ impl Connection {
             watcher: None,
             close_reason: CloseReason::Error,
             queued: false,
+            tls_subject: Arc::new(std::sync::OnceLock::new()),
+            subject_checked: false,
         }
     }
 
@@ -218,13 +224,16 @@ impl Connection {
     /// Whether the connection owes the client output (queued replies, a
     /// dump in progress): it waits for the client, so it is not idle
     /// (`-o write_timeout` covers a client that stops reading).
+    /// A TLS handshake in progress is not sending: a client that stalls
+    /// in it is idle.
     pub fn sending(&self) -> bool {
-        self.dump.is_some() || self.pending_output() > 0
+        self.dump.is_some() || (self.pending_output() > 0 && !self.stream.handshaking())
     }
 
-    /// Output queued and not yet written.
+    /// Output queued and not yet written (TLS records rustls holds count
+    /// as one byte: it does not say how many).
     pub fn pending_output(&self) -> usize {
-        self.wbuf.len() - self.wpos
+        self.wbuf.len() - self.wpos + self.stream.held_output()
     }
 
     /// Handles whatever is readable and writable now (see the module doc).
@@ -371,10 +380,18 @@ impl Connection {
             }
             match self.read(w) {
                 Ok((0, _)) => self.peer_closed = true,
-                Ok((n, space)) => drained = n < space,
+                Ok((n, space)) => drained = n < space && self.stream.short_read_drains(),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Served::Waiting,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Served::Closed,
+                Err(e) => {
+                    if self.stream.take_handshake_error() {
+                        w.ssl_handshake_errors.incr();
+                        if let Some(dropped) = BAD_INPUT_LOG.allow(now) {
+                            log::info!("TLS handshake with {} failed: {e}; {dropped} more not logged", self.peer);
+                        }
+                    }
+                    return Served::Closed;
+                }
             }
         }
     }
@@ -400,7 +417,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     w.bytes_read.add(n as u64);
-                    if n == self.rbuf.len() || self.hup {
+                    if n == self.rbuf.len() || self.hup || !self.stream.short_read_drains() {
                         continue;
                     }
                 }
@@ -455,6 +472,12 @@ impl Connection {
         }
         let space = self.rbuf.len() - self.filled;
         let n = self.stream.read(&mut self.rbuf[self.filled..])?;
+        if !self.subject_checked && n > 0 {
+            self.subject_checked = true;
+            if let Some(subject) = self.stream.peer_subject() {
+                let _ = self.tls_subject.set(subject);
+            }
+        }
         self.filled += n;
         w.bytes_read.add(n as u64);
         Ok((n, space))
@@ -483,7 +506,7 @@ impl Connection {
         if self.wbuf.capacity() > SHRINK_ABOVE {
             self.wbuf = Vec::new();
         }
-        Ok(())
+        self.stream.flush_held()
     }
 
     /// Whether the client has left a full output buffer unread for more

@@ -26,7 +26,7 @@ use crate::watch::{self, CloseReason, Event};
 
 use super::connection::{Connection, Served};
 use super::listener::LoopSockets;
-use super::stream::Stream;
+use super::stream::{Stream, TlsStream};
 use super::udp::UdpServer;
 
 const WAKER: Token = Token(usize::MAX);
@@ -39,7 +39,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A socket a loop listens on.
 enum Listener {
-    Tcp(TcpListener),
+    /// A TCP listener; `true`: its clients speak TLS.
+    Tcp(TcpListener, bool),
     /// The unix socket, and its path as `stats conns` shows it.
     Unix(UnixListener, Endpoint),
     Udp(Box<UdpServer>),
@@ -48,7 +49,7 @@ enum Listener {
 impl Listener {
     fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
-            Listener::Tcp(l) => l,
+            Listener::Tcp(l, _) => l,
             Listener::Unix(l, _) => l,
             Listener::Udp(u) => &mut u.socket,
         }
@@ -85,7 +86,14 @@ impl EventLoop {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut mio_listeners = Vec::new();
-        mio_listeners.extend(sockets.tcp.into_iter().map(|l| Listener::Tcp(TcpListener::from_std(l))));
+        // TCP listeners come in the order of `listen` (then the config
+        // endpoint's, one per listen address): each serves TLS as its
+        // listen address does.
+        let tls_flags = &shared.config.server.listen_tls;
+        mio_listeners.extend(sockets.tcp.into_iter().enumerate().map(|(i, l)| {
+            let tls = !tls_flags.is_empty() && tls_flags[i % tls_flags.len()];
+            Listener::Tcp(TcpListener::from_std(l), tls)
+        }));
         if let (Some(l), Some(path)) = (sockets.unix, unix_path) {
             mio_listeners.push(Listener::Unix(UnixListener::from_std(l), Endpoint::Unix(path.into())));
         }
@@ -190,11 +198,22 @@ impl EventLoop {
     /// client's address and the server's end, for `stats conns`.
     fn accept_one(&mut self, i: usize) -> io::Result<(Stream, Endpoint, Endpoint)> {
         match &mut self.listeners[i] {
-            Listener::Tcp(l) => {
+            Listener::Tcp(l, tls) => {
                 let (s, peer) = l.accept()?;
                 let _ = s.set_nodelay(true);
                 let local = s.local_addr().map_or(Endpoint::Tcp(peer), Endpoint::Tcp);
-                Ok((Stream::Tcp(s), Endpoint::Tcp(peer), local))
+                let stream = match self.shared.tls.get().filter(|_| *tls) {
+                    Some(t) => match t.accept() {
+                        Ok(session) => Stream::Tls(Box::new(TlsStream::new(session, s))),
+                        Err(e) => {
+                            self.stats.ssl_handshake_errors.incr();
+                            log::warn!("cannot start a TLS session for {peer}: {e}");
+                            return Err(io::ErrorKind::Interrupted.into());
+                        }
+                    },
+                    None => Stream::Tcp(s),
+                };
+                Ok((stream, Endpoint::Tcp(peer), local))
             }
             Listener::Unix(l, path) => {
                 let (s, peer) = l.accept()?;
@@ -225,8 +244,11 @@ impl EventLoop {
                 sh.curr_connections.fetch_sub(1, Ordering::AcqRel);
                 self.stats.rejected_connections.incr();
                 // As memcached: say why, then hang up. Best effort: a fresh
-                // socket's send buffer takes this short line.
-                let _ = stream.write(TOO_MANY_CONNECTIONS);
+                // socket's send buffer takes this short line. Not over TLS:
+                // there is no session yet to say it in.
+                if !matches!(stream, Stream::Tls(_)) {
+                    let _ = stream.write(TOO_MANY_CONNECTIONS);
+                }
                 if let Some(dropped) = REJECTED_LOG.allow(now) {
                     log::warn!(
                         "rejected connection from {peer}: too many open connections ({max}); {dropped} more not logged"
@@ -254,6 +276,7 @@ impl EventLoop {
                     listen_addr: local,
                     state: conn.state.clone(),
                     last_cmd: conn.last_active.clone(),
+                    tls_subject: conn.tls_subject.clone(),
                 },
             );
             sh.watch.log(watch::CONNEVENTS, &Event::ConnNew { peer: conn.peer.socket_addr(), fd: conn.fd });
@@ -290,6 +313,7 @@ impl EventLoop {
             let reason = reason.unwrap_or(conn.close_reason);
             let ev = Event::ConnClose { peer: conn.peer.socket_addr(), fd: conn.fd, reason };
             self.shared.watch.log(watch::CONNEVENTS, &ev);
+            conn.stream.close_notify();
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.shared.conns.lock().remove(&conn.id);
             self.shared.curr_connections.fetch_sub(1, Ordering::AcqRel);

@@ -94,6 +94,24 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         _ => {}
     }
     let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
+    // Read before privileges are dropped, as memcached does; a refresh
+    // later reads as the -u user.
+    let tls = match &config.server.tls {
+        Some(options) => Some(Arc::new(crate::tls::Tls::new(options.clone(), clock.now()).map_err(Error::Tls)?)),
+        None => None,
+    };
+    if let Some(t) = &tls {
+        // Node health checks speak TLS too, verifying nodes against
+        // ssl_ca_cert; a cluster without one cannot be checked.
+        match t.client_config() {
+            Ok(client) => discovery.set_tls(client),
+            Err(e) if config.discovery.cluster_file.is_some() => return Err(Error::Tls(e)),
+            Err(e) if config.config_port.is_some() => {
+                log::warn!("{e}: nodes set by `config set cluster` fail their checks")
+            }
+            Err(_) => {}
+        }
+    }
     let threads = config.server.threads;
     let mut addrs_to_bind = config.server.listen.clone();
     if let Some(port) = config.config_port {
@@ -118,6 +136,9 @@ pub fn run(mut config: Config) -> Result<(), Error> {
 
     let shared = Arc::new(Shared::with_discovery(config, store, discovery));
     let _ = shared.bound.set(bound.clone());
+    if let Some(tls) = tls {
+        let _ = shared.tls.set(tls);
+    }
 
     let mut loops = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);

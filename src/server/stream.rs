@@ -1,5 +1,15 @@
-//! A client's byte stream: TCP or a unix socket. [`Connection`] reads and
-//! writes it without knowing which; the event loop registers it with mio.
+//! A client's byte stream: TCP, TLS over TCP, or a unix socket.
+//! [`Connection`] reads and writes it without knowing which; the event loop
+//! registers it with mio.
+//!
+//! TLS is rustls driven by hand on the non-blocking socket, in the loop
+//! that owns the connection (no thread per connection): a read feeds
+//! ciphertext to rustls (`read_tls`, `process_new_packets`) until it has
+//! plaintext or the socket says WouldBlock, sending whatever the handshake
+//! wants sent on the way; a write hands plaintext to rustls (`writer()`,
+//! bounded by `ssl_wbuf_size`) and pushes records out (`write_tls`).
+//! Records rustls holds when the socket blocks are counted as pending
+//! output, so the connection waits for the writable edge and flushes them.
 //!
 //! An enum rather than a trait object: one predictable branch per read or
 //! write, no allocation, and mio's `Source` implemented once here.
@@ -17,7 +27,139 @@ use mio::{Interest, Registry, Token};
 #[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
+    Tls(Box<TlsStream>),
     Unix(UnixStream),
+}
+
+/// A TLS session over a TCP socket.
+#[derive(Debug)]
+pub struct TlsStream {
+    pub tls: rustls::ServerConnection,
+    pub tcp: TcpStream,
+    /// The handshake failed (bad or plaintext input, a refused client
+    /// certificate): counted once as `ssl_handshake_errors`.
+    handshake_failed: bool,
+}
+
+impl TlsStream {
+    pub fn new(tls: rustls::ServerConnection, tcp: TcpStream) -> TlsStream {
+        TlsStream { tls, tcp, handshake_failed: false }
+    }
+
+    /// Writes the records rustls holds until done or WouldBlock.
+    fn push(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.tcp) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`TlsStream::push`], with WouldBlock as success (a writable edge
+    /// will come for what is left).
+    fn push_some(&mut self) -> io::Result<()> {
+        match self.push() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other,
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            // Handshake replies (and alerts) go out before reading on.
+            self.push_some()?;
+            match self.tls.read_tls(&mut self.tcp) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                self.handshake_failed |= self.tls.is_handshaking();
+                // The alert rustls queued, best effort.
+                let _ = self.push();
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push_some()?;
+        let n = self.tls.writer().write(buf)?;
+        self.push_some()?;
+        if n == 0 && !buf.is_empty() {
+            // rustls holds ssl_wbuf_size already: wait for the socket.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+}
+
+impl Stream {
+    /// A short read means the socket is empty (see `Connection::serve`).
+    /// Not for TLS: rustls reads the socket a record at a time.
+    #[inline]
+    pub fn short_read_drains(&self) -> bool {
+        !matches!(self, Stream::Tls(_))
+    }
+
+    /// Output the stream itself holds (TLS records not yet written): 1 if
+    /// any, as rustls does not say how much.
+    #[inline]
+    pub fn held_output(&self) -> usize {
+        match self {
+            Stream::Tls(t) => usize::from(t.tls.wants_write()),
+            _ => 0,
+        }
+    }
+
+    /// Writes what the stream holds, until done or WouldBlock.
+    pub fn flush_held(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tls(t) => t.push_some(),
+            _ => Ok(()),
+        }
+    }
+
+    /// A TLS stream whose handshake is not done yet.
+    pub fn handshaking(&self) -> bool {
+        matches!(self, Stream::Tls(t) if t.tls.is_handshaking())
+    }
+
+    /// Whether a handshake failed; true once.
+    pub fn take_handshake_error(&mut self) -> bool {
+        match self {
+            Stream::Tls(t) => std::mem::take(&mut t.handshake_failed),
+            _ => false,
+        }
+    }
+
+    /// Ends a TLS session politely (close_notify), best effort.
+    pub fn close_notify(&mut self) {
+        if let Stream::Tls(t) = self {
+            if !t.tls.is_handshaking() {
+                t.tls.send_close_notify();
+                let _ = t.push();
+            }
+        }
+    }
+
+    /// The client certificate's subject, when one was verified.
+    pub fn peer_subject(&self) -> Option<String> {
+        match self {
+            Stream::Tls(t) => t.tls.peer_certificates().and_then(|c| c.first()).map(|c| crate::tls::subject_of(c)),
+            _ => None,
+        }
+    }
 }
 
 impl Read for Stream {
@@ -25,6 +167,7 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
     }
@@ -35,6 +178,7 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
             Stream::Unix(s) => s.write(buf),
         }
     }
@@ -48,6 +192,7 @@ impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Tls(t) => t.tcp.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
         }
     }
@@ -57,6 +202,7 @@ impl Source for Stream {
     fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Tls(t) => t.tcp.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
         }
     }
@@ -64,6 +210,7 @@ impl Source for Stream {
     fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Tls(t) => t.tcp.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
         }
     }
@@ -71,6 +218,7 @@ impl Source for Stream {
     fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
+            Stream::Tls(t) => t.tcp.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
         }
     }

@@ -127,6 +127,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
             _ => Request::Shutdown { graceful: false, valid: false },
         }),
         b"cache_memlimit" => memlimit(&toks, n, noreply),
+        b"refresh_certs" => Line::Done(Request::RefreshCerts { noreply }),
         b"config" => config(&toks, n, rest, limits),
         b"slabs" => super::admin::slabs(&toks, n),
         b"lru_crawler" => super::admin::lru_crawler(&toks, n),
