@@ -3,18 +3,21 @@
 //! the next to evict. No pointers and no `unsafe`: a link is a `u32`, `NIL`
 //! ends a list.
 //!
-//! A hit does not relink its item: [`bump`] only sets the item's `ACTIVE`
-//! bit, one byte written in a header the lookup has just read. The item
-//! moves to the head when eviction reaches it at the tail ([`victim`]: a
-//! second chance, as memcached's segmented LRU moves an `ACTIVE` item out of
-//! its cold LRU instead of evicting it). So an item read since it last
-//! reached the tail is not evicted before one that was not, and a hit costs
-//! no writes to two neighbouring chunks (memcached's flat LRU gets the same
-//! saving by relinking an item at most once a minute, `ITEM_UPDATE_INTERVAL`).
+//! A hit does not relink its item: it only changes the item's flags, one
+//! byte of a header the lookup has just read ([`after_fetch`]). As in
+//! memcached's segmented LRU, the first read marks an item `FETCHED` and a
+//! later one `ACTIVE`; [`bump`] (an `add` that found the item, an in-place
+//! incr) marks it `ACTIVE`. An `ACTIVE` item moves to the head when eviction
+//! reaches it at the tail ([`victim`]: a second chance, as memcached moves
+//! an active item out of its cold LRU instead of evicting it). So an item
+//! used again since it was stored or last reached the tail outlives one
+//! that was not, and a hit writes nothing in two neighbouring chunks
+//! (memcached's flat LRU saves the same writes by relinking an item at most
+//! once a minute, `ITEM_UPDATE_INTERVAL`).
 //!
 //! The caller holds the shard lock (it has `&mut Class`).
 
-use super::item::{ACTIVE, NIL};
+use super::item::{ACTIVE, FETCHED, NIL};
 use super::slab::Class;
 
 /// Used items [`victim`] moves from the tail to the head before it gives
@@ -58,6 +61,17 @@ pub fn unlink(c: &mut Class, idx: u32) {
     let mut it = c.item_mut(idx);
     it.set_prev(NIL);
     it.set_next(NIL);
+}
+
+/// An item's flags after a read: the first marks it `FETCHED`, a later
+/// one `ACTIVE` (memcached: an item must be hit twice to become active).
+#[inline]
+pub fn after_fetch(iflags: u8) -> u8 {
+    if iflags & FETCHED == 0 {
+        iflags | FETCHED
+    } else {
+        iflags | ACTIVE
+    }
 }
 
 /// Marks a linked chunk used: it moves to the head instead of being
@@ -154,6 +168,14 @@ mod tests {
         unlink(&mut c, 2);
         assert_eq!(victim(&mut c), 4, "3 moves up, 4 was never used");
         assert_eq!(order(&c), vec![3, 1, 0, 4]);
+    }
+
+    #[test]
+    fn the_second_read_makes_an_item_active() {
+        let once = after_fetch(0);
+        assert_eq!(once, FETCHED);
+        assert_eq!(after_fetch(once), FETCHED | ACTIVE);
+        assert_eq!(after_fetch(FETCHED | ACTIVE), FETCHED | ACTIVE);
     }
 
     #[test]

@@ -57,7 +57,7 @@ use parking_lot::Mutex;
 use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
-use item::{FETCHED, NIL, STALE, TOKEN_SENT};
+use item::{NIL, STALE, TOKEN_SENT};
 use items::{Miss, NewItem, Shard, ShardLock, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
@@ -461,14 +461,13 @@ impl Store {
             }
             it.set_atime(now);
             let fl = it.as_ref().iflags();
-            it.set_iflags(fl | FETCHED);
+            it.set_iflags(lru::after_fetch(fl));
         }
         if touch.is_some() {
             c.counters.touch_hits += 1;
         } else {
             c.counters.get_hits += 1;
         }
-        lru::bump(c, loc.idx);
         let it = c.item(loc.idx);
         let cas = if self.use_cas { it.cas() } else { 0 };
         Some(f(ItemView { key: it.key(), flags: it.flags(), cas, value: it.value() }))
