@@ -354,9 +354,11 @@ pub static GENERAL: &[Figure<Sample>] = &[
     stat("hash_bytes", |x| n(x.s.hash_bytes)),
     // 1 while some shard's table moves buckets into its doubled array.
     stat("hash_is_expanding", |x| n(u64::from(x.s.hash_is_expanding))),
-    // A page move evicts the page's items at once under the shard lock:
-    // nothing is rescued, nothing is ever busy, no mover runs in between.
-    stat("slab_reassign_rescues", |x| when(x.slab_reassign, 0)),
+    // A page moved between classes evicts its items at once under the shard
+    // lock; a page handed to another shard first moves its items to chunks
+    // freed at its class's LRU tail (rescues). Nothing is ever busy, no
+    // mover runs in between.
+    stat("slab_reassign_rescues", |x| when(x.slab_reassign, x.s.reassign_rescues)),
     stat("slab_reassign_chunk_rescues", |x| when(x.slab_reassign, 0)),
     stat("slab_reassign_evictions_nomem", |x| when(x.slab_reassign, x.s.reassign_evictions)),
     stat("slab_reassign_inline_reclaim", |x| when(x.slab_reassign, 0)),

@@ -5,7 +5,9 @@
 //! would build with `-m M -t N` (4 shards per thread), fills it with
 //! `--keys` items, then runs each operation for `--seconds` on all threads
 //! at once, every thread picking keys at random over the whole key space
-//! (so threads share shards as real clients do). It prints operations per
+//! (so threads share shards as real clients do). The fill is timed set by
+//! set: its p99.9 and slowest set show what table growth and page
+//! allocation cost a request. It prints operations per
 //! second and, per memory size, how many times the one-thread figure the
 //! largest thread count reaches. Gets check every value they read (length
 //! and content), so a broken store cannot look fast.
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use ferrocache::storage::clock::Clock;
 use ferrocache::storage::{Store, StoreConfig, StoreMode, StoreOutcome, MEGABYTE, SHARDS_PER_THREAD};
+use hdrhistogram::Histogram;
 
 #[derive(Parser, Debug)]
 #[command(name = "ferrocache-storebench", about = "N threads on the store directly: gets/s and sets/s")]
@@ -57,12 +60,17 @@ struct Args {
     shards: Option<usize>,
 }
 
-/// CPU seconds the calling thread has used.
-fn thread_cpu() -> f64 {
+/// CPU nanoseconds the calling thread has used.
+fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes the timespec it is given, nothing else.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu() -> f64 {
+    thread_cpu_ns() as f64 * 1e-9
 }
 
 /// What one run measured.
@@ -190,7 +198,7 @@ fn main() {
         "-m", "threads", "shards", "gets/s", "get-cpus", "gets/cpu-s", "sets/s", "set-cpus", "sets/cpu-s", "items%"
     );
     for &m in &a.memory {
-        let mut rows = Vec::new();
+        let (mut rows, mut fills) = (Vec::new(), Vec::new());
         for &t in &a.threads {
             let cfg = StoreConfig {
                 memory_limit: m * MEGABYTE,
@@ -198,9 +206,18 @@ fn main() {
                 ..StoreConfig::default()
             };
             let store = Arc::new(Store::new(&cfg, Arc::new(Clock::system())));
+            // The fill, on one thread, from empty: every table grows many
+            // times over, so its slowest sets show what a growth costs.
+            // Timed in thread CPU time, so that being preempted on a busy
+            // machine does not count (page faults do).
+            let mut fill = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram bounds");
             for (i, k) in keys.iter().enumerate() {
-                store.store(StoreMode::Set, k, 0, 0, &value(i, a.value));
+                let v = value(i, a.value);
+                let t0 = thread_cpu_ns();
+                store.store(StoreMode::Set, k, 0, 0, &v);
+                fill.saturating_record(thread_cpu_ns().saturating_sub(t0));
             }
+            fills.push((t, fill));
             let sets = run(&store, &keys, a.value, Op::Set, t, a.seconds);
             let gets = run(&store, &keys, a.value, Op::Get, t, a.seconds);
             let items = 100.0 * store.stats().curr_items as f64 / a.keys as f64;
@@ -215,6 +232,14 @@ fn main() {
                 sets.per_cpu(),
             );
             rows.push((t, gets, sets));
+        }
+        for (t, fill) in &fills {
+            println!(
+                "-m {m}, {t} thread(s)' store: fill from empty, CPU time per set p50 {} ns, p99.9 {} ns, max {} ns",
+                fill.value_at_quantile(0.5),
+                fill.value_at_quantile(0.999),
+                fill.max()
+            );
         }
         let (t1, g1, s1) = &rows[0];
         for (t, g, s) in &rows[1..] {

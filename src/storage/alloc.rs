@@ -33,6 +33,15 @@ const GIVERS_TRIED: usize = 4;
 /// large chunks may take several of its smaller ones).
 const RELEASES_PER_GIVER: usize = 64;
 
+impl Class {
+    /// The chunk indexes of the newest page carved so far (first, end), if
+    /// the class has a page.
+    fn last_page_chunks(&self) -> Option<(u32, u32)> {
+        let first = (self.pages.len().checked_sub(1)? as u32) * self.per_page;
+        Some((first, first + self.carved))
+    }
+}
+
 impl Shard {
     /// A chunk of class `id`: free, fresh from the pool, reclaimed from a
     /// dead item, from a page moved off a colder class, or evicted.
@@ -207,7 +216,7 @@ impl Shard {
                     break;
                 }
                 let Some(from) = giver.coldest_class(cx.now, cx.evictions, only) else { break };
-                giver.release_last_page(from, pool, cx.now);
+                giver.hand_over_last_page(from, pool, cx.now);
             }
         }
         self.no_giver_at = cx.now;
@@ -246,16 +255,80 @@ impl Shard {
         }
     }
 
+    /// Frees the newest page of class index `from` for another shard,
+    /// keeping the class's newest items: each live item on the page moves
+    /// to a chunk on the class's other pages, made free by evicting the
+    /// class's LRU tail if need be, keeping its place in the LRU. So what
+    /// the class loses is its coldest page's worth of items, wherever they
+    /// were. Returns the bytes to the budget; false if the class has no page.
+    pub(super) fn hand_over_last_page(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
+        let id = (from + 1) as u8;
+        let Some((first, end)) = self.classes[from].last_page_chunks() else { return false };
+        let mut buf = Vec::new();
+        for idx in first..end {
+            if !self.class(id).item(idx).is_linked() {
+                continue;
+            }
+            // A free chunk off the page; chunks on it are dropped with it.
+            let dest = loop {
+                match self.class_mut(id).alloc_chunk() {
+                    Some(d) if d < first => break Some(d),
+                    Some(_) => continue,
+                    None => {}
+                }
+                let tail = self.class(id).lru_tail;
+                self.unlink_loc(Loc { class: id, idx: tail }, Unlink::Evicted, now);
+                if tail == idx {
+                    break None; // It was the coldest item itself.
+                }
+            };
+            if let Some(dest) = dest {
+                self.relocate(id, idx, dest, &mut buf);
+                self.reassign_rescues += 1;
+            }
+        }
+        self.drop_last_page(from, pool);
+        true
+    }
+
+    /// Detaches the newest page of class index `from`, its items already
+    /// gone, and returns its bytes to the budget.
+    fn drop_last_page(&mut self, from: usize, pool: &PagePool) {
+        if let Some(page) = self.classes[from].take_last_page() {
+            pool.give_back(page.len());
+            self.set_held(self.held() - page.len());
+        }
+    }
+
+    /// Moves the linked item in chunk `idx` of class `id` to the unlinked
+    /// chunk `dest`, relinking its LRU neighbours and its hash chain.
+    fn relocate(&mut self, id: u8, idx: u32, dest: u32, buf: &mut Vec<u8>) {
+        let h = self.hasher.hash_one(self.item(Loc { class: id, idx }).key());
+        let c = self.class_mut(id);
+        buf.clear();
+        buf.extend_from_slice(c.chunk(idx));
+        c.chunk_mut(dest).copy_from_slice(buf);
+        let (prev, next) = (c.item(dest).prev(), c.item(dest).next());
+        match prev {
+            NIL => c.lru_head = dest,
+            p => c.item_mut(p).set_next(dest),
+        }
+        match next {
+            NIL => c.lru_tail = dest,
+            n => c.item_mut(n).set_prev(dest),
+        }
+        let (old, new) = (Loc { class: id, idx }.pack(), Loc { class: id, idx: dest }.pack());
+        let found = self.table.remove(h, old, &mut self.classes[..]);
+        debug_assert!(found, "a linked item is in the table");
+        self.table.insert(h, new, &mut self.classes[..]);
+        self.class_mut(id).item_mut(idx).set_iflags(0);
+    }
+
     /// Empties the newest page of class index `from` (evicting its items)
     /// and returns it to the budget. False if the class has no page.
     pub(super) fn release_last_page(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
         let vid = (from + 1) as u8;
-        let c = &self.classes[from];
-        if c.pages.is_empty() {
-            return false;
-        }
-        let first = (c.pages.len() as u32 - 1) * c.per_page;
-        let end = first + c.carved;
+        let Some((first, end)) = self.classes[from].last_page_chunks() else { return false };
         for idx in first..end {
             let loc = Loc { class: vid, idx };
             if self.item(loc).is_linked() {
@@ -263,10 +336,7 @@ impl Shard {
                 self.unlink_loc(loc, Unlink::Evicted, now);
             }
         }
-        if let Some(page) = self.classes[from].take_last_page() {
-            pool.give_back(page.len());
-            self.set_held(self.held() - page.len());
-        }
+        self.drop_last_page(from, pool);
         true
     }
 }

@@ -59,6 +59,9 @@ pub(super) struct Shard {
     /// Live items evicted because their page moved to another class
     /// (`slab_reassign_evictions_nomem`: a move never rescues items).
     pub(super) reassign_evictions: u64,
+    /// Live items moved off a page this shard handed to another shard
+    /// (`slab_reassign_rescues`).
+    pub(super) reassign_rescues: u64,
     /// Crawler position: class index and chunk index.
     pub(super) crawl_class: usize,
     pub(super) crawl_idx: u32,
@@ -174,6 +177,7 @@ impl Shard {
             crawler_items_checked: 0,
             crawler_starts: 0,
             reassign_evictions: 0,
+            reassign_rescues: 0,
             crawl_class: 0,
             crawl_idx: 0,
             last_move: 0,

@@ -25,6 +25,7 @@ pub struct StoreStats {
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
     pub reassign_evictions: u64,
+    pub reassign_rescues: u64,
     pub get_expired: u64,
     pub get_flushed: u64,
     pub hash_bytes: u64,
@@ -103,6 +104,7 @@ impl Store {
             st.crawler_items_checked += s.crawler_items_checked;
             background = background.max(s.crawler_starts);
             st.reassign_evictions += s.reassign_evictions;
+            st.reassign_rescues += s.reassign_rescues;
             st.slabs_moved += s.slabs_moved;
             for c in &s.classes {
                 st.pages += c.pages.len() as u64;
@@ -155,6 +157,8 @@ impl Store {
             s.get_flushed = 0;
             s.crawler_items_checked = 0;
             s.reassign_evictions = 0;
+            s.reassign_rescues = 0;
+            s.reassign_rescues = 0;
             for c in s.classes.iter_mut() {
                 c.counters = ClassCounters::default();
             }
