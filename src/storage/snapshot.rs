@@ -19,10 +19,10 @@
 //!
 //! Writing goes shard by shard, in two steps. First the keys of the
 //! shard's live items are copied out with that shard locked (keys only: a
-//! walk of its LRUs, no values), and the lock is released. Then each key is
-//! looked up again, as a client's `get` would be (its shard locked for that
-//! one item, its value copied, and unlocked), without touching its LRU
-//! position, access time or counters; the records are checksummed and
+//! walk of its LRUs, no values), and the lock is released. Then the keys
+//! are looked up again, a few at a time as a client's multi-get would be
+//! (the shard locked for at most 64 keys or 64 KiB of values), without
+//! touching their LRU positions, access times or counters; the records are checksummed and
 //! written a megabyte at a time. Clients of the other shards never wait for
 //! the first step; no client ever waits for the disk. What the file holds:
 //! every item that was live when its shard's keys were listed and is still
@@ -157,22 +157,22 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
             ends.push(keys.len());
         });
         sum.longest_lock = sum.longest_lock.max(locked.elapsed());
-        let mut start = 0;
-        for &end in &ends {
-            let found = store.copy_record(&keys[start..end], |key, value, flags, exptime, cas| {
-                buf.push(key.len() as u8);
-                buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                buf.extend_from_slice(&flags.to_le_bytes());
-                buf.extend_from_slice(&exptime.to_le_bytes());
-                buf.extend_from_slice(&cas.to_le_bytes());
-                buf.extend_from_slice(key);
-                buf.extend_from_slice(value);
-            });
-            start = end;
-            if found {
-                sum.items += 1;
-                sum.bytes += 4;
-            }
+        let mut done = 0;
+        while done < ends.len() {
+            let start = if done == 0 { 0 } else { ends[done - 1] };
+            let (taken, found) =
+                store.copy_records(shard, &keys[start..], &ends[done..], start, |key, value, flags, exptime, cas| {
+                    buf.push(key.len() as u8);
+                    buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                    buf.extend_from_slice(&flags.to_le_bytes());
+                    buf.extend_from_slice(&exptime.to_le_bytes());
+                    buf.extend_from_slice(&cas.to_le_bytes());
+                    buf.extend_from_slice(key);
+                    buf.extend_from_slice(value);
+                });
+            done += taken;
+            sum.items += found;
+            sum.bytes += 4 * found;
             if buf.len() >= BUF {
                 sum.bytes += buf.len() as u64;
                 write_records(&mut out, &buf, &mut crc)?;
@@ -202,22 +202,50 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     Ok(sum)
 }
 
+/// Keys looked up, and value bytes copied, per hold of a shard lock.
+const COPY_KEYS: usize = 64;
+const COPY_BYTES: usize = 64 * 1024;
+
 impl Store {
-    /// Calls `f` with `key`'s live item (key, value, flags, unix exptime or
-    /// 0, CAS) with its shard locked, leaving its LRU position, access time
-    /// and counters alone; false if there is none.
-    fn copy_record(&self, key: &[u8], f: impl FnOnce(&[u8], &[u8], u32, u64, u64)) -> bool {
-        let (h, shard) = self.locate(key);
-        let now = self.clock.now();
-        let s = shard.lock();
-        let Some((_, loc)) = s.find(h, key) else { return false };
-        let it = s.item(loc);
-        if s.dead(it, now).is_some() {
-            return false;
+    /// Copies the live items of the keys listed from shard `shard` (the
+    /// key bytes from offset `base` of the list, each ending at `ends[i] -
+    /// base`), calling `f` with each (key, value, flags, unix exptime or 0,
+    /// CAS). Takes the shard lock once, for at most [`COPY_KEYS`] keys or
+    /// about [`COPY_BYTES`] of values, and leaves the items' LRU positions,
+    /// access times and counters alone. Returns the keys consumed and the
+    /// items found.
+    fn copy_records(
+        &self,
+        shard: usize,
+        keys: &[u8],
+        ends: &[usize],
+        base: usize,
+        mut f: impl FnMut(&[u8], &[u8], u32, u64, u64),
+    ) -> (usize, u64) {
+        let n = ends.len().min(COPY_KEYS);
+        let mut hashes = [0u64; COPY_KEYS];
+        let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] - base }..ends[i] - base];
+        for (i, h) in hashes.iter_mut().enumerate().take(n) {
+            *h = self.hasher.hash_one(key(i));
         }
-        let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
-        f(it.key(), it.value(), it.flags(), exp, it.cas());
-        true
+        let now = self.clock.now();
+        let s = self.shards[shard].lock();
+        let (mut found, mut bytes) = (0, 0);
+        for (i, &h) in hashes.iter().enumerate().take(n) {
+            if bytes >= COPY_BYTES {
+                return (i, found);
+            }
+            let Some((_, loc)) = s.find(h, key(i)) else { continue };
+            let it = s.item(loc);
+            if s.dead(it, now).is_some() {
+                continue;
+            }
+            let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
+            f(it.key(), it.value(), it.flags(), exp, it.cas());
+            found += 1;
+            bytes += it.value().len();
+        }
+        (n, found)
     }
 }
 
