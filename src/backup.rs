@@ -199,6 +199,35 @@ pub fn run(sh: &Shared) {
 mod tests {
     use super::*;
 
+    fn config(args: &[&str]) -> Config {
+        let mut full = vec!["ferrocache"];
+        full.extend_from_slice(args);
+        Config::parse_from(full).unwrap()
+    }
+
+    #[test]
+    fn one_request_at_a_time_and_files_where_the_flags_say() {
+        let c = config(&["--snapshot-file", "/var/lib/fc/cache.snap"]);
+        let b = Backups::default();
+        assert_eq!(b.request(&c, None, "test"), Ok(()));
+        // Not taken by a snapshot thread yet: the next one is refused.
+        assert_eq!(b.request(&c, Some(b"other"), "test"), Err(Refused::Busy));
+        assert_eq!(b.requests.lock().pending.as_ref().unwrap().0, PathBuf::from("/var/lib/fc/cache.snap"));
+        // The directory of the warm-restart file, unless --snapshot-dir.
+        assert_eq!(target(&c, Some(b"n1")), Ok(PathBuf::from("/var/lib/fc/n1")));
+        let d = config(&["--snapshot-file", "cache.snap", "--snapshot-dir", "/backups"]);
+        assert_eq!(target(&d, Some(b"n1")), Ok(PathBuf::from("/backups/n1")));
+        assert_eq!(target(&config(&["--snapshot-file", "cache.snap"]), Some(b"n1")), Ok(PathBuf::from("./n1")));
+        assert_eq!(target(&config(&["-e", "/m/file"]), Some(b"n1")), Ok(PathBuf::from("/m/n1")));
+        let none = config(&[]);
+        assert_eq!(target(&none, None), Err(Refused::NoFile));
+        assert_eq!(target(&none, Some(b"n1")), Err(Refused::NoDir));
+        assert_eq!(target(&c, Some(b"../n1")), Err(Refused::BadName));
+        b.stop();
+        b.requests.lock().pending = None;
+        assert_eq!(b.request(&c, None, "test"), Err(Refused::Stopping));
+    }
+
     #[test]
     fn names_are_plain_file_names() {
         for good in [&b"a"[..], b"nightly.snap", b"node-1_2026.12.04", &[b'x'; 255]] {

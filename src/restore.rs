@@ -10,7 +10,10 @@
 //! each closed by `mn`; the batch's replies (only failures, as `q` asks)
 //! are read up to `MN` before the next batch is sent, so memory stays at
 //! one batch plus one value. CAS values are not carried over: the node
-//! gives each item a new one.
+//! gives each item a new one. A key that needs base64 and is longer than
+//! 186 bytes (over 250 once encoded, the protocol's limit) cannot be sent: it is
+//! skipped and counted, never sent to be refused (a refused line's value
+//! could be read as commands).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::protocol::base64;
 use crate::storage::snapshot::{self, Record};
+use crate::MAX_KEY_LEN;
 
 /// Bytes of requests sent before their replies are read.
 pub const BATCH_BYTES: usize = 256 * 1024;
@@ -39,6 +43,8 @@ pub struct Outcome {
     pub refused: u64,
     /// Records skipped because they had expired.
     pub expired: u64,
+    /// Records skipped because the meta protocol cannot carry their key.
+    pub unsendable: u64,
     /// The node's first refusal line.
     pub first_refusal: Option<String>,
 }
@@ -52,16 +58,29 @@ pub enum Failure {
     Node(io::Error),
 }
 
-/// Appends the meta set for `r` to `out`; false if it has expired by `now`.
-fn encode(r: &Record<'_>, now: u64, out: &mut Vec<u8>) -> bool {
+/// What [`encode`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoded {
+    Set,
+    Expired,
+    /// A key that needs base64 and is too long once encoded.
+    Unsendable,
+}
+
+/// Appends the meta set for `r` to `out`, unless it has expired by `now`
+/// or its key cannot be sent.
+fn encode(r: &Record<'_>, now: u64, out: &mut Vec<u8>) -> Encoded {
     let ttl = match r.exptime {
         0 => None,
-        e if e <= now => return false,
+        e if e <= now => return Encoded::Expired,
         e if e - now > REALTIME_MAXDELTA => Some(e),
         e => Some(e - now),
     };
-    out.extend_from_slice(b"ms ");
     let text_key = r.key.iter().all(|&b| b > b' ' && b != 0x7f);
+    if !text_key && r.key.len().div_ceil(3) * 4 > MAX_KEY_LEN {
+        return Encoded::Unsendable;
+    }
+    out.extend_from_slice(b"ms ");
     if text_key {
         out.extend_from_slice(r.key);
     } else {
@@ -74,7 +93,7 @@ fn encode(r: &Record<'_>, now: u64, out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(if text_key { b" q\r\n" } else { b" q b\r\n" });
     out.extend_from_slice(r.value);
     out.extend_from_slice(b"\r\n");
-    true
+    Encoded::Set
 }
 
 /// Sends `batch` (ending with `mn`) and reads its replies up to `MN`.
@@ -126,9 +145,10 @@ pub fn restore(file: &Path, addr: &str) -> Result<Outcome, Failure> {
         if sent.is_err() {
             return;
         }
-        if !encode(&r, now, &mut batch) {
-            o.expired += 1;
-            return;
+        match encode(&r, now, &mut batch) {
+            Encoded::Set => {}
+            Encoded::Expired => return o.expired += 1,
+            Encoded::Unsendable => return o.unsendable += 1,
         }
         o.sent += 1;
         if batch.len() >= BATCH_BYTES {
@@ -143,7 +163,8 @@ pub fn restore(file: &Path, addr: &str) -> Result<Outcome, Failure> {
 }
 
 /// The `restore` subcommand: `args` are what follows `restore`. Returns
-/// the exit status (0: every item stored; 1: the node refused some;
+/// the exit status (0: every live item stored; 1: some were refused or
+/// could not be sent;
 /// 64: usage; 65: a bad file, nothing sent; 69: the node failed).
 pub fn main(args: &[String]) -> u8 {
     let [file, addr] = args else {
@@ -154,15 +175,16 @@ pub fn main(args: &[String]) -> u8 {
     match restore(Path::new(file), addr) {
         Ok(o) => {
             println!(
-                "restored {} of {} items from {file} into {addr} in {:.2} s ({} expired, skipped; {} refused by the node{})",
+                "restored {} of {} items from {file} into {addr} in {:.2} s ({} expired, skipped; {} with keys too long for base64, skipped; {} refused by the node{})",
                 o.sent - o.refused,
                 o.records,
                 start.elapsed().as_secs_f64(),
                 o.expired,
+                o.unsendable,
                 o.refused,
                 o.first_refusal.as_deref().map(|r| format!(", first: {r}")).unwrap_or_default()
             );
-            u8::from(o.refused > 0)
+            u8::from(o.refused > 0 || o.unsendable > 0)
         }
         Err(Failure::BadFile(why)) => {
             eprintln!("ferrocache restore: {file} refused: {why}; nothing was sent");
@@ -187,25 +209,36 @@ mod tests {
     fn sets_carry_flags_and_the_remaining_ttl() {
         let now = 1_700_000_000;
         let mut out = Vec::new();
-        assert!(encode(&rec(b"k", b"hello", 0), now, &mut out));
+        assert_eq!(encode(&rec(b"k", b"hello", 0), now, &mut out), Encoded::Set);
         assert_eq!(out, b"ms k 5 F7 q\r\nhello\r\n");
         out.clear();
-        assert!(encode(&rec(b"k", b"v", now + 100), now, &mut out));
+        assert_eq!(encode(&rec(b"k", b"v", now + 100), now, &mut out), Encoded::Set);
         assert_eq!(out, b"ms k 1 F7 T100 q\r\nv\r\n");
         // Past 30 days a TTL reads as a unix time: the exptime itself goes.
         out.clear();
         let far = now + REALTIME_MAXDELTA + 1;
-        assert!(encode(&rec(b"k", b"v", far), now, &mut out));
+        assert_eq!(encode(&rec(b"k", b"v", far), now, &mut out), Encoded::Set);
         assert_eq!(out, format!("ms k 1 F7 T{far} q\r\nv\r\n").into_bytes());
         out.clear();
-        assert!(!encode(&rec(b"k", b"v", now), now, &mut out), "expired");
+        assert_eq!(encode(&rec(b"k", b"v", now), now, &mut out), Encoded::Expired);
         assert!(out.is_empty());
     }
 
     #[test]
     fn keys_the_text_protocol_cannot_carry_go_in_base64() {
         let mut out = Vec::new();
-        assert!(encode(&rec(b"a b\n", b"v", 0), 1, &mut out));
+        assert_eq!(encode(&rec(b"a b\n", b"v", 0), 1, &mut out), Encoded::Set);
         assert_eq!(out, b"ms YSBiCg== 1 F7 q b\r\nv\r\n");
+        // 186 bytes are 248 in base64, within the 250 a line may carry;
+        // 187 would be 252: not sent at all (never a line to refuse).
+        out.clear();
+        assert_eq!(encode(&rec(&[1; 186], b"v", 0), 1, &mut out), Encoded::Set);
+        assert!(out.starts_with(b"ms AQEBAQEB"));
+        assert_eq!(out.iter().position(|&b| b == b'\r'), Some(3 + 248 + " 1 F7 q b".len()));
+        out.clear();
+        assert_eq!(encode(&rec(&[1; 187], b"v", 0), 1, &mut out), Encoded::Unsendable);
+        assert!(out.is_empty());
+        // A text key of 250 bytes goes as it is.
+        assert_eq!(encode(&rec(&[b'k'; 250], b"v", 0), 1, &mut out), Encoded::Set);
     }
 }

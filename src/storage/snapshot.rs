@@ -17,15 +17,19 @@
 //! and a record dropped, repeated or moved breaks the chain at the next
 //! checksum, so the trailer's proves the whole file.
 //!
-//! Writing goes shard by shard: one shard's live items are copied into a
-//! buffer with that shard locked (no other lock is held), the lock is
-//! released, and the buffer is checksummed and written. Clients of the
-//! other shards never wait; clients of the shard being copied wait for the
-//! copy only (a memory copy of at most that shard's items), never for the
-//! disk. Each shard is consistent at the moment it was copied; the file as
-//! a whole is not one instant (an item written to a shard after that shard
-//! was copied is not in it). The buffer holds one shard's items: about the
-//! memory limit divided by the shard count, on top of the cache.
+//! Writing goes shard by shard, in two steps. First the keys of the
+//! shard's live items are copied out with that shard locked (keys only: a
+//! walk of its LRUs, no values), and the lock is released. Then the keys
+//! are looked up again, a few at a time as a client's multi-get would be
+//! (the shard locked for at most 64 keys or 64 KiB of values), without
+//! touching their LRU positions, access times or counters; the records are checksummed and
+//! written a megabyte at a time. Clients of the other shards never wait for
+//! the first step; no client ever waits for the disk. What the file holds:
+//! every item that was live when its shard's keys were listed and is still
+//! live when its key is looked up, with the value it has then; items
+//! deleted or expired in between are left out, items created after the
+//! listing are not in it. The memory it takes is one shard's keys and the
+//! write buffer.
 //!
 //! The file is written to `<path>.tmp`, fsynced, renamed over `<path>`,
 //! and the directory fsynced: a crash leaves the old snapshot or the new
@@ -59,8 +63,8 @@ pub struct Summary {
     pub dropped: u64,
     pub bytes: u64,
     pub elapsed: Duration,
-    /// Write: the longest time one shard was held locked while its items
-    /// were copied out.
+    /// Write: the longest time one shard was held locked while its keys
+    /// were listed.
     pub longest_lock: Duration,
 }
 
@@ -141,27 +145,45 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     header.extend_from_slice(&crc.to_le_bytes());
     out.write_all(&header)?;
     let mut sum = Summary { bytes: header.len() as u64, ..Summary::default() };
-    let mut buf = Vec::new();
+    let mut keys = Vec::new();
+    let mut ends = Vec::new();
+    let mut buf = Vec::with_capacity(BUF + REC_HEAD + MAX_KEY_LEN);
     for shard in 0..store.shard_count() {
-        buf.clear();
+        keys.clear();
+        ends.clear();
         let locked = Instant::now();
-        store.for_each_item_in_shard(shard, |key, value, flags, exptime, cas| {
-            buf.push(key.len() as u8);
-            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&flags.to_le_bytes());
-            buf.extend_from_slice(&exptime.to_le_bytes());
-            buf.extend_from_slice(&cas.to_le_bytes());
-            buf.extend_from_slice(key);
-            buf.extend_from_slice(value);
-            sum.items += 1;
-            sum.bytes += 4;
+        store.for_each_item_in_shard(shard, |key, _, _, _, _| {
+            keys.extend_from_slice(key);
+            ends.push(keys.len());
         });
         sum.longest_lock = sum.longest_lock.max(locked.elapsed());
-        sum.bytes += buf.len() as u64;
-        write_records(&mut out, &buf, &mut crc)?;
+        let mut done = 0;
+        while done < ends.len() {
+            let start = if done == 0 { 0 } else { ends[done - 1] };
+            let (taken, found) =
+                store.copy_records(shard, &keys[start..], &ends[done..], start, |key, value, flags, exptime, cas| {
+                    buf.push(key.len() as u8);
+                    buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                    buf.extend_from_slice(&flags.to_le_bytes());
+                    buf.extend_from_slice(&exptime.to_le_bytes());
+                    buf.extend_from_slice(&cas.to_le_bytes());
+                    buf.extend_from_slice(key);
+                    buf.extend_from_slice(value);
+                });
+            done += taken;
+            sum.items += found;
+            sum.bytes += 4 * found;
+            if buf.len() >= BUF {
+                sum.bytes += buf.len() as u64;
+                write_records(&mut out, &buf, &mut crc)?;
+                buf.clear();
+            }
+        }
     }
-    // The buffer grew to the largest shard's copy; it goes now.
-    drop(buf);
+    sum.bytes += buf.len() as u64;
+    write_records(&mut out, &buf, &mut crc)?;
+    // The key list grew to the largest shard's; it goes now.
+    drop((keys, ends, buf));
     let mut trailer = [0u8; 9];
     trailer[1..].copy_from_slice(&sum.items.to_le_bytes());
     crc = crc32c::crc32c_append(crc, &trailer);
@@ -178,6 +200,53 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     }
     sum.elapsed = start.elapsed();
     Ok(sum)
+}
+
+/// Keys looked up, and value bytes copied, per hold of a shard lock.
+const COPY_KEYS: usize = 64;
+const COPY_BYTES: usize = 64 * 1024;
+
+impl Store {
+    /// Copies the live items of the keys listed from shard `shard` (the
+    /// key bytes from offset `base` of the list, each ending at `ends[i] -
+    /// base`), calling `f` with each (key, value, flags, unix exptime or 0,
+    /// CAS). Takes the shard lock once, for at most [`COPY_KEYS`] keys or
+    /// about [`COPY_BYTES`] of values, and leaves the items' LRU positions,
+    /// access times and counters alone. Returns the keys consumed and the
+    /// items found.
+    fn copy_records(
+        &self,
+        shard: usize,
+        keys: &[u8],
+        ends: &[usize],
+        base: usize,
+        mut f: impl FnMut(&[u8], &[u8], u32, u64, u64),
+    ) -> (usize, u64) {
+        let n = ends.len().min(COPY_KEYS);
+        let mut hashes = [0u64; COPY_KEYS];
+        let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] - base }..ends[i] - base];
+        for (i, h) in hashes.iter_mut().enumerate().take(n) {
+            *h = self.hasher.hash_one(key(i));
+        }
+        let now = self.clock.now();
+        let s = self.shards[shard].lock();
+        let (mut found, mut bytes) = (0, 0);
+        for (i, &h) in hashes.iter().enumerate().take(n) {
+            if bytes >= COPY_BYTES {
+                return (i, found);
+            }
+            let Some((_, loc)) = s.find(h, key(i)) else { continue };
+            let it = s.item(loc);
+            if s.dead(it, now).is_some() {
+                continue;
+            }
+            let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
+            f(it.key(), it.value(), it.flags(), exp, it.cas());
+            found += 1;
+            bytes += it.value().len();
+        }
+        (n, found)
+    }
 }
 
 fn read_u32(r: &mut impl Read) -> io::Result<u32> {
@@ -345,6 +414,50 @@ mod tests {
         // a new write gets a CAS above every restored one
         let (_, cas) = b.store_cas(StoreMode::Set, b"new", 0, 0, b"v");
         assert!(before.iter().all(|(_, _, c)| *c < cas));
+        let _ = fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_write_while_others_write_keeps_every_item_that_stayed() {
+        let clock = Arc::new(Clock::manual(1_700_000_000));
+        let a = Arc::new(store(&clock));
+        let n = 20_000u32;
+        for i in 0..n {
+            a.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"old");
+        }
+        let p = path("busy");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (a, stop) = (a.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Rewrites every key over and over (new values land in
+                // other chunks), deletes the odd hundreds, adds new keys.
+                let mut round = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && round < 50 {
+                    for i in 0..n {
+                        let k = format!("k{i}");
+                        if (i / 100) % 2 == 1 {
+                            a.delete(k.as_bytes());
+                        } else {
+                            a.store(StoreMode::Set, k.as_bytes(), round, 0, b"new value, longer");
+                        }
+                    }
+                    a.store(StoreMode::Set, format!("extra{round}").as_bytes(), 0, 0, b"x");
+                    round += 1;
+                }
+            })
+        };
+        let w = write(&a, &p).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+        let b = store(&clock);
+        let l = load(&b, &p).unwrap();
+        assert_eq!(l.items, w.items);
+        for i in (0..n).filter(|i| (i / 100) % 2 == 0) {
+            let v = b.get(format!("k{i}").as_bytes(), None, |it| it.value.to_vec());
+            let v = v.unwrap_or_else(|| panic!("k{i}, never deleted, is missing"));
+            assert!(v == b"old" || v == b"new value, longer", "k{i}: {v:?}");
+        }
         let _ = fs::remove_file(&p);
     }
 
