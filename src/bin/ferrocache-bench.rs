@@ -6,7 +6,8 @@
 //! ready in one write. Requests are text or binary `get`/`set` in a
 //! `--ratio` of sets to gets over `--keys` keys (uniform, gaussian or
 //! sequential), with `--value-size` byte values. A run ends after
-//! `--duration` seconds or `--requests` requests per connection.
+//! `--duration` seconds or `--requests` requests per connection; replies
+//! still due get 5 s, and requests that get no reply for 10 s fail.
 //!
 //! Latency is per request, recorded in an HDR histogram: from the moment
 //! the request was written in the default closed loop, or, with `--rate`,
@@ -96,6 +97,10 @@ const SHIFTS: usize = 251;
 const MAX_REPLY_LINE: usize = 4096;
 /// How long a finished run waits for replies still in flight.
 const DRAIN: Duration = Duration::from_secs(5);
+/// A thread whose requests get no reply for this long fails them all.
+const STALL: Duration = Duration::from_secs(10);
+/// A reply announcing a larger value is out of frame (bounds the buffer).
+const MAX_VALUE: usize = 1 << 30;
 /// In rate mode, the last stretch before a send that is waited for by
 /// polling without blocking (epoll's timeout resolution).
 const SPIN: Duration = Duration::from_millis(1);
@@ -223,7 +228,7 @@ fn text_reply(buf: &[u8], kind: Kind) -> Reply {
             let mut fields = head.split(|&b| b == b' ');
             let key_len = fields.next().map_or(0, <[u8]>::len);
             let len = fields.nth(1).and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| f.parse::<usize>().ok());
-            let Some(len) = len else { return Reply::Broken };
+            let Some(len) = len.filter(|&l| l <= MAX_VALUE) else { return Reply::Broken };
             let data = nl + 1;
             let end = data.saturating_add(len).saturating_add(7);
             if buf.len() < end {
@@ -250,7 +255,7 @@ fn binary_reply(buf: &[u8], kind: Kind) -> Reply {
     let extlen = buf[4] as usize;
     let status = u16::from_be_bytes([buf[6], buf[7]]);
     let body = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
-    if extlen + keylen > body {
+    if extlen + keylen > body || body > MAX_VALUE {
         return Reply::Broken;
     }
     let used = 24 + body;
@@ -530,6 +535,8 @@ impl Conn {
         if self.start == self.filled {
             self.start = 0;
             self.filled = 0;
+        } else if self.pending.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes nothing asked for"));
         }
         Ok(())
     }
@@ -591,8 +598,12 @@ fn drive(p: &Plan, index: usize, start: Instant) -> io::Result<Tally> {
     let deadline = p.duration.map(|d| start + d);
     let mut events = Events::with_capacity(1024);
     let mut stop_at: Option<Instant> = None;
+    let (mut answered, mut progress_at) = (0, start);
     loop {
         let now = Instant::now();
+        if t.ops != answered {
+            (answered, progress_at) = (t.ops, now);
+        }
         if stop_at.is_none() && deadline.is_some_and(|d| now >= d) {
             stop_at = Some(now);
         }
@@ -608,14 +619,19 @@ fn drive(p: &Plan, index: usize, start: Instant) -> io::Result<Tally> {
         if !busy && !more {
             break;
         }
-        if stop_at.is_some_and(|s| now >= s + DRAIN) {
+        let stalled = busy && now >= progress_at + STALL;
+        if stalled || stop_at.is_some_and(|s| now >= s + DRAIN) {
             for c in conns.iter_mut() {
                 c.fail(&mut t);
             }
             break;
         }
-        // Wake for the next scheduled send, the deadline or the drain's end.
+        // Wake for the next scheduled send, the deadline, the drain's end
+        // or the stall bound, whichever is first.
         let mut wake = stop_at.map(|s| s + DRAIN).or(deadline);
+        if busy {
+            wake = Some(wake.map_or(progress_at + STALL, |w| w.min(progress_at + STALL)));
+        }
         if p.interval.is_some() && !stopping {
             let next = conns.iter().filter(|c| c.open && c.pending.len() < p.pipeline).map(|c| c.due).min();
             wake = match (wake, next) {
@@ -882,6 +898,7 @@ mod tests {
         }
         assert_eq!(text_reply(b"VALUE k 0 2\r\nabXXXXXXX", Kind::Get), Reply::Broken);
         assert_eq!(text_reply(&[b'x'; MAX_REPLY_LINE + 1], Kind::Get), Reply::Broken);
+        assert_eq!(text_reply(b"VALUE k 0 99999999999\r\n", Kind::Get), Reply::Broken, "a value past the bound");
     }
 
     #[test]
