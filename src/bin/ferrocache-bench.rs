@@ -26,8 +26,13 @@
 //! Prints a summary and one `RESULT` line for scripts. Loopback or lab use
 //! only: it sends as fast as it is told.
 
+// Shared with ferrocache-floor, which uses all of it.
+#[allow(dead_code)]
+#[path = "shared/buffers.rs"]
+mod buffers;
+
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +43,8 @@ use ferrocache::num::push_u64;
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+
+use buffers::{Input, Output};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "ferrocache-bench", about = "Load generator for memcached-protocol servers")]
@@ -383,11 +390,8 @@ impl Tally {
 struct Conn {
     sock: TcpStream,
     open: bool,
-    rbuf: Vec<u8>,
-    start: usize,
-    filled: usize,
-    wbuf: Vec<u8>,
-    wpos: usize,
+    input: Input,
+    out: Output,
     pending: VecDeque<Pending>,
     issued: u64,
     /// Rate mode: when the next request is due.
@@ -428,7 +432,7 @@ impl Conn {
             let id = self.next_key(p);
             let kind = if self.rng.next() % (p.sets + p.gets) < p.sets { Kind::Set } else { Kind::Get };
             *version = version.wrapping_add(1);
-            encode(&mut self.wbuf, p.binary, kind, id, *version, &p.values);
+            encode(&mut self.out.buf, p.binary, kind, id, *version, &p.values);
             let since = match p.interval {
                 Some(step) => {
                     let due = self.due;
@@ -445,37 +449,18 @@ impl Conn {
 
     /// Writes queued requests until done or WouldBlock.
     fn flush(&mut self) -> io::Result<()> {
-        while self.wpos < self.wbuf.len() {
-            match self.sock.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.wbuf.clear();
-        self.wpos = 0;
-        Ok(())
+        self.out.flush(&mut self.sock)
     }
 
     /// Reads until the socket is empty, then takes every complete reply.
     fn receive(&mut self, p: &Plan, t: &mut Tally) -> io::Result<()> {
         loop {
-            if self.start > 0 {
-                self.rbuf.copy_within(self.start..self.filled, 0);
-                self.filled -= self.start;
-                self.start = 0;
-            }
-            if self.rbuf.len() - self.filled < READ_CHUNK / 2 {
-                let grow = self.rbuf.len().max(READ_CHUNK);
-                self.rbuf.resize(self.rbuf.len() + grow, 0);
-            }
-            let space = self.rbuf.len() - self.filled;
-            match self.sock.read(&mut self.rbuf[self.filled..]) {
+            let room = self.input.room();
+            let space = room.len();
+            match self.sock.read(room) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
-                    self.filled += n;
+                    self.input.commit(n);
                     self.take_replies(p, t)?;
                     if n < space {
                         return Ok(());
@@ -491,7 +476,7 @@ impl Conn {
     fn take_replies(&mut self, p: &Plan, t: &mut Tally) -> io::Result<()> {
         let now = Instant::now();
         while let Some(req) = self.pending.front() {
-            let buf = &self.rbuf[self.start..self.filled];
+            let buf = self.input.bytes();
             let reply = if p.binary { binary_reply(buf, req.kind) } else { text_reply(buf, req.kind) };
             let used = match reply {
                 Reply::Incomplete => break,
@@ -529,13 +514,10 @@ impl Conn {
             t.ops += 1;
             let nanos = now.saturating_duration_since(req.since).as_nanos();
             let _ = t.hist.record(u64::try_from(nanos).unwrap_or(u64::MAX).max(1));
-            self.start += used;
+            self.input.take(used);
             self.pending.pop_front();
         }
-        if self.start == self.filled {
-            self.start = 0;
-            self.filled = 0;
-        } else if self.pending.is_empty() {
+        if self.pending.is_empty() && self.input.len() > 0 {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes nothing asked for"));
         }
         Ok(())
@@ -581,11 +563,8 @@ fn drive(p: &Plan, index: usize, start: Instant) -> io::Result<Tally> {
         conns.push(Conn {
             sock,
             open: true,
-            rbuf: vec![0; READ_CHUNK],
-            start: 0,
-            filled: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
+            input: Input::new(READ_CHUNK),
+            out: Output::default(),
             pending: VecDeque::with_capacity(p.pipeline),
             issued: 0,
             due: start + offset,
