@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
-.PHONY: all build release run test lint unit clients ops package deb install demo soak fuzz bench clean memcached-suite
+.PHONY: all build release run test lint unit clients ops package deb install demo soak fuzz bench bench-floor clean memcached-suite
 
 all: build
 
@@ -75,6 +75,12 @@ fuzz:
 
 bench:
 	$(CARGO) bench
+
+# CPU/op of ferrocache and memcached over the do-nothing floor server, same
+# rounds (MEMCACHED_1645=/path/to/memcached adds that build).
+bench-floor:
+	$(CARGO) build --release
+	scripts/bench-vs-memcached --floor $${BENCH_SECS:-5} $${BENCH_ROUNDS:-3}
 
 clean:
 	$(CARGO) clean

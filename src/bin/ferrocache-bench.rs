@@ -6,7 +6,8 @@
 //! ready in one write. Requests are text or binary `get`/`set` in a
 //! `--ratio` of sets to gets over `--keys` keys (uniform, gaussian or
 //! sequential), with `--value-size` byte values. A run ends after
-//! `--duration` seconds or `--requests` requests per connection.
+//! `--duration` seconds or `--requests` requests per connection; replies
+//! still due get 5 s, and requests that get no reply for 10 s fail.
 //!
 //! Latency is per request, recorded in an HDR histogram: from the moment
 //! the request was written in the default closed loop, or, with `--rate`,
@@ -25,8 +26,13 @@
 //! Prints a summary and one `RESULT` line for scripts. Loopback or lab use
 //! only: it sends as fast as it is told.
 
+// Shared with ferrocache-floor, which uses all of it.
+#[allow(dead_code)]
+#[path = "shared/buffers.rs"]
+mod buffers;
+
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +43,8 @@ use ferrocache::num::push_u64;
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+
+use buffers::{Input, Output};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "ferrocache-bench", about = "Load generator for memcached-protocol servers")]
@@ -96,6 +104,10 @@ const SHIFTS: usize = 251;
 const MAX_REPLY_LINE: usize = 4096;
 /// How long a finished run waits for replies still in flight.
 const DRAIN: Duration = Duration::from_secs(5);
+/// A thread whose requests get no reply for this long fails them all.
+const STALL: Duration = Duration::from_secs(10);
+/// A reply announcing a larger value is out of frame (bounds the buffer).
+const MAX_VALUE: usize = 1 << 30;
 /// In rate mode, the last stretch before a send that is waited for by
 /// polling without blocking (epoll's timeout resolution).
 const SPIN: Duration = Duration::from_millis(1);
@@ -223,7 +235,7 @@ fn text_reply(buf: &[u8], kind: Kind) -> Reply {
             let mut fields = head.split(|&b| b == b' ');
             let key_len = fields.next().map_or(0, <[u8]>::len);
             let len = fields.nth(1).and_then(|f| std::str::from_utf8(f).ok()).and_then(|f| f.parse::<usize>().ok());
-            let Some(len) = len else { return Reply::Broken };
+            let Some(len) = len.filter(|&l| l <= MAX_VALUE) else { return Reply::Broken };
             let data = nl + 1;
             let end = data.saturating_add(len).saturating_add(7);
             if buf.len() < end {
@@ -250,7 +262,7 @@ fn binary_reply(buf: &[u8], kind: Kind) -> Reply {
     let extlen = buf[4] as usize;
     let status = u16::from_be_bytes([buf[6], buf[7]]);
     let body = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
-    if extlen + keylen > body {
+    if extlen + keylen > body || body > MAX_VALUE {
         return Reply::Broken;
     }
     let used = 24 + body;
@@ -378,11 +390,8 @@ impl Tally {
 struct Conn {
     sock: TcpStream,
     open: bool,
-    rbuf: Vec<u8>,
-    start: usize,
-    filled: usize,
-    wbuf: Vec<u8>,
-    wpos: usize,
+    input: Input,
+    out: Output,
     pending: VecDeque<Pending>,
     issued: u64,
     /// Rate mode: when the next request is due.
@@ -423,7 +432,7 @@ impl Conn {
             let id = self.next_key(p);
             let kind = if self.rng.next() % (p.sets + p.gets) < p.sets { Kind::Set } else { Kind::Get };
             *version = version.wrapping_add(1);
-            encode(&mut self.wbuf, p.binary, kind, id, *version, &p.values);
+            encode(&mut self.out.buf, p.binary, kind, id, *version, &p.values);
             let since = match p.interval {
                 Some(step) => {
                     let due = self.due;
@@ -440,37 +449,18 @@ impl Conn {
 
     /// Writes queued requests until done or WouldBlock.
     fn flush(&mut self) -> io::Result<()> {
-        while self.wpos < self.wbuf.len() {
-            match self.sock.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.wbuf.clear();
-        self.wpos = 0;
-        Ok(())
+        self.out.flush(&mut self.sock)
     }
 
     /// Reads until the socket is empty, then takes every complete reply.
     fn receive(&mut self, p: &Plan, t: &mut Tally) -> io::Result<()> {
         loop {
-            if self.start > 0 {
-                self.rbuf.copy_within(self.start..self.filled, 0);
-                self.filled -= self.start;
-                self.start = 0;
-            }
-            if self.rbuf.len() - self.filled < READ_CHUNK / 2 {
-                let grow = self.rbuf.len().max(READ_CHUNK);
-                self.rbuf.resize(self.rbuf.len() + grow, 0);
-            }
-            let space = self.rbuf.len() - self.filled;
-            match self.sock.read(&mut self.rbuf[self.filled..]) {
+            let room = self.input.room();
+            let space = room.len();
+            match self.sock.read(room) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
-                    self.filled += n;
+                    self.input.commit(n);
                     self.take_replies(p, t)?;
                     if n < space {
                         return Ok(());
@@ -486,7 +476,7 @@ impl Conn {
     fn take_replies(&mut self, p: &Plan, t: &mut Tally) -> io::Result<()> {
         let now = Instant::now();
         while let Some(req) = self.pending.front() {
-            let buf = &self.rbuf[self.start..self.filled];
+            let buf = self.input.bytes();
             let reply = if p.binary { binary_reply(buf, req.kind) } else { text_reply(buf, req.kind) };
             let used = match reply {
                 Reply::Incomplete => break,
@@ -524,12 +514,11 @@ impl Conn {
             t.ops += 1;
             let nanos = now.saturating_duration_since(req.since).as_nanos();
             let _ = t.hist.record(u64::try_from(nanos).unwrap_or(u64::MAX).max(1));
-            self.start += used;
+            self.input.take(used);
             self.pending.pop_front();
         }
-        if self.start == self.filled {
-            self.start = 0;
-            self.filled = 0;
+        if self.pending.is_empty() && self.input.len() > 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes nothing asked for"));
         }
         Ok(())
     }
@@ -574,11 +563,8 @@ fn drive(p: &Plan, index: usize, start: Instant) -> io::Result<Tally> {
         conns.push(Conn {
             sock,
             open: true,
-            rbuf: vec![0; READ_CHUNK],
-            start: 0,
-            filled: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
+            input: Input::new(READ_CHUNK),
+            out: Output::default(),
             pending: VecDeque::with_capacity(p.pipeline),
             issued: 0,
             due: start + offset,
@@ -591,8 +577,12 @@ fn drive(p: &Plan, index: usize, start: Instant) -> io::Result<Tally> {
     let deadline = p.duration.map(|d| start + d);
     let mut events = Events::with_capacity(1024);
     let mut stop_at: Option<Instant> = None;
+    let (mut answered, mut progress_at) = (0, start);
     loop {
         let now = Instant::now();
+        if t.ops != answered {
+            (answered, progress_at) = (t.ops, now);
+        }
         if stop_at.is_none() && deadline.is_some_and(|d| now >= d) {
             stop_at = Some(now);
         }
@@ -608,14 +598,19 @@ fn drive(p: &Plan, index: usize, start: Instant) -> io::Result<Tally> {
         if !busy && !more {
             break;
         }
-        if stop_at.is_some_and(|s| now >= s + DRAIN) {
+        let stalled = busy && now >= progress_at + STALL;
+        if stalled || stop_at.is_some_and(|s| now >= s + DRAIN) {
             for c in conns.iter_mut() {
                 c.fail(&mut t);
             }
             break;
         }
-        // Wake for the next scheduled send, the deadline or the drain's end.
+        // Wake for the next scheduled send, the deadline, the drain's end
+        // or the stall bound, whichever is first.
         let mut wake = stop_at.map(|s| s + DRAIN).or(deadline);
+        if busy {
+            wake = Some(wake.map_or(progress_at + STALL, |w| w.min(progress_at + STALL)));
+        }
         if p.interval.is_some() && !stopping {
             let next = conns.iter().filter(|c| c.open && c.pending.len() < p.pipeline).map(|c| c.due).min();
             wake = match (wake, next) {
@@ -882,6 +877,7 @@ mod tests {
         }
         assert_eq!(text_reply(b"VALUE k 0 2\r\nabXXXXXXX", Kind::Get), Reply::Broken);
         assert_eq!(text_reply(&[b'x'; MAX_REPLY_LINE + 1], Kind::Get), Reply::Broken);
+        assert_eq!(text_reply(b"VALUE k 0 99999999999\r\n", Kind::Get), Reply::Broken, "a value past the bound");
     }
 
     #[test]

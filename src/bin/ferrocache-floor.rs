@@ -20,6 +20,9 @@
 //! Like ferrocache it prints `ferrocache listening on ADDR` once bound
 //! (`-p -1` binds an ephemeral port), so the same tools can start it.
 
+#[path = "shared/buffers.rs"]
+mod buffers;
+
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -29,6 +32,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
+
+use buffers::{Input, Output};
 
 /// Input read size and the initial input buffer (as in ferrocache).
 const READ_CHUNK: usize = 16 * 1024;
@@ -73,13 +78,8 @@ enum Step {
 /// Frames and answers requests; owns the connection's buffers but no
 /// socket, so tests can feed it bytes in any pieces.
 struct Framer {
-    /// Input bytes are `rbuf[start..filled]`.
-    rbuf: Vec<u8>,
-    start: usize,
-    filled: usize,
-    /// Output bytes not yet written are `wbuf[wpos..]`.
-    wbuf: Vec<u8>,
-    wpos: usize,
+    input: Input,
+    out: Output,
     /// Input bytes still to drop (a refused data block).
     swallow: usize,
     /// Decided from the first byte.
@@ -89,62 +89,34 @@ struct Framer {
 
 impl Framer {
     fn new() -> Framer {
-        Framer {
-            rbuf: vec![0; READ_CHUNK],
-            start: 0,
-            filled: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
-            swallow: 0,
-            binary: None,
-            closing: false,
-        }
-    }
-
-    /// Room for the next read, after moving buffered input to the front
-    /// and growing the buffer when less than half a chunk is free.
-    fn room(&mut self) -> &mut [u8] {
-        if self.start > 0 {
-            self.rbuf.copy_within(self.start..self.filled, 0);
-            self.filled -= self.start;
-            self.start = 0;
-        }
-        if self.rbuf.len() - self.filled < READ_CHUNK / 2 {
-            let grow = self.rbuf.len().max(READ_CHUNK);
-            self.rbuf.resize(self.rbuf.len() + grow, 0);
-        }
-        &mut self.rbuf[self.filled..]
+        Framer { input: Input::new(READ_CHUNK), out: Output::default(), swallow: 0, binary: None, closing: false }
     }
 
     /// Answers every complete request buffered, while output is below the
     /// high-water mark.
     fn run(&mut self, value: &[u8]) {
-        while !self.closing && self.wbuf.len() - self.wpos < OUTPUT_HIGH_WATER {
+        while !self.closing && self.out.pending() < OUTPUT_HIGH_WATER {
             if self.swallow > 0 {
-                let n = self.swallow.min(self.filled - self.start);
-                self.start += n;
+                let n = self.swallow.min(self.input.len());
+                self.input.take(n);
                 self.swallow -= n;
                 if self.swallow > 0 {
                     break;
                 }
             }
-            let input = &self.rbuf[self.start..self.filled];
+            let input = self.input.bytes();
             let Some(&first) = input.first() else { break };
             let binary = *self.binary.get_or_insert(first == 0x80);
             let step = if binary {
-                binary_step(input, value, &mut self.wbuf)
+                binary_step(input, value, &mut self.out.buf)
             } else {
-                text_step(input, value, &mut self.wbuf, &mut self.swallow)
+                text_step(input, value, &mut self.out.buf, &mut self.swallow)
             };
             match step {
-                Step::Done(n) => self.start += n,
+                Step::Done(n) => self.input.take(n),
                 Step::Incomplete => break,
                 Step::Close => self.closing = true,
             }
-        }
-        if self.start == self.filled {
-            self.start = 0;
-            self.filled = 0;
         }
     }
 }
@@ -327,22 +299,22 @@ impl Conn {
         let mut drained = false;
         loop {
             self.f.run(value);
-            if self.flush().is_err() {
+            if self.f.out.flush(&mut self.sock).is_err() {
                 return Turn::Closed;
             }
-            let pending = self.f.wbuf.len() - self.f.wpos;
+            let pending = self.f.out.pending();
             if self.f.closing || self.peer_closed {
                 return if pending == 0 { Turn::Closed } else { Turn::Waiting };
             }
             if pending >= OUTPUT_HIGH_WATER || drained {
                 return Turn::Waiting;
             }
-            let room = self.f.room();
+            let room = self.f.input.room();
             let space = room.len();
             match self.sock.read(room) {
                 Ok(0) => self.peer_closed = true,
                 Ok(n) => {
-                    self.f.filled += n;
+                    self.f.input.commit(n);
                     drained = n < space;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::Waiting,
@@ -350,23 +322,6 @@ impl Conn {
                 Err(_) => return Turn::Closed,
             }
         }
-    }
-
-    /// Writes queued output until done or WouldBlock.
-    fn flush(&mut self) -> io::Result<()> {
-        let f = &mut self.f;
-        while f.wpos < f.wbuf.len() {
-            match self.sock.write(&f.wbuf[f.wpos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => f.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        f.wbuf.clear();
-        f.wpos = 0;
-        Ok(())
     }
 }
 
@@ -481,16 +436,18 @@ mod tests {
         for piece in pieces {
             let mut rest = *piece;
             while !rest.is_empty() {
-                let room = f.room();
+                let room = f.input.room();
                 let n = room.len().min(rest.len());
                 room[..n].copy_from_slice(&rest[..n]);
-                f.filled += n;
+                f.input.commit(n);
                 rest = &rest[n..];
                 f.run(value);
             }
         }
         f.run(value);
-        (f.wbuf[f.wpos..].to_vec(), f.closing)
+        let mut sent = Vec::new();
+        f.out.flush(&mut sent).unwrap();
+        (sent, f.closing)
     }
 
     fn assert_same_at_every_split(input: &[u8], value: &[u8], expect: &[u8], closes: bool) {
