@@ -176,7 +176,9 @@ impl Shard {
     /// shard, otherwise only from one over its share. With `-M` only pages
     /// with no item on them are taken; with `-o no_slab_reassign` only
     /// pages of class `id` itself, so each class keeps the memory it got,
-    /// as in memcached, whichever shards hold it.
+    /// as in memcached, whichever shards hold it, except that a class this
+    /// shard holds no page of may take from any class (memcached's single
+    /// page of that class would have served every shard).
     pub(super) fn page_from_another_shard(&mut self, id: u8, cx: &WriteCtx<'_>) -> bool {
         let n = cx.shards.len();
         if n < 2 {
@@ -206,7 +208,10 @@ impl Shard {
         let tried = if starved { givers.len() } else { GIVERS_TRIED };
         for &(_, j) in givers.iter().take(tried) {
             let Some(mut giver) = cx.shards[j].try_lock() else { continue };
-            let only = (!cx.reassign).then_some(usize::from(id) - 1);
+            // Without slab_reassign a class keeps the pages it got, but a
+            // class this shard has never held a page of takes from any class:
+            // memcached's one page of it would serve every shard here.
+            let only = (!cx.reassign && !starved).then_some(usize::from(id) - 1);
             for _ in 0..RELEASES_PER_GIVER {
                 if self.add_page(id, pool) {
                     self.slabs_moved += 1;
