@@ -56,8 +56,7 @@ apt_install() {
         as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 0755 $policy"
     fi
     local rc=0
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null || rc=$?
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || rc=$?
     if [ "$had_policy" -eq 0 ]; then
         as_root rm -f "$policy"
     fi

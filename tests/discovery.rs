@@ -102,7 +102,7 @@ fn endpoint_follows_membership_failures_and_edits() {
     let mut edited = lines.clone();
     edited.push(node_line(fourth.addr(), "node4"));
     std::fs::write(&file, edited.join("\n") + "\n").unwrap();
-    let _ = std::process::Command::new("kill").arg("-HUP").arg(endpoint.child.id().to_string()).status();
+    common::send_signal(endpoint.child.id(), "HUP");
     let (v4, four, _) = wait_for("node4 joined", config_port, |(_, n)| n.len() == 4);
     assert_eq!((v4, four), (4, edited.clone()));
 

@@ -43,7 +43,7 @@ fn start(args: &[&str], env: &[(&str, String)], log: &Path) -> (Child, std::net:
 
 /// SIGTERM, then waits (bounded) for exit status 0.
 fn stop(mut child: Child) {
-    let _ = Command::new("kill").arg("-15").arg(child.id().to_string()).status();
+    common::send_signal(child.id(), "TERM");
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -179,7 +179,7 @@ fn reload_signal_keeps_the_daemon_serving() {
     // after the previous one was logged (bounded wait).
     let logged = || std::fs::read_to_string(&log).unwrap().matches("SIGHUP received").count();
     for i in 1..=3 {
-        let _ = Command::new("kill").arg("-HUP").arg(child.id().to_string()).status();
+        assert!(common::send_signal(child.id(), "HUP"));
         let deadline = Instant::now() + TIMEOUT;
         while logged() < i {
             assert!(Instant::now() < deadline, "SIGHUP {i} not handled: {}", std::fs::read_to_string(&log).unwrap());

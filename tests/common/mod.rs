@@ -78,8 +78,7 @@ impl Server {
 
     /// Sends a signal and waits (bounded) for the process to exit.
     pub fn signal_and_wait(&mut self, sig: i32) -> ExitStatus {
-        // SAFETY-free: kill(1) via the command line keeps tests free of unsafe.
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        send_signal(self.child.id(), &sig.to_string());
         self.wait()
     }
 
@@ -122,10 +121,21 @@ impl Server {
     }
 }
 
+/// Sends signal `sig` (a number or a name: `9`, `TERM`, `HUP`) to `pid`
+/// through the shell's built-in `kill`, which keeps tests free of unsafe
+/// code and needs no /usr/bin/kill (procps, absent from minimal Debian
+/// machines and containers). Whether it was delivered.
+pub fn send_signal(pid: u32, sig: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", "kill -s \"$0\" \"$1\"", sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|st| st.success())
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            send_signal(self.child.id(), "TERM");
             let deadline = Instant::now() + TIMEOUT;
             while let Ok(None) = self.child.try_wait() {
                 if Instant::now() > deadline {
