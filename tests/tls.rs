@@ -253,12 +253,24 @@ fn plaintext_and_garbage_close_only_their_connection_and_notls_stays_plain() {
     assert!(closed_after(tls_addr, b"get a\r\n"));
     assert!(closed_after(tls_addr, &[0x16, 0x03, 0x01, 0x00, 0x05, 0xde, 0xad, 0xbe, 0xef, 0x00]));
     assert!(closed_after(tls_addr, &[0xff; 4096]));
+    // A ClientHello that claims 16 MiB, sent as full records: refused
+    // once past rustls's 64 KiB bound for a handshake message, not buffered.
+    let mut huge = Vec::new();
+    for i in 0..6 {
+        huge.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+        let mut record = vec![0x41u8; 0x4000];
+        if i == 0 {
+            record[..4].copy_from_slice(&[0x01, 0xff, 0xff, 0xff]);
+        }
+        huge.extend_from_slice(&record);
+    }
+    assert!(closed_after(tls_addr, &huge));
     // The TLS client is unharmed; the plain listener speaks plain text.
     assert_eq!(call(&mut good, b"get a\r\n", b"END\r\n").unwrap(), b"VALUE a 0 1\r\n1\r\nEND\r\n");
     let mut plain = common::Client::connect(plain_addr);
     plain.expect(b"get a\r\n", b"VALUE a 0 1\r\n1\r\nEND\r\n");
     let errors: u64 = stats(&mut good, "")["ssl_handshake_errors"].parse().unwrap();
-    assert!(errors >= 3, "{errors}");
+    assert!(errors >= 4, "{errors}");
 }
 
 #[test]
@@ -482,6 +494,35 @@ fn config_endpoint_and_health_checks_over_tls() {
     assert_ne!(cluster["node:0:checks"], "0");
     // Plain text to the TLS config endpoint is closed.
     assert!(closed_after(config_port, b"config get cluster\r\n"));
+}
+
+/// Resumption with tickets; `ssl_new_sessions` (with `ssl_session_cache`)
+/// counts full handshakes only.
+#[test]
+fn sessions_resume_and_only_full_handshakes_are_new_sessions() {
+    let pki = Pki::new("sessions");
+    pki.issue("server", "server");
+    let srv = server(&pki, &["-o", "ssl_session_cache"]);
+    for versions in [&[&rustls::version::TLS12][..], &[&rustls::version::TLS13][..]] {
+        // One client config: its session store carries the ticket over.
+        let config = Arc::new(
+            ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(pki.roots())
+                .with_no_client_auth(),
+        );
+        let mut first = tls_connect(srv.addr(), config.clone()).unwrap();
+        // TLS 1.3 tickets arrive after the handshake: a round trip takes them in.
+        let before: u64 = stats(&mut first, "")["ssl_new_sessions"].parse().unwrap();
+        assert!(before >= 1, "a full handshake is a new session");
+        let mut again = tls_connect(srv.addr(), config).unwrap();
+        assert_eq!(again.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed), "{versions:?}");
+        let after: u64 = stats(&mut again, "")["ssl_new_sessions"].parse().unwrap();
+        assert_eq!(after, before, "{versions:?}: a resumed session counted as new");
+    }
+    let fresh = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    assert_eq!(fresh.conn.handshake_kind(), Some(rustls::HandshakeKind::Full));
 }
 
 /// `openssl s_client`, where the machine has it.

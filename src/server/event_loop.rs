@@ -201,7 +201,7 @@ impl EventLoop {
                 let local = s.local_addr().map_or(Endpoint::Tcp(peer), Endpoint::Tcp);
                 let stream = match self.shared.tls.get().filter(|_| *tls) {
                     Some(t) => match t.accept() {
-                        Ok(session) => Stream::Tls(Box::new(TlsStream::new(session, s))),
+                        Ok(session) => Stream::Tls(Box::new(TlsStream::new(session, s, t.new_session_counter()))),
                         Err(e) => {
                             self.stats.ssl_handshake_errors.incr();
                             log::warn!("cannot start a TLS session for {peer}: {e}");

@@ -18,6 +18,8 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
@@ -39,11 +41,14 @@ pub struct TlsStream {
     /// The handshake failed (bad or plaintext input, a refused client
     /// certificate): counted once as `ssl_handshake_errors`.
     handshake_failed: bool,
+    /// Counts a full handshake when it completes (`ssl_new_sessions`);
+    /// taken then.
+    new_sessions: Option<Arc<AtomicU64>>,
 }
 
 impl TlsStream {
-    pub fn new(tls: rustls::ServerConnection, tcp: TcpStream) -> TlsStream {
-        TlsStream { tls, tcp, handshake_failed: false }
+    pub fn new(tls: rustls::ServerConnection, tcp: TcpStream, new_sessions: Option<Arc<AtomicU64>>) -> TlsStream {
+        TlsStream { tls, tcp, handshake_failed: false, new_sessions }
     }
 
     /// Writes the records rustls holds until done or WouldBlock.
@@ -88,6 +93,13 @@ impl TlsStream {
                 // The alert rustls queued, best effort.
                 let _ = self.push();
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            if !self.tls.is_handshaking() {
+                if let Some(count) = self.new_sessions.take() {
+                    if self.tls.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
