@@ -512,6 +512,20 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_subject_reads_as_name_pairs_and_garbage_as_a_question_mark() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "client one");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "a,b=c");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(subject_of(cert.der()), "CN=client\\x20one,O=a\\x2cb\\x3dc");
+        for bad in [&[][..], &[0x30], &[0x30, 0x85, 1, 2, 3, 4, 5], &[0x30, 0x03, 0x30, 0x01, 0x02], &[0xff; 64]] {
+            assert_eq!(subject_of(bad), "?");
+        }
+        assert_eq!(oid_name(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]), "1.2.840.113549.1.9.1");
+    }
+
+    #[test]
     fn missing_files_are_errors_naming_them() {
         let o = TlsOptions { chain_cert: Some("/nonexistent/cert.pem".into()), ..TlsOptions::default() };
         let e = Tls::new(o, 0).unwrap_err();
