@@ -44,11 +44,27 @@ pub struct TlsStream {
     /// Counts a full handshake when it completes (`ssl_new_sessions`);
     /// taken then.
     new_sessions: Option<Arc<AtomicU64>>,
+    /// The last socket read came back short of what rustls asked for.
+    socket_short: bool,
+}
+
+/// The socket as rustls reads it, noting whether a read came back short.
+struct Noting<'a> {
+    tcp: &'a mut TcpStream,
+    short: &'a mut bool,
+}
+
+impl Read for Noting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        *self.short = n < buf.len();
+        Ok(n)
+    }
 }
 
 impl TlsStream {
     pub fn new(tls: rustls::ServerConnection, tcp: TcpStream, new_sessions: Option<Arc<AtomicU64>>) -> TlsStream {
-        TlsStream { tls, tcp, handshake_failed: false, new_sessions }
+        TlsStream { tls, tcp, handshake_failed: false, new_sessions, socket_short: false }
     }
 
     /// Writes the records rustls holds until done or WouldBlock.
@@ -82,7 +98,7 @@ impl TlsStream {
             }
             // Handshake replies (and alerts) go out before reading on.
             self.push_some()?;
-            match self.tls.read_tls(&mut self.tcp) {
+            match self.tls.read_tls(&mut Noting { tcp: &mut self.tcp, short: &mut self.socket_short }) {
                 Ok(0) => return Ok(0),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -117,11 +133,17 @@ impl TlsStream {
 }
 
 impl Stream {
-    /// A short read means the socket is empty (see `Connection::serve`).
-    /// Not for TLS: rustls reads the socket a record at a time.
+    /// Whether a short read means the socket is empty (see
+    /// `Connection::serve`). For TLS, a read short of the caller's buffer
+    /// means rustls had no more plaintext; the socket is empty only if
+    /// rustls's last read of it came back short too (it reads at most
+    /// 4 KiB at a time).
     #[inline]
     pub fn short_read_drains(&self) -> bool {
-        !matches!(self, Stream::Tls(_))
+        match self {
+            Stream::Tls(t) => t.socket_short,
+            _ => true,
+        }
     }
 
     /// Output the stream itself holds (TLS records not yet written): 1 if
