@@ -525,6 +525,26 @@ fn sessions_resume_and_only_full_handshakes_are_new_sessions() {
     assert_eq!(fresh.conn.handshake_kind(), Some(rustls::HandshakeKind::Full));
 }
 
+/// `ssl_keyformat=2`: a DER key; the key may also sit in the chain file.
+#[test]
+fn der_keys_and_keys_in_the_chain_file() {
+    let pki = Pki::new("keys");
+    let (_, key) = pki.issue("server", "server");
+    std::fs::write(pki.dir.join("server.der"), key.secret_der()).unwrap();
+    let opts = format!("ssl_chain_cert={},ssl_key={},ssl_keyformat=2", pki.path("server.pem"), pki.path("server.der"));
+    let srv = Server::start(&["-Z", "-o", &opts]);
+    let mut c = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    assert_eq!(stats(&mut c, "settings")["ssl_keyformat"], "2");
+    drop(srv);
+    // Chain and key in one PEM file, no ssl_key.
+    let both = [std::fs::read(pki.dir.join("server.pem")).unwrap(), std::fs::read(pki.dir.join("server.key")).unwrap()];
+    std::fs::write(pki.dir.join("both.pem"), both.concat()).unwrap();
+    let opts = format!("ssl_chain_cert={}", pki.path("both.pem"));
+    let srv = Server::start(&["-Z", "-o", &opts]);
+    let mut c = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    assert_eq!(call(&mut c, b"version\r\n", b"\r\n").unwrap(), b"VERSION 1.6.18\r\n");
+}
+
 /// `openssl s_client`, where the machine has it.
 #[test]
 fn openssl_s_client_is_served() {
