@@ -121,14 +121,21 @@ impl TlsStream {
     }
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.push_some()?;
-        let n = self.tls.writer().write(buf)?;
-        self.push_some()?;
-        if n == 0 && !buf.is_empty() {
-            // rustls holds ssl_wbuf_size already: wait for the socket.
-            return Err(io::ErrorKind::WouldBlock.into());
+        // Twice at most: rustls may refuse the plaintext while it holds
+        // ssl_wbuf_size of records, and the socket may take them meanwhile.
+        for _ in 0..2 {
+            self.push_some()?;
+            let n = self.tls.writer().write(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.push_some()?;
+                return Ok(n);
+            }
+            if self.tls.wants_write() {
+                break;
+            }
         }
-        Ok(n)
+        // The socket is full: its writable edge will come.
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
