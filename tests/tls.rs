@@ -273,6 +273,25 @@ fn plaintext_and_garbage_close_only_their_connection_and_notls_stays_plain() {
     assert!(errors >= 4, "{errors}");
 }
 
+/// Past `-c`, a TLS port closes the new connection without writing plain
+/// text into it; the held ones go on.
+#[test]
+fn connections_past_the_limit_are_closed_without_plain_text() {
+    let pki = Pki::new("limit");
+    pki.issue("server", "server");
+    let srv = server(&pki, &["-c", "2", "-t", "1"]);
+    let mut held: Vec<Tls> = (0..2).map(|_| tls_connect(srv.addr(), client_config(&pki, None)).unwrap()).collect();
+    for c in held.iter_mut() {
+        assert_eq!(call(c, b"version\r\n", b"\r\n").unwrap(), b"VERSION 1.6.18\r\n");
+    }
+    let mut extra = TcpStream::connect(srv.addr()).unwrap();
+    extra.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut buf = [0u8; 64];
+    let got = extra.read(&mut buf).unwrap_or(0);
+    assert_eq!(got, 0, "a refused TLS client was sent {:?}", &buf[..got]);
+    assert_eq!(stats(&mut held[0], "")["rejected_connections"], "1");
+}
+
 #[test]
 fn a_stalled_handshake_is_reaped_by_idle_timeout() {
     let pki = Pki::new("stall");
