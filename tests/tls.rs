@@ -292,6 +292,50 @@ fn connections_past_the_limit_are_closed_without_plain_text() {
     assert_eq!(stats(&mut held[0], "")["rejected_connections"], "1");
 }
 
+/// A TLS client that pipelines gets and never reads a reply: input stops
+/// at the high-water mark, `write_timeout` closes it, others are served.
+#[test]
+fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
+    let pki = Pki::new("silent");
+    pki.issue("server", "server");
+    let srv = server(&pki, &["-t", "2", "-o", "write_timeout=1"]);
+    let mut other = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    let value = vec![b'v'; 1000];
+    let set = [&b"set k 0 0 1000\r\n"[..], &value, b"\r\n"].concat();
+    assert_eq!(call(&mut other, &set, b"\r\n").unwrap(), b"STORED\r\n");
+    let silent = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    let writer = std::thread::spawn(move || {
+        // rustls driven by hand: records go out, nothing is ever read.
+        let (mut conn, mut sock) = (silent.conn, silent.sock);
+        sock.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let batch = b"get k\r\n".repeat(1000);
+        'outer: for _ in 0..100 {
+            let mut rest = &batch[..];
+            while !rest.is_empty() {
+                let n = conn.writer().write(rest).unwrap();
+                rest = &rest[n..];
+                while conn.wants_write() {
+                    if conn.write_tls(&mut sock).is_err() {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        sock // kept open: the server must be the one to close it
+    });
+    let want = [&b"VALUE k 0 1000\r\n"[..], &value, b"\r\nEND\r\n"].concat();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        assert_eq!(call(&mut other, b"get k\r\n", b"END\r\n").unwrap(), want);
+        if stats(&mut other, "ferrocache")["write_stalls"] != "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the silent TLS client was not closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(writer.join().unwrap());
+}
+
 #[test]
 fn a_stalled_handshake_is_reaped_by_idle_timeout() {
     let pki = Pki::new("stall");
