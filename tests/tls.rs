@@ -420,6 +420,8 @@ fn refresh_certs_serves_the_new_pair_to_new_handshakes_under_load() {
     assert!(tls_connect(srv.addr(), client_config(&old, None)).is_err(), "the old certificate is still served");
     drop(old_config);
 
+    // noreply: nothing on success.
+    assert_eq!(call(&mut admin, b"refresh_certs noreply\r\nversion\r\n", b"\r\n").unwrap(), b"VERSION 1.6.18\r\n");
     // A broken file: the error line, and the pair in use stays.
     std::fs::write(old.dir.join("server.key"), b"not a key").unwrap();
     let reply = call(&mut admin, b"refresh_certs\r\n", b"\r\n").unwrap();
