@@ -241,11 +241,14 @@ impl EventLoop {
                 sh.curr_connections.fetch_sub(1, Ordering::AcqRel);
                 self.stats.rejected_connections.incr();
                 // As memcached: say why, then hang up. Best effort: a fresh
-                // socket's send buffer takes this short line. Not over TLS:
-                // there is no session yet to say it in.
-                if !matches!(stream, Stream::Tls(_)) {
-                    let _ = stream.write(TOO_MANY_CONNECTIONS);
-                }
+                // socket's send buffer takes this short line. On a TLS port
+                // too, in plain text on the raw socket, as memcached writes
+                // it: the client's handshake fails on it at once (a bad
+                // record) instead of writing into a closed socket.
+                let _ = match &mut stream {
+                    Stream::Tls(t) => t.tcp.write(TOO_MANY_CONNECTIONS),
+                    other => other.write(TOO_MANY_CONNECTIONS),
+                };
                 if let Some(dropped) = REJECTED_LOG.allow(now) {
                     log::warn!(
                         "rejected connection from {peer}: too many open connections ({max}); {dropped} more not logged"
