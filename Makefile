@@ -33,6 +33,7 @@ unit:
 
 clients: build
 	scripts/pymemcache-integration $(BIN_DEBUG)
+	scripts/pymemcache-tls $(BIN_DEBUG)
 	scripts/memccapable-check $(BIN_DEBUG)
 	scripts/pylibmc-binary $(BIN_DEBUG)
 	BIN=$(BIN_DEBUG) scripts/cluster-demo

@@ -142,7 +142,8 @@ pub struct Args {
     pub napi_ids: Option<String>,
     /// Extended options, comma separated (see docs/protocol-notes.md, Flags):
     /// idle_timeout=N, hashpower=N, no_hashexpand, lru_crawler,
-    /// slab_reassign, slab_automove=0|1|2, slab_automove_ratio=R, no_modern, ...
+    /// slab_reassign, slab_automove=0|1|2, slab_automove_ratio=R, no_modern,
+    /// ssl_chain_cert=FILE, ssl_key=FILE, ssl_ca_cert=FILE, ssl_verify_mode=N, ...
     #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
     pub extended: Vec<String>,
     /// Read Debian's /etc/memcached.conf format first (one flag per line,
@@ -785,6 +786,22 @@ mod tests {
             let e = cfg(bad).expect_err(&format!("{bad:?}"));
             assert!(!e.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn tls_flags_mark_listeners_and_notls_needs_z() {
+        let c = cfg(&["-Z", "-o", "ssl_chain_cert=a.pem,ssl_verify_mode=1", "-l", "127.0.0.1,notls:127.0.0.2:7000"])
+            .unwrap();
+        assert_eq!(c.server.listen_tls, vec![true, false]);
+        assert_eq!(c.server.listen[1], "127.0.0.2:7000".parse().unwrap());
+        let tls = c.server.tls.unwrap();
+        assert_eq!((tls.chain_cert.unwrap(), tls.verify_mode), ("a.pem".into(), 1));
+        // ssl_* options without -Z are read and checked, and change nothing.
+        let c = cfg(&["-o", "ssl_chain_cert=a.pem"]).unwrap();
+        assert!(c.server.tls.is_none() && c.server.listen_tls == vec![false]);
+        assert!(cfg(&["-o", "ssl_verify_mode=9"]).is_err());
+        let e = cfg(&["-l", "notls:127.0.0.1"]).unwrap_err().to_string();
+        assert_eq!(e, "'notls' option is valid only when SSL is enabled");
     }
 
     #[test]

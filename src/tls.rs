@@ -200,54 +200,6 @@ fn suites_for(list: &str) -> Result<Vec<SupportedCipherSuite>, String> {
     Ok(chosen)
 }
 
-/// Counts new sessions (stored in the cache or sent as tickets) for
-/// `stats`' `ssl_new_sessions`.
-#[derive(Debug)]
-struct CountingStore {
-    inner: Arc<dyn StoresServerSessions>,
-    count: Arc<AtomicU64>,
-}
-
-impl StoresServerSessions for CountingStore {
-    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.inner.put(key, value)
-    }
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.inner.get(key)
-    }
-    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.inner.take(key)
-    }
-    fn can_cache(&self) -> bool {
-        self.inner.can_cache()
-    }
-}
-
-#[derive(Debug)]
-struct CountingTickets {
-    inner: Arc<dyn ProducesTickets>,
-    count: Option<Arc<AtomicU64>>,
-}
-
-impl ProducesTickets for CountingTickets {
-    fn enabled(&self) -> bool {
-        self.inner.enabled()
-    }
-    fn lifetime(&self) -> u32 {
-        self.inner.lifetime()
-    }
-    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        if let Some(c) = &self.count {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-        self.inner.encrypt(plain)
-    }
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        self.inner.decrypt(cipher)
-    }
-}
-
 /// The running TLS state, shared by every loop.
 pub struct Tls {
     pub options: TlsOptions,
@@ -258,6 +210,7 @@ pub struct Tls {
     tickets: Arc<dyn ProducesTickets>,
     /// Store-clock seconds of the last (re)load of the certificates.
     refreshed_at: AtomicU32,
+    /// Full handshakes done with `ssl_session_cache` (`ssl_new_sessions`).
     new_sessions: Arc<AtomicU64>,
 }
 
@@ -357,17 +310,12 @@ impl Tls {
         if let Some(list) = &options.ciphers {
             provider.cipher_suites = suites_for(list)?;
         }
-        let new_sessions = Arc::new(AtomicU64::new(0));
-        let counted = options.session_cache.then(|| new_sessions.clone());
-        let sessions: Arc<dyn StoresServerSessions> = match &counted {
-            Some(count) => Arc::new(CountingStore {
-                inner: ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES),
-                count: count.clone(),
-            }),
-            None => Arc::new(NoServerSessionStorage {}),
+        let sessions: Arc<dyn StoresServerSessions> = if options.session_cache {
+            ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)
+        } else {
+            Arc::new(NoServerSessionStorage {})
         };
-        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("cannot make a ticket key: {e}"))?;
-        let tickets: Arc<dyn ProducesTickets> = Arc::new(CountingTickets { inner: ticketer, count: counted });
+        let tickets = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("cannot make a ticket key: {e}"))?;
         let provider = Arc::new(provider);
         let first = build(&options, &provider, &sessions, &tickets)?;
         Ok(Tls {
@@ -376,7 +324,7 @@ impl Tls {
             sessions,
             tickets,
             refreshed_at: AtomicU32::new(now),
-            new_sessions,
+            new_sessions: Arc::new(AtomicU64::new(0)),
             options,
         })
     }
@@ -428,6 +376,13 @@ impl Tls {
     /// New sessions made (with `ssl_session_cache`).
     pub fn new_sessions(&self) -> u64 {
         self.new_sessions.load(Ordering::Relaxed)
+    }
+
+    /// What a connection counts its new session in: with
+    /// `ssl_session_cache`, each full (not resumed) handshake is one, as
+    /// OpenSSL's new-session callback counts them for memcached.
+    pub fn new_session_counter(&self) -> Option<Arc<AtomicU64>> {
+        self.options.session_cache.then(|| self.new_sessions.clone())
     }
 }
 
@@ -554,6 +509,20 @@ mod tests {
         assert_eq!(only13.len(), 1);
         assert!(suites_for("HIGH:!aNULL").unwrap_err().contains("HIGH"));
         assert!(suites_for("ECDHE-RSA-AES128-SHA").is_err());
+    }
+
+    #[test]
+    fn a_certificate_subject_reads_as_name_pairs_and_garbage_as_a_question_mark() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "client one");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "a,b=c");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(subject_of(cert.der()), "CN=client\\x20one,O=a\\x2cb\\x3dc");
+        for bad in [&[][..], &[0x30], &[0x30, 0x85, 1, 2, 3, 4, 5], &[0x30, 0x03, 0x30, 0x01, 0x02], &[0xff; 64]] {
+            assert_eq!(subject_of(bad), "?");
+        }
+        assert_eq!(oid_name(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01]), "1.2.840.113549.1.9.1");
     }
 
     #[test]

@@ -253,12 +253,89 @@ fn plaintext_and_garbage_close_only_their_connection_and_notls_stays_plain() {
     assert!(closed_after(tls_addr, b"get a\r\n"));
     assert!(closed_after(tls_addr, &[0x16, 0x03, 0x01, 0x00, 0x05, 0xde, 0xad, 0xbe, 0xef, 0x00]));
     assert!(closed_after(tls_addr, &[0xff; 4096]));
+    // A ClientHello that claims 16 MiB, sent as full records: refused
+    // once past rustls's 64 KiB bound for a handshake message, not buffered.
+    let mut huge = Vec::new();
+    for i in 0..6 {
+        huge.extend_from_slice(&[0x16, 0x03, 0x01, 0x40, 0x00]);
+        let mut record = vec![0x41u8; 0x4000];
+        if i == 0 {
+            record[..4].copy_from_slice(&[0x01, 0xff, 0xff, 0xff]);
+        }
+        huge.extend_from_slice(&record);
+    }
+    assert!(closed_after(tls_addr, &huge));
     // The TLS client is unharmed; the plain listener speaks plain text.
     assert_eq!(call(&mut good, b"get a\r\n", b"END\r\n").unwrap(), b"VALUE a 0 1\r\n1\r\nEND\r\n");
     let mut plain = common::Client::connect(plain_addr);
     plain.expect(b"get a\r\n", b"VALUE a 0 1\r\n1\r\nEND\r\n");
     let errors: u64 = stats(&mut good, "")["ssl_handshake_errors"].parse().unwrap();
-    assert!(errors >= 3, "{errors}");
+    assert!(errors >= 4, "{errors}");
+}
+
+/// Past `-c`, a TLS port writes memcached's error line in plain text on the
+/// raw socket (as memcached does: the client's handshake fails on it) and
+/// closes; the held ones go on.
+#[test]
+fn connections_past_the_limit_get_memcacheds_plain_error_line() {
+    let pki = Pki::new("limit");
+    pki.issue("server", "server");
+    let srv = server(&pki, &["-c", "2", "-t", "1"]);
+    let mut held: Vec<Tls> = (0..2).map(|_| tls_connect(srv.addr(), client_config(&pki, None)).unwrap()).collect();
+    for c in held.iter_mut() {
+        assert_eq!(call(c, b"version\r\n", b"\r\n").unwrap(), b"VERSION 1.6.18\r\n");
+    }
+    let mut extra = TcpStream::connect(srv.addr()).unwrap();
+    extra.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut got = Vec::new();
+    extra.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"ERROR Too many open connections\r\n");
+    assert!(tls_connect(srv.addr(), client_config(&pki, None)).is_err());
+    assert_eq!(stats(&mut held[0], "")["rejected_connections"], "2");
+}
+
+/// A TLS client that pipelines gets and never reads a reply: input stops
+/// at the high-water mark, `write_timeout` closes it, others are served.
+#[test]
+fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
+    let pki = Pki::new("silent");
+    pki.issue("server", "server");
+    let srv = server(&pki, &["-t", "2", "-o", "write_timeout=1"]);
+    let mut other = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    let value = vec![b'v'; 1000];
+    let set = [&b"set k 0 0 1000\r\n"[..], &value, b"\r\n"].concat();
+    assert_eq!(call(&mut other, &set, b"\r\n").unwrap(), b"STORED\r\n");
+    let silent = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    let writer = std::thread::spawn(move || {
+        // rustls driven by hand: records go out, nothing is ever read.
+        let (mut conn, mut sock) = (silent.conn, silent.sock);
+        sock.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let batch = b"get k\r\n".repeat(1000);
+        'outer: for _ in 0..100 {
+            let mut rest = &batch[..];
+            while !rest.is_empty() {
+                let n = conn.writer().write(rest).unwrap();
+                rest = &rest[n..];
+                while conn.wants_write() {
+                    if conn.write_tls(&mut sock).is_err() {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        sock // kept open: the server must be the one to close it
+    });
+    let want = [&b"VALUE k 0 1000\r\n"[..], &value, b"\r\nEND\r\n"].concat();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        assert_eq!(call(&mut other, b"get k\r\n", b"END\r\n").unwrap(), want);
+        if stats(&mut other, "ferrocache")["write_stalls"] != "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the silent TLS client was not closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(writer.join().unwrap());
 }
 
 #[test]
@@ -345,6 +422,8 @@ fn refresh_certs_serves_the_new_pair_to_new_handshakes_under_load() {
     assert!(tls_connect(srv.addr(), client_config(&old, None)).is_err(), "the old certificate is still served");
     drop(old_config);
 
+    // noreply: nothing on success.
+    assert_eq!(call(&mut admin, b"refresh_certs noreply\r\nversion\r\n", b"\r\n").unwrap(), b"VERSION 1.6.18\r\n");
     // A broken file: the error line, and the pair in use stays.
     std::fs::write(old.dir.join("server.key"), b"not a key").unwrap();
     let reply = call(&mut admin, b"refresh_certs\r\n", b"\r\n").unwrap();
@@ -482,6 +561,55 @@ fn config_endpoint_and_health_checks_over_tls() {
     assert_ne!(cluster["node:0:checks"], "0");
     // Plain text to the TLS config endpoint is closed.
     assert!(closed_after(config_port, b"config get cluster\r\n"));
+}
+
+/// Resumption with tickets; `ssl_new_sessions` (with `ssl_session_cache`)
+/// counts full handshakes only.
+#[test]
+fn sessions_resume_and_only_full_handshakes_are_new_sessions() {
+    let pki = Pki::new("sessions");
+    pki.issue("server", "server");
+    let srv = server(&pki, &["-o", "ssl_session_cache"]);
+    for versions in [&[&rustls::version::TLS12][..], &[&rustls::version::TLS13][..]] {
+        // One client config: its session store carries the ticket over.
+        let config = Arc::new(
+            ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(pki.roots())
+                .with_no_client_auth(),
+        );
+        let mut first = tls_connect(srv.addr(), config.clone()).unwrap();
+        // TLS 1.3 tickets arrive after the handshake: a round trip takes them in.
+        let before: u64 = stats(&mut first, "")["ssl_new_sessions"].parse().unwrap();
+        assert!(before >= 1, "a full handshake is a new session");
+        let mut again = tls_connect(srv.addr(), config).unwrap();
+        assert_eq!(again.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed), "{versions:?}");
+        let after: u64 = stats(&mut again, "")["ssl_new_sessions"].parse().unwrap();
+        assert_eq!(after, before, "{versions:?}: a resumed session counted as new");
+    }
+    let fresh = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    assert_eq!(fresh.conn.handshake_kind(), Some(rustls::HandshakeKind::Full));
+}
+
+/// `ssl_keyformat=2`: a DER key; the key may also sit in the chain file.
+#[test]
+fn der_keys_and_keys_in_the_chain_file() {
+    let pki = Pki::new("keys");
+    let (_, key) = pki.issue("server", "server");
+    std::fs::write(pki.dir.join("server.der"), key.secret_der()).unwrap();
+    let opts = format!("ssl_chain_cert={},ssl_key={},ssl_keyformat=2", pki.path("server.pem"), pki.path("server.der"));
+    let srv = Server::start(&["-Z", "-o", &opts]);
+    let mut c = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    assert_eq!(stats(&mut c, "settings")["ssl_keyformat"], "2");
+    drop(srv);
+    // Chain and key in one PEM file, no ssl_key.
+    let both = [std::fs::read(pki.dir.join("server.pem")).unwrap(), std::fs::read(pki.dir.join("server.key")).unwrap()];
+    std::fs::write(pki.dir.join("both.pem"), both.concat()).unwrap();
+    let opts = format!("ssl_chain_cert={}", pki.path("both.pem"));
+    let srv = Server::start(&["-Z", "-o", &opts]);
+    let mut c = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    assert_eq!(call(&mut c, b"version\r\n", b"\r\n").unwrap(), b"VERSION 1.6.18\r\n");
 }
 
 /// `openssl s_client`, where the machine has it.

@@ -204,7 +204,7 @@ impl EventLoop {
                 let local = s.local_addr().map_or(Endpoint::Tcp(peer), Endpoint::Tcp);
                 let stream = match self.shared.tls.get().filter(|_| *tls) {
                     Some(t) => match t.accept() {
-                        Ok(session) => Stream::Tls(Box::new(TlsStream::new(session, s))),
+                        Ok(session) => Stream::Tls(Box::new(TlsStream::new(session, s, t.new_session_counter()))),
                         Err(e) => {
                             self.stats.ssl_handshake_errors.incr();
                             log::warn!("cannot start a TLS session for {peer}: {e}");
@@ -244,11 +244,14 @@ impl EventLoop {
                 sh.curr_connections.fetch_sub(1, Ordering::AcqRel);
                 self.stats.rejected_connections.incr();
                 // As memcached: say why, then hang up. Best effort: a fresh
-                // socket's send buffer takes this short line. Not over TLS:
-                // there is no session yet to say it in.
-                if !matches!(stream, Stream::Tls(_)) {
-                    let _ = stream.write(TOO_MANY_CONNECTIONS);
-                }
+                // socket's send buffer takes this short line. On a TLS port
+                // too, in plain text on the raw socket, as memcached writes
+                // it: the client's handshake fails on it at once (a bad
+                // record) instead of writing into a closed socket.
+                let _ = match &mut stream {
+                    Stream::Tls(t) => t.tcp.write(TOO_MANY_CONNECTIONS),
+                    other => other.write(TOO_MANY_CONNECTIONS),
+                };
                 if let Some(dropped) = REJECTED_LOG.allow(now) {
                     log::warn!(
                         "rejected connection from {peer}: too many open connections ({max}); {dropped} more not logged"

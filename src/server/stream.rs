@@ -18,6 +18,8 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
@@ -39,11 +41,30 @@ pub struct TlsStream {
     /// The handshake failed (bad or plaintext input, a refused client
     /// certificate): counted once as `ssl_handshake_errors`.
     handshake_failed: bool,
+    /// Counts a full handshake when it completes (`ssl_new_sessions`);
+    /// taken then.
+    new_sessions: Option<Arc<AtomicU64>>,
+    /// The last socket read came back short of what rustls asked for.
+    socket_short: bool,
+}
+
+/// The socket as rustls reads it, noting whether a read came back short.
+struct Noting<'a> {
+    tcp: &'a mut TcpStream,
+    short: &'a mut bool,
+}
+
+impl Read for Noting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        *self.short = n < buf.len();
+        Ok(n)
+    }
 }
 
 impl TlsStream {
-    pub fn new(tls: rustls::ServerConnection, tcp: TcpStream) -> TlsStream {
-        TlsStream { tls, tcp, handshake_failed: false }
+    pub fn new(tls: rustls::ServerConnection, tcp: TcpStream, new_sessions: Option<Arc<AtomicU64>>) -> TlsStream {
+        TlsStream { tls, tcp, handshake_failed: false, new_sessions, socket_short: false }
     }
 
     /// Writes the records rustls holds until done or WouldBlock.
@@ -77,7 +98,7 @@ impl TlsStream {
             }
             // Handshake replies (and alerts) go out before reading on.
             self.push_some()?;
-            match self.tls.read_tls(&mut self.tcp) {
+            match self.tls.read_tls(&mut Noting { tcp: &mut self.tcp, short: &mut self.socket_short }) {
                 Ok(0) => return Ok(0),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -89,27 +110,47 @@ impl TlsStream {
                 let _ = self.push();
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
+            if !self.tls.is_handshaking() {
+                if let Some(count) = self.new_sessions.take() {
+                    if self.tls.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
         }
     }
 
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.push_some()?;
-        let n = self.tls.writer().write(buf)?;
-        self.push_some()?;
-        if n == 0 && !buf.is_empty() {
-            // rustls holds ssl_wbuf_size already: wait for the socket.
-            return Err(io::ErrorKind::WouldBlock.into());
+        // Twice at most: rustls may refuse the plaintext while it holds
+        // ssl_wbuf_size of records, and the socket may take them meanwhile.
+        for _ in 0..2 {
+            self.push_some()?;
+            let n = self.tls.writer().write(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.push_some()?;
+                return Ok(n);
+            }
+            if self.tls.wants_write() {
+                break;
+            }
         }
-        Ok(n)
+        // The socket is full: its writable edge will come.
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
 impl Stream {
-    /// A short read means the socket is empty (see `Connection::serve`).
-    /// Not for TLS: rustls reads the socket a record at a time.
+    /// Whether a short read means the socket is empty (see
+    /// `Connection::serve`). For TLS, a read short of the caller's buffer
+    /// means rustls had no more plaintext; the socket is empty only if
+    /// rustls's last read of it came back short too (it reads at most
+    /// 4 KiB at a time).
     #[inline]
     pub fn short_read_drains(&self) -> bool {
-        !matches!(self, Stream::Tls(_))
+        match self {
+            Stream::Tls(t) => t.socket_short,
+            _ => true,
+        }
     }
 
     /// Output the stream itself holds (TLS records not yet written): 1 if
