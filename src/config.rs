@@ -170,10 +170,14 @@ pub struct Args {
     /// crash loses at most that much (0: only at shutdown)
     #[arg(long = "snapshot-interval", value_name = "SECONDS", default_value_t = 0)]
     pub snapshot_interval: u64,
-    /// Where `snapshot NAME` writes NAME (default: the directory of
-    /// --snapshot-file or -e)
+    /// Where `snapshot NAME` writes NAME.snapshot (default: the directory
+    /// of --snapshot-file or -e)
     #[arg(long = "snapshot-dir", value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
+    /// `snapshot NAME` is refused while the snapshot directory holds this
+    /// many *.snapshot files or more (0: no limit); each is a full copy
+    #[arg(long = "snapshot-max-named", value_name = "N", default_value_t = 16)]
+    pub snapshot_max_named: usize,
     /// Serve Prometheus metrics over HTTP on this port (0: pick one)
     #[arg(long = "metrics-port")]
     pub metrics_port: Option<u16>,
@@ -285,6 +289,9 @@ pub struct Config {
     /// Where `snapshot NAME` writes: `--snapshot-dir`, or the directory
     /// of the warm-restart file.
     pub snapshot_dir: Option<PathBuf>,
+    /// `--snapshot-max-named`: at most this many *.snapshot files in the
+    /// snapshot directory before `snapshot NAME` is refused (0: no limit).
+    pub snapshot_max_named: usize,
     /// `--metrics-port` on `--metrics-listen`.
     pub metrics: Option<SocketAddr>,
     /// Auto-discovery settings.
@@ -508,6 +515,7 @@ impl Config {
             snapshot_file: a.snapshot_file,
             snapshot_interval: (a.snapshot_interval > 0).then(|| std::time::Duration::from_secs(a.snapshot_interval)),
             snapshot_dir,
+            snapshot_max_named: a.snapshot_max_named,
             metrics,
             discovery: crate::discovery::DiscoveryConfig {
                 cluster_file: a.cluster_file,

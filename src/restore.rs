@@ -10,10 +10,15 @@
 //! each closed by `mn`; the batch's replies (only failures, as `q` asks)
 //! are read up to `MN` before the next batch is sent, so memory stays at
 //! one batch plus one value. CAS values are not carried over: the node
-//! gives each item a new one. A key that needs base64 and is longer than
-//! 186 bytes (over 250 once encoded, the protocol's limit) cannot be sent: it is
-//! skipped and counted, never sent to be refused (a refused line's value
-//! could be read as commands).
+//! gives each item a new one.
+//!
+//! A key whose `ms` key token would be empty or over 250 characters (a key
+//! that needs base64 and is longer than 186 bytes) cannot be sent: it is
+//! skipped and counted here, never sent to be refused, since memcached
+//! (and ferrocache) answer such a line `CLIENT_ERROR bad command line
+//! format` without reading its data, which would then run as commands.
+//! For the same reason any reply line that is neither `MN` nor a refusal
+//! of one item stops the restore with an error.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -77,7 +82,8 @@ fn encode(r: &Record<'_>, now: u64, out: &mut Vec<u8>) -> Encoded {
         e => Some(e - now),
     };
     let text_key = r.key.iter().all(|&b| b > b' ' && b != 0x7f);
-    if !text_key && r.key.len().div_ceil(3) * 4 > MAX_KEY_LEN {
+    let token_len = if text_key { r.key.len() } else { r.key.len().div_ceil(3) * 4 };
+    if !(1..=MAX_KEY_LEN).contains(&token_len) {
         return Encoded::Unsendable;
     }
     out.extend_from_slice(b"ms ");
@@ -94,6 +100,29 @@ fn encode(r: &Record<'_>, now: u64, out: &mut Vec<u8>) -> Encoded {
     out.extend_from_slice(r.value);
     out.extend_from_slice(b"\r\n");
     Encoded::Set
+}
+
+/// A reply line to a batch of quiet meta sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// `MN`: the batch is done.
+    End,
+    /// One set refused, its data read and dropped by the node.
+    Refused,
+    /// Anything else: the node and this stream no longer agree on where
+    /// a request starts.
+    Unexpected,
+}
+
+/// Sorts a reply line (without its line end).
+fn classify(line: &str) -> Reply {
+    match line {
+        "MN" => Reply::End,
+        "NS" | "SERVER_ERROR out of memory storing object" | "SERVER_ERROR object too large for cache" => {
+            Reply::Refused
+        }
+        _ => Reply::Unexpected,
+    }
 }
 
 /// Sends `batch` (ending with `mn`) and reads its replies up to `MN`.
@@ -113,10 +142,17 @@ fn flush(
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the node closed the connection"));
         }
         let l = line.trim_end();
-        if l == "MN" {
-            return Ok(());
+        match classify(l) {
+            Reply::End => return Ok(()),
+            Reply::Refused => {}
+            Reply::Unexpected => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the node replied {l:?}, neither a set's refusal nor MN; restore stopped"),
+                ))
+            }
         }
-        o.refused += 1;
+        o.refused = o.refused.saturating_add(1);
         if o.first_refusal.is_none() {
             o.first_refusal = Some(l.to_string());
         }
@@ -175,8 +211,8 @@ pub fn main(args: &[String]) -> u8 {
     match restore(Path::new(file), addr) {
         Ok(o) => {
             println!(
-                "restored {} of {} items from {file} into {addr} in {:.2} s ({} expired, skipped; {} with keys too long for base64, skipped; {} refused by the node{})",
-                o.sent - o.refused,
+                "restored {} of {} items from {file} into {addr} in {:.2} s ({} expired, skipped; {} with keys the meta protocol cannot carry, skipped; {} refused by the node{})",
+                o.sent.saturating_sub(o.refused),
                 o.records,
                 start.elapsed().as_secs_f64(),
                 o.expired,
@@ -238,7 +274,26 @@ mod tests {
         out.clear();
         assert_eq!(encode(&rec(&[1; 187], b"v", 0), 1, &mut out), Encoded::Unsendable);
         assert!(out.is_empty());
-        // A text key of 250 bytes goes as it is.
+        // A text key of 250 bytes goes as it is; 251, or none, cannot.
         assert_eq!(encode(&rec(&[b'k'; 250], b"v", 0), 1, &mut out), Encoded::Set);
+        out.clear();
+        assert_eq!(encode(&rec(&[b'k'; 251], b"v", 0), 1, &mut out), Encoded::Unsendable);
+        assert_eq!(encode(&rec(b"", b"v", 0), 1, &mut out), Encoded::Unsendable);
+        // 250 spaces: 336 characters of base64.
+        assert_eq!(encode(&rec(&[b' '; 250], b"flush_all", 0), 1, &mut out), Encoded::Unsendable);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn only_refusals_of_one_set_are_expected_replies() {
+        assert_eq!(classify("MN"), Reply::End);
+        for refused in ["NS", "SERVER_ERROR out of memory storing object", "SERVER_ERROR object too large for cache"] {
+            assert_eq!(classify(refused), Reply::Refused, "{refused}");
+        }
+        // What a value run as a command, or a line the node could not
+        // parse, answers: the stream is out of step.
+        for stray in ["OK", "HD", "ERROR", "CLIENT_ERROR bad command line format", "CLIENT_ERROR bad data chunk", ""] {
+            assert_eq!(classify(stray), Reply::Unexpected, "{stray}");
+        }
     }
 }

@@ -370,7 +370,7 @@ pub enum AdminCommand<'a> {
     /// [`watch_class`] bits asked for.
     Watch { classes: u8 },
     /// `snapshot [NAME]`: write a backup of the cache while serving (the
-    /// warm-restart file, or NAME in the snapshot directory).
+    /// warm-restart file, or NAME.snapshot in the snapshot directory).
     Snapshot { name: Option<&'a [u8]> },
 }
 
