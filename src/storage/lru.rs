@@ -86,7 +86,7 @@ pub fn bump(c: &mut Class, idx: u32) {
 }
 
 /// The chunk to evict (`NIL` if the list is empty): the tail, once up to
-/// [`SECOND_CHANCES`] used chunks found there have moved to the head with
+/// `SECOND_CHANCES` used chunks found there have moved to the head with
 /// their mark cleared.
 pub fn victim(c: &mut Class) -> u32 {
     for _ in 0..SECOND_CHANCES {
