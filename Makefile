@@ -4,7 +4,7 @@ CARGO ?= cargo
 BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
-.PHONY: all build release run test lint unit clients ops install demo soak fuzz bench clean memcached-suite
+.PHONY: all build release run test lint unit clients ops package deb install demo soak fuzz bench bench-floor clean memcached-suite
 
 all: build
 
@@ -19,7 +19,9 @@ run: release
 
 # Everything CI runs: formatting, lints, unit + integration tests, and
 # third-party clients against the real binary.
-test: lint unit clients ops soak $(if $(MEMCACHED_SRC),memcached-suite)
+# Python tools go into target/venv, Debian packages are installed when
+# missing (as root, or through sudo), no service is left running.
+test: lint unit clients ops soak package $(if $(MEMCACHED_SRC),memcached-suite)
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -45,7 +47,19 @@ memcached-suite: build
 ops: build
 	scripts/systemd-check $(BIN_DEBUG)
 
-install: release
+# The Debian package, built (`make deb`, needs cargo-deb: installed with
+# `cargo install cargo-deb --locked` when missing, minutes once) and checked:
+# contents, conffiles, maintainer scripts; installed and served when root on
+# a machine without a running systemd, else unpacked with dpkg -x.
+package:
+	scripts/deb-check
+
+deb:
+	scripts/deb-build
+
+# Copies an existing release build: run `make release` as your own user
+# first, then `sudo make install`; cargo never runs as root here.
+install:
 	scripts/install
 
 # Auto-discovery with a real client, against the release build.
@@ -62,6 +76,12 @@ fuzz:
 
 bench:
 	$(CARGO) bench
+
+# CPU/op of ferrocache and memcached over the do-nothing floor server, same
+# rounds (MEMCACHED_1645=/path/to/memcached adds that build).
+bench-floor:
+	$(CARGO) build --release
+	scripts/bench-vs-memcached --floor $${BENCH_SECS:-5} $${BENCH_ROUNDS:-3}
 
 clean:
 	$(CARGO) clean

@@ -13,7 +13,7 @@ pub mod extended;
 pub mod file;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
@@ -166,6 +166,14 @@ pub struct Args {
     /// Warm restart: write every item here at shutdown, load it at start
     #[arg(long = "snapshot-file")]
     pub snapshot_file: Option<PathBuf>,
+    /// Also write the --snapshot-file every SECONDS while serving, so a
+    /// crash loses at most that much (0: only at shutdown)
+    #[arg(long = "snapshot-interval", value_name = "SECONDS", default_value_t = 0)]
+    pub snapshot_interval: u64,
+    /// Where `snapshot NAME` writes NAME (default: the directory of
+    /// --snapshot-file or -e)
+    #[arg(long = "snapshot-dir", value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
     /// Serve Prometheus metrics over HTTP on this port (0: pick one)
     #[arg(long = "metrics-port")]
     pub metrics_port: Option<u16>,
@@ -272,6 +280,11 @@ pub struct Config {
     pub print_config: bool,
     /// `--snapshot-file`.
     pub snapshot_file: Option<PathBuf>,
+    /// `--snapshot-interval`: a backup to `snapshot_file` this often.
+    pub snapshot_interval: Option<std::time::Duration>,
+    /// Where `snapshot NAME` writes: `--snapshot-dir`, or the directory
+    /// of the warm-restart file.
+    pub snapshot_dir: Option<PathBuf>,
     /// `--metrics-port` on `--metrics-listen`.
     pub metrics: Option<SocketAddr>,
     /// Auto-discovery settings.
@@ -406,6 +419,14 @@ impl Config {
         if a.memory_file.is_some() && a.snapshot_file.is_some() {
             return Err(bad("-e and --snapshot-file are two names for one warm-restart file: give one"));
         }
+        if a.snapshot_interval > 0 && a.snapshot_file.is_none() {
+            return Err(bad("--snapshot-interval writes the --snapshot-file: give one"));
+        }
+        let snapshot_dir = a.snapshot_dir.clone().or_else(|| {
+            let file = a.snapshot_file.as_ref().or(a.memory_file.as_ref())?;
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Some(dir.to_path_buf())
+        });
         let ports = Ports::from_flags(a.port, a.udp_port, a.unix_socket.is_some())?;
         let (interfaces, notls) = resolve_listen(&a.listen, 0)?;
         if !a.enable_ssl && notls.iter().any(|p| *p) {
@@ -470,7 +491,7 @@ impl Config {
             use_cas: !a.disable_cas,
             evictions: !a.disable_evictions,
             hashpower,
-            shards: 0,
+            shards: crate::storage::SHARDS_PER_THREAD * threads,
             moves: x.moves,
             hash_expand: x.hash_expand,
             track_sizes: x.track_sizes,
@@ -485,6 +506,8 @@ impl Config {
             pidfile: a.pidfile,
             print_config: a.print_config,
             snapshot_file: a.snapshot_file,
+            snapshot_interval: (a.snapshot_interval > 0).then(|| std::time::Duration::from_secs(a.snapshot_interval)),
+            snapshot_dir,
             metrics,
             discovery: crate::discovery::DiscoveryConfig {
                 cluster_file: a.cluster_file,

@@ -2,8 +2,9 @@
 //!
 //! Each row of [`GENERAL`], [`ITEMS`] and [`SLABS`] names a figure as
 //! `stats` prints it (memcached's name, in memcached's order), as the
-//! Prometheus exporter for memcached names it (when it exports it), and how
-//! to read it from a [`Sample`] or a [`ClassStats`]. `dispatch::report`
+//! Prometheus memcached_exporter names it (when it exports it: same name,
+//! labels, type and meaning, so its dashboards and alerts work unchanged),
+//! and how to read it from a [`Sample`] or a [`ClassStats`]. `dispatch::report`
 //! prints the rows in order; `metrics` renders the rows that have a metric.
 //! A new counter is a field in `stats::counters!` (or the store's) and one
 //! row here. memcached does the same with its `*_STATS_FIELDS` lists.
@@ -186,6 +187,19 @@ macro_rules! command {
     };
 }
 
+/// A sample of `memcached_slab_commands_total` (the `slab` label is added
+/// per class).
+macro_rules! slab_command {
+    ($command:literal, $status:literal) => {
+        Metric {
+            name: "memcached_slab_commands_total",
+            labels: concat!("command=\"", $command, "\",status=\"", $status, "\""),
+            kind: Kind::Counter,
+            help: "Total number of requests broken down by slab class, command and status.",
+        }
+    };
+}
+
 fn n(v: u64) -> Value {
     Value::Num(v)
 }
@@ -205,21 +219,24 @@ pub static GENERAL: &[Figure<Sample>] = &[
     both("uptime", counter("memcached_uptime_seconds", "Number of seconds since the server started."), |x| {
         n(x.now_unix.saturating_sub(x.started_unix))
     }),
-    stat("time", |x| n(x.now_unix)),
+    both("time", gauge("memcached_time_seconds", "Current UNIX time according to the server."), |x| n(x.now_unix)),
     stat("version", |_| Value::Text(MEMCACHED_VERSION)),
     // The event library: mio, not libevent.
     stat("libevent", |_| Value::Text("mio")),
     stat("pointer_size", |_| n(u64::from(usize::BITS))),
-    stat("rusage_user", |x| Value::Secs(x.user)),
-    stat("rusage_system", |x| Value::Secs(x.system)),
-    Figure {
-        stat: None,
-        metric: Some(counter(
-            "memcached_process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-        )),
-        get: |x| Value::Secs(x.user + x.system),
-    },
+    both(
+        "rusage_user",
+        counter("memcached_process_user_cpu_seconds_total", "Accumulated user CPU time of this process, in seconds."),
+        |x| Value::Secs(x.user),
+    ),
+    both(
+        "rusage_system",
+        counter(
+            "memcached_process_system_cpu_seconds_total",
+            "Accumulated system CPU time of this process, in seconds.",
+        ),
+        |x| Value::Secs(x.system),
+    ),
     both("max_connections", gauge("memcached_max_connections", "Maximum number of clients allowed."), |x| {
         n(x.max_connections as u64)
     }),
@@ -248,7 +265,14 @@ pub static GENERAL: &[Figure<Sample>] = &[
     stat("read_buf_oom", |_| n(0)),
     stat("reserved_fds", |x| n(x.reserved_fds)),
     stat("cmd_get", |x| n(x.t.cmd_get)),
-    both("cmd_set", command!("set", "hit"), |x| n(x.t.cmd_set)),
+    // cmd_set counts cas commands too; the exporter's set/hit leaves them
+    // out (they are cas/hit|miss|badval).
+    stat("cmd_set", |x| n(x.t.cmd_set)),
+    Figure {
+        stat: None,
+        metric: Some(command!("set", "hit")),
+        get: |x| n(x.t.cmd_set.saturating_sub(x.t.cas_hits + x.t.cas_misses + x.t.cas_badval)),
+    },
     both("cmd_flush", command!("flush", "hit"), |x| n(x.t.cmd_flush)),
     stat("cmd_touch", |x| n(x.t.cmd_touch)),
     stat("cmd_meta", |x| n(x.t.cmd_meta)),
@@ -267,8 +291,22 @@ pub static GENERAL: &[Figure<Sample>] = &[
     both("cas_badval", command!("cas", "badval"), |x| n(x.t.cas_badval)),
     both("touch_hits", command!("touch", "hit"), |x| n(x.t.touch_hits)),
     both("touch_misses", command!("touch", "miss"), |x| n(x.t.touch_misses)),
-    stat("store_too_large", |x| n(x.t.store_too_large)),
-    stat("store_no_memory", |x| n(x.t.store_no_memory)),
+    both(
+        "store_too_large",
+        counter(
+            "memcached_item_too_large_total",
+            "The number of times an item exceeded the max-item-size when being stored.",
+        ),
+        |x| n(x.t.store_too_large),
+    ),
+    both(
+        "store_no_memory",
+        counter(
+            "memcached_item_no_memory_total",
+            "The number of times an item could not be stored due to no more memory.",
+        ),
+        |x| n(x.t.store_no_memory),
+    ),
     stat("auth_cmds", |x| n(x.t.auth_cmds)),
     stat("auth_errors", |x| n(x.t.auth_errors)),
     stat("idle_kicks", |x| when(x.idle_timeout, x.t.idle_kicks)),
@@ -287,10 +325,21 @@ pub static GENERAL: &[Figure<Sample>] = &[
         gauge("memcached_limit_bytes", "Number of bytes this server is allowed to use for storage."),
         |x| n(x.s.limit_maxbytes),
     ),
-    stat("accepting_conns", |x| n(u64::from(x.accepting))),
+    both(
+        "accepting_conns",
+        gauge("memcached_accepting_connections", "Whether the server is currently accepting new connections."),
+        |x| n(u64::from(x.accepting)),
+    ),
     // Times accept(2) failed for want of descriptors (the listener waits
     // for the next connection); how long it waited is not measured.
-    stat("listen_disabled_num", |x| n(x.t.listen_disabled_num)),
+    both(
+        "listen_disabled_num",
+        counter(
+            "memcached_connections_listener_disabled_total",
+            "Number of times the server hit its connection limit and could not accept.",
+        ),
+        |x| n(x.t.listen_disabled_num),
+    ),
     stat("time_in_listen_disabled_us", |_| n(0)),
     stat("threads", |x| n(x.threads as u64)),
     both(
@@ -303,11 +352,13 @@ pub static GENERAL: &[Figure<Sample>] = &[
     ),
     stat("hash_power_level", |x| n(u64::from(x.s.hash_power_level))),
     stat("hash_bytes", |x| n(x.s.hash_bytes)),
-    // The table grows inline, under its shard's lock.
-    stat("hash_is_expanding", |_| n(0)),
-    // A page move evicts the page's items at once under the shard lock:
-    // nothing is rescued, nothing is ever busy, no mover runs in between.
-    stat("slab_reassign_rescues", |x| when(x.slab_reassign, 0)),
+    // 1 while some shard's table moves buckets into its doubled array.
+    stat("hash_is_expanding", |x| n(u64::from(x.s.hash_is_expanding))),
+    // A page moved between classes evicts its items at once under the shard
+    // lock; a page handed to another shard first moves its items to chunks
+    // freed at its class's LRU tail (rescues). Nothing is ever busy, no
+    // mover runs in between.
+    stat("slab_reassign_rescues", |x| when(x.slab_reassign, x.s.reassign_rescues)),
     stat("slab_reassign_chunk_rescues", |x| when(x.slab_reassign, 0)),
     stat("slab_reassign_evictions_nomem", |x| when(x.slab_reassign, x.s.reassign_evictions)),
     stat("slab_reassign_inline_reclaim", |x| when(x.slab_reassign, 0)),
@@ -317,7 +368,11 @@ pub static GENERAL: &[Figure<Sample>] = &[
     stat("slabs_moved", |x| when(x.slab_reassign, x.s.slabs_moved)),
     // Shown while the crawler is enabled (`lru_crawler enable|disable`).
     stat("lru_crawler_running", |x| when(x.lru_crawler, u64::from(x.s.lru_crawler_running))),
-    stat("lru_crawler_starts", |x| when(x.lru_crawler, x.s.lru_crawler_starts)),
+    both(
+        "lru_crawler_starts",
+        counter("memcached_lru_crawler_starts_total", "Times an LRU crawler was started."),
+        |x| when(x.lru_crawler, x.s.lru_crawler_starts),
+    ),
     // Allocation failure aborts the process.
     stat("malloc_fails", |_| n(0)),
     // `watch` log streams (see `crate::watch`).
@@ -369,8 +424,16 @@ pub static GENERAL: &[Figure<Sample>] = &[
         ),
         |x| n(x.s.reclaimed),
     ),
-    stat("crawler_reclaimed", |x| n(x.s.crawler_reclaimed)),
-    stat("crawler_items_checked", |x| n(x.s.crawler_items_checked)),
+    both(
+        "crawler_reclaimed",
+        counter("memcached_lru_crawler_reclaimed_total", "Total items freed by the LRU crawler."),
+        |x| n(x.s.crawler_reclaimed),
+    ),
+    both(
+        "crawler_items_checked",
+        counter("memcached_lru_crawler_items_checked_total", "Total items examined by the LRU crawler."),
+        |x| n(x.s.crawler_items_checked),
+    ),
     // Items are referenced only under their shard lock: never locked at
     // the LRU tail.
     stat("lrutail_reflocked", |_| n(0)),
@@ -378,6 +441,12 @@ pub static GENERAL: &[Figure<Sample>] = &[
         stat: None,
         metric: Some(gauge("memcached_malloced_bytes", "Number of bytes of memory allocated to slab pages.")),
         get: |x| n(x.s.total_malloced),
+    },
+    // From `stats settings` in the exporter.
+    Figure {
+        stat: None,
+        metric: Some(gauge("memcached_lru_crawler_enabled", "Whether the LRU crawler is enabled.")),
+        get: |x| n(u64::from(x.lru_crawler)),
     },
 ];
 
@@ -398,7 +467,11 @@ pub static ITEMS: &[Figure<ClassStats>] = &[
         gauge("memcached_slab_current_items", "Number of items currently stored in this slab class."),
         |c| n(c.used_chunks),
     ),
-    stat("age", |c| n(u64::from(c.age))),
+    both(
+        "age",
+        gauge("memcached_slab_items_age_seconds", "Number of seconds the oldest item has been in the slab class."),
+        |c| n(u64::from(c.age)),
+    ),
     both(
         "mem_requested",
         gauge("memcached_slab_mem_requested_bytes", "Number of bytes of memory actual items take up within a slab."),
@@ -412,13 +485,52 @@ pub static ITEMS: &[Figure<ClassStats>] = &[
         ),
         |c| n(c.counters.evicted),
     ),
-    stat("evicted_nonzero", |c| n(c.counters.evicted_nonzero)),
-    stat("evicted_time", |c| n(u64::from(c.counters.evicted_time))),
-    stat("outofmemory", |c| n(c.counters.outofmemory)),
-    stat("reclaimed", |c| n(c.counters.reclaimed)),
-    stat("expired_unfetched", |c| n(c.counters.expired_unfetched)),
-    stat("evicted_unfetched", |c| n(c.counters.evicted_unfetched)),
-    stat("crawler_reclaimed", |c| n(c.counters.crawler_reclaimed)),
+    both(
+        "evicted_nonzero",
+        counter(
+            "memcached_slab_items_evicted_nonzero_total",
+            "Total number of items with an explicit expire time evicted from the LRU before they expired.",
+        ),
+        |c| n(c.counters.evicted_nonzero),
+    ),
+    // A counter in the exporter, though it is a last value.
+    both(
+        "evicted_time",
+        counter(
+            "memcached_slab_items_evicted_time_seconds",
+            "Seconds since the last access for the most recent item evicted from this class.",
+        ),
+        |c| n(u64::from(c.counters.evicted_time)),
+    ),
+    both(
+        "outofmemory",
+        counter(
+            "memcached_slab_items_outofmemory_total",
+            "Total number of items for this slab class that have triggered an out of memory error.",
+        ),
+        |c| n(c.counters.outofmemory),
+    ),
+    both("reclaimed", counter("memcached_slab_items_reclaimed_total", "Total number of items reclaimed."), |c| {
+        n(c.counters.reclaimed)
+    }),
+    both(
+        "expired_unfetched",
+        counter(
+            "memcached_slab_items_expired_unfetched_total",
+            "Total number of items that expired and were never fetched after being set.",
+        ),
+        |c| n(c.counters.expired_unfetched),
+    ),
+    both(
+        "evicted_unfetched",
+        counter("memcached_slab_items_evicted_unfetched_total", "Total number of items evicted and never fetched."),
+        |c| n(c.counters.evicted_unfetched),
+    ),
+    both(
+        "crawler_reclaimed",
+        counter("memcached_slab_items_crawler_reclaimed_total", "Number of items freed by the LRU crawler."),
+        |c| n(c.counters.crawler_reclaimed),
+    ),
 ];
 
 /// `stats slabs` (`<class>:<name>`), for classes holding pages.
@@ -428,22 +540,45 @@ pub static SLABS: &[Figure<ClassStats>] = &[
         gauge("memcached_slab_chunk_size_bytes", "Number of bytes allocated to each chunk within this slab class."),
         |c| n(c.chunk_size as u64),
     ),
-    stat("chunks_per_page", |c| n(u64::from(c.chunks_per_page))),
+    both(
+        "chunks_per_page",
+        gauge("memcached_slab_chunks_per_page", "Number of chunks within a single page for this slab class."),
+        |c| n(u64::from(c.chunks_per_page)),
+    ),
     both("total_pages", gauge("memcached_slab_current_pages", "Number of pages allocated to this slab class."), |c| {
         n(c.total_pages)
     }),
-    stat("total_chunks", |c| n(c.total_chunks)),
-    stat("used_chunks", |c| n(c.used_chunks)),
-    stat("free_chunks", |c| n(c.free_chunks)),
-    stat("free_chunks_end", |c| n(c.free_chunks_end)),
-    stat("get_hits", |c| n(c.counters.get_hits)),
+    both(
+        "total_chunks",
+        gauge("memcached_slab_current_chunks", "Number of chunks allocated to this slab class."),
+        |c| n(c.total_chunks),
+    ),
+    both("used_chunks", gauge("memcached_slab_chunks_used", "Number of chunks allocated to an item."), |c| {
+        n(c.used_chunks)
+    }),
+    both("free_chunks", gauge("memcached_slab_chunks_free", "Number of chunks not yet allocated to items."), |c| {
+        n(c.free_chunks)
+    }),
+    both(
+        "free_chunks_end",
+        gauge("memcached_slab_chunks_free_end", "Number of free chunks at the end of the last allocated page."),
+        |c| n(c.free_chunks_end),
+    ),
+    both("get_hits", slab_command!("get", "hit"), |c| n(c.counters.get_hits)),
+    // Items written in this class, cas hits among them; the exporter's
+    // set/hit leaves cas out.
     stat("cmd_set", |c| n(c.counters.cmd_set)),
-    stat("delete_hits", |c| n(c.counters.delete_hits)),
-    stat("incr_hits", |c| n(c.counters.incr_hits)),
-    stat("decr_hits", |c| n(c.counters.decr_hits)),
-    stat("cas_hits", |c| n(c.counters.cas_hits)),
-    stat("cas_badval", |c| n(c.counters.cas_badval)),
-    stat("touch_hits", |c| n(c.counters.touch_hits)),
+    Figure {
+        stat: None,
+        metric: Some(slab_command!("set", "hit")),
+        get: |c| n(c.counters.cmd_set.saturating_sub(c.counters.cas_hits)),
+    },
+    both("delete_hits", slab_command!("delete", "hit"), |c| n(c.counters.delete_hits)),
+    both("incr_hits", slab_command!("incr", "hit"), |c| n(c.counters.incr_hits)),
+    both("decr_hits", slab_command!("decr", "hit"), |c| n(c.counters.decr_hits)),
+    both("cas_hits", slab_command!("cas", "hit"), |c| n(c.counters.cas_hits)),
+    both("cas_badval", slab_command!("cas", "badval"), |c| n(c.counters.cas_badval)),
+    both("touch_hits", slab_command!("touch", "hit"), |c| n(c.counters.touch_hits)),
 ];
 
 #[cfg(test)]
@@ -477,9 +612,11 @@ mod tests {
                 assert_eq!(other.kind, m.kind, "{}", m.name);
                 assert_ne!(other.labels, m.labels, "{}", m.name);
             }
+            // Prometheus' rule, with the exporter's two exceptions.
+            let exception = ["memcached_uptime_seconds", "memcached_slab_items_evicted_time_seconds"];
             assert_eq!(
                 m.kind == Kind::Counter,
-                m.name.ends_with("_total") || m.name.ends_with("_seconds"),
+                m.name.ends_with("_total") || exception.contains(&m.name),
                 "{}",
                 m.name
             );

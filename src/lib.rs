@@ -33,16 +33,19 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod detail;
 pub mod discovery;
 pub mod dispatch;
 pub mod error;
 pub mod figures;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod num;
 pub mod protocol;
+pub mod restore;
 pub mod server;
 pub mod state;
 pub mod stats;

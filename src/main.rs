@@ -1,4 +1,5 @@
-//! `ferrocache`: parse flags, set up logging, run the server.
+//! `ferrocache`: parse flags, set up logging, run the server; or
+//! `ferrocache restore FILE HOST:PORT` (see `ferrocache::restore`).
 
 use std::process::ExitCode;
 
@@ -6,6 +7,11 @@ use ferrocache::config::Config;
 use ferrocache::error::Error;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "restore") {
+        let rest: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(ferrocache::restore::main(&rest));
+    }
     let config = match Config::parse_from(std::env::args_os()) {
         Ok(c) => c,
         Err(Error::Usage(e)) => {
@@ -31,19 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(73);
         }
     }
-    // The logger passes everything; the `log` max level is the gate, so
-    // that the `verbosity` command can change it at run time. RUST_LOG, if
-    // set, filters per module as usual.
-    let mut logger = env_logger::Builder::new();
-    logger.filter_level(log::LevelFilter::Trace);
-    let rust_log = std::env::var("RUST_LOG").ok();
-    if let Some(spec) = &rust_log {
-        logger.parse_filters(spec);
-    }
-    logger.init();
-    if rust_log.is_none() {
-        log::set_max_level(ferrocache::log_level(config.verbosity));
-    }
+    ferrocache::logging::init(config.verbosity);
     for w in &config.warnings {
         log::warn!("{w}");
     }
@@ -51,7 +45,11 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    if config.daemon {
+    if config.daemon && std::env::var_os("NOTIFY_SOCKET").is_some() {
+        // Type=notify: systemd watches this process and waits for its
+        // READY=1; a forked child would be neither.
+        log::warn!("ignoring -d: started by systemd ($NOTIFY_SOCKET set), staying in the foreground");
+    } else if config.daemon {
         if let Err(e) = ferrocache::sys::daemonize() {
             eprintln!("ferrocache: failed to daemonize: {e}");
             return ExitCode::from(71);

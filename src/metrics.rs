@@ -76,9 +76,11 @@ pub fn render(sh: &Shared) -> String {
     });
     let classes = sh.store.class_stats();
     let active: Vec<_> = classes.iter().filter(|cs| cs.total_pages > 0).collect();
-    families(&mut o, figures::SLABS.iter().chain(figures::ITEMS), |_, f| {
-        active.iter().filter_map(|cs| Some((format!("slab=\"{}\"", cs.id), (f.get)(cs).as_f64()?))).collect()
+    families(&mut o, figures::SLABS.iter().chain(figures::ITEMS), |m, f| {
+        let more = if m.labels.is_empty() { String::new() } else { format!(",{}", m.labels) };
+        active.iter().filter_map(|cs| Some((format!("slab=\"{}\"{more}", cs.id), (f.get)(cs).as_f64()?))).collect()
     });
+    backups(&mut o, &sh.backup);
     let lat = sh.stats.latency();
     let name = "ferrocache_request_duration_seconds";
     let _ = writeln!(o, "# HELP {name} Time from the event loop waking for a request (or the end of the one before it) to its queued reply, by command.");
@@ -94,6 +96,40 @@ pub fn render(sh: &Shared) -> String {
         let _ = writeln!(o, "{name}_count{{command=\"{command}\"}} {cumulative}");
     }
     o
+}
+
+/// The snapshot figures (`crate::backup`): ferrocache's own.
+fn backups(o: &mut String, b: &crate::backup::Backups) {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    let counter = |name, help| Metric { name, labels: "", kind: Kind::Counter, help };
+    let gauge = |name, help| Metric { name, labels: "", kind: Kind::Gauge, help };
+    family(
+        o,
+        &counter("ferrocache_snapshots_total", "Snapshot files written while serving or at shutdown, by result."),
+        &[("result=\"written\"".into(), get(&b.written)), ("result=\"failed\"".into(), get(&b.failed))],
+    );
+    let last = [
+        (
+            "ferrocache_snapshot_last_success_timestamp_seconds",
+            "Unix time the last good snapshot was completed (0: none yet).",
+            get(&b.last_unix),
+        ),
+        ("ferrocache_snapshot_last_items", "Items in the last good snapshot.", get(&b.last_items)),
+        ("ferrocache_snapshot_last_bytes", "Size of the last good snapshot file.", get(&b.last_bytes)),
+        (
+            "ferrocache_snapshot_last_duration_seconds",
+            "Time the last good snapshot took to write.",
+            get(&b.last_duration_us) / 1e6,
+        ),
+        (
+            "ferrocache_snapshot_last_longest_lock_seconds",
+            "Longest time one shard was locked while the last good snapshot copied it.",
+            get(&b.last_lock_us) / 1e6,
+        ),
+    ];
+    for (name, help, v) in last {
+        family(o, &gauge(name, help), &[(String::new(), v)]);
+    }
 }
 
 /// Answers one scrape.

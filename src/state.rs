@@ -146,6 +146,8 @@ pub struct Shared {
     pub detail: Detail,
     /// `watch` log streams; the store reports evictions to it.
     pub watch: Arc<Watch>,
+    /// Snapshot requests and figures (`snapshot`, SIGUSR2, the interval).
+    pub backup: crate::backup::Backups,
     /// `-Z`: the TLS state (set by the server before the loops start).
     pub tls: OnceLock<Arc<crate::tls::Tls>>,
 }
@@ -180,6 +182,7 @@ impl Shared {
             discovery,
             detail,
             watch,
+            backup: crate::backup::Backups::default(),
             tls: OnceLock::new(),
         }
     }

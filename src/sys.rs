@@ -22,7 +22,7 @@ pub fn rusage() -> (Duration, Duration) {
 }
 
 /// Signals the daemon handles itself.
-const HANDLED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1];
+const HANDLED: [libc::c_int; 5] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2];
 
 fn handled_set() -> libc::sigset_t {
     // SAFETY: sigemptyset initialises the set before sigaddset reads it;
@@ -37,7 +37,7 @@ fn handled_set() -> libc::sigset_t {
     }
 }
 
-/// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread and every
+/// Blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 in the calling thread and every
 /// thread it starts afterwards, so that only [`wait_signal`] sees them.
 /// Call before starting any thread.
 pub fn block_signals() -> io::Result<()> {
@@ -61,6 +61,8 @@ pub enum Signal {
     GracefulStop,
     /// SIGHUP: re-read the cluster file (see `discovery`).
     Hangup,
+    /// SIGUSR2: write a backup snapshot while serving (see `backup`).
+    Snapshot,
 }
 
 /// Waits for one of the blocked signals (see [`block_signals`]).
@@ -76,6 +78,7 @@ pub fn wait_signal() -> Signal {
         return match sig {
             libc::SIGHUP => Signal::Hangup,
             libc::SIGUSR1 => Signal::GracefulStop,
+            libc::SIGUSR2 => Signal::Snapshot,
             _ => Signal::Stop,
         };
     }

@@ -1,6 +1,6 @@
 //! The admin commands: `slabs reassign|automove`, `lru_crawler
 //! enable|disable|crawl|metadump` and `watch`, with memcached's reply
-//! lines. They are
+//! lines, and `snapshot` (handed to the backup thread, `crate::backup`). They are
 //! text-protocol commands; the replies are written as raw lines.
 //!
 //! A metadump is not written here in one go: [`Action::Dump`] hands its
@@ -45,6 +45,12 @@ pub fn run<R: Reply>(sh: &Shared, cmd: AdminCommand<'_>, reply: &mut R) -> Actio
                 reply.raw(b"OK\r\n");
                 return Action::Watch(classes);
             }
+        }
+        AdminCommand::Snapshot { name } => {
+            reply.raw(match sh.backup.request(&sh.config, name, "snapshot command") {
+                Ok(()) => b"OK\r\n",
+                Err(e) => e.reply(),
+            });
         }
         AdminCommand::SlabsAutomove { mode } => {
             store.set_automove(mode);

@@ -57,7 +57,7 @@ pub enum StoreCommand {
 
 /// The keys of a retrieval, already validated, borrowed from the request:
 /// a space-separated list (text) or one key that may hold any byte (binary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Keys<'a> {
     bytes: &'a [u8],
     single: bool,
@@ -81,6 +81,16 @@ impl<'a> Keys<'a> {
         single.into_iter().chain(list.into_iter().flatten())
     }
 }
+
+/// Two key lists are equal when they hold the same keys in the same order,
+/// however they were parsed.
+impl PartialEq for Keys<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Keys<'_> {}
 
 /// The meta commands (text protocol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +369,9 @@ pub enum AdminCommand<'a> {
     /// `watch [fetchers|mutations|evictions|connevents|...]`: the
     /// [`watch_class`] bits asked for.
     Watch { classes: u8 },
+    /// `snapshot [NAME]`: write a backup of the cache while serving (the
+    /// warm-restart file, or NAME in the snapshot directory).
+    Snapshot { name: Option<&'a [u8]> },
 }
 
 /// The event classes of `watch`, one bit each.

@@ -239,8 +239,9 @@ impl Connection {
     /// Handles whatever is readable and writable now (see the module doc).
     /// Reads, runs and answers what the client sent. `woke` is when the
     /// event loop woke for it: a request's latency runs from there (or from
-    /// the end of the request before it) to its reply, one clock read each.
-    pub fn serve(&mut self, sh: &Shared, w: &WorkerStats, woke: Instant) -> Served {
+    /// the end of the request before it) to its reply, one clock read each;
+    /// `None` when latency is not recorded.
+    pub fn serve(&mut self, sh: &Shared, w: &WorkerStats, woke: Option<Instant>) -> Served {
         let budget = sh.config.server.reqs_per_event;
         let mut mark = woke;
         let now = sh.store.clock().now();
@@ -280,13 +281,19 @@ impl Connection {
                     continue;
                 }
                 let Some(session) = self.session.as_mut() else { break };
+                if self.start == self.filled {
+                    // Nothing buffered: no request can be parsed.
+                    break;
+                }
                 let input = &self.rbuf[self.start..self.filled];
                 let parsed = run_one(sh, w, session, input, &mut self.wbuf, usize::MAX);
                 match parsed {
                     Ok((action, used, kind)) => {
-                        let done = Instant::now();
-                        w.latency.record(kind, done.saturating_duration_since(mark));
-                        mark = done;
+                        if let Some(mark) = mark.as_mut() {
+                            let done = Instant::now();
+                            w.latency.record(kind, done.saturating_duration_since(*mark));
+                            *mark = done;
+                        }
                         self.start += used;
                         handled += 1;
                         self.last_active.store(now, Ordering::Relaxed);

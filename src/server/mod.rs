@@ -8,7 +8,10 @@
 //! - `maintenance`: ticks the store clock every 100 ms and runs the expiry
 //!   crawler once a second.
 //! - `signals`: waits for SIGINT/SIGTERM (shutdown), SIGUSR1 (graceful
-//!   shutdown: with `-e`, the cache is kept for the next start) and SIGHUP.
+//!   shutdown: with `-e`, the cache is kept for the next start), SIGUSR2
+//!   (a snapshot, written by the `snapshot` thread) and SIGHUP.
+//! - `snapshot`: writes requested and periodic snapshots (`backup`) while
+//!   the loops serve.
 //!   Signals are blocked in every other thread, so no handler runs async.
 
 mod connection;
@@ -83,10 +86,10 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     }
     let store = Store::new(&config.storage, clock.clone());
     if let Some(path) = &config.snapshot_file {
-        load_snapshot(&store, path);
+        load_snapshot(&store, path, &notifier);
     }
     match (&config.memory_file, restart_meta) {
-        (Some(path), Some(_)) => load_snapshot(&store, path),
+        (Some(path), Some(_)) => load_snapshot(&store, path, &notifier),
         (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
         _ => {}
     }
@@ -217,6 +220,13 @@ pub fn run(mut config: Config) -> Result<(), Error> {
             })
             .map_err(|source| Error::Io { what: "starting the discovery thread", source })?;
     }
+    let backups = {
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || crate::backup::run(&sh))
+            .map_err(|source| Error::Io { what: "starting the snapshot thread", source })?
+    };
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let maint = {
         let shared = shared.clone();
@@ -244,6 +254,13 @@ pub fn run(mut config: Config) -> Result<(), Error> {
                         shared.shutdown();
                         return;
                     }
+                    sys::Signal::Snapshot => match shared.backup.request(&shared.config, None, "SIGUSR2") {
+                        Ok(()) => log::info!("SIGUSR2 received: writing a snapshot"),
+                        Err(e) => log::warn!(
+                            "SIGUSR2 received: no snapshot written: {}",
+                            String::from_utf8_lossy(e.reply()).trim_end()
+                        ),
+                    },
                     sys::Signal::Hangup => {
                         log::info!("SIGHUP received: re-reading the cluster file");
                         if let Err(e) = shared.discovery.reload_file("SIGHUP") {
@@ -267,20 +284,16 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     let _ = notifier.notify("STOPPING=1");
     let _ = stop_tx.send(());
     let _ = maint.join();
+    // A backup being written is finished first; none starts after this.
+    shared.backup.stop();
+    let _ = backups.join();
     if let Some(path) = &shared.config.snapshot_file {
-        match snapshot::write(&shared.store, path) {
-            Ok(s) => log::info!(
-                "snapshot written to {}: {} items, {} bytes in {:.3} s",
-                path.display(),
-                s.items,
-                s.bytes,
-                s.elapsed.as_secs_f64()
-            ),
-            Err(e) => log::error!("snapshot to {} failed: {e}", path.display()),
-        }
+        let _more_time = notifier.extend_while(&format!("writing {}", path.display()));
+        let _ = shared.backup.write_now(&shared, path, "shutdown");
     }
     if let Some(path) = &shared.config.memory_file {
         if graceful.load(std::sync::atomic::Ordering::Relaxed) {
+            let _more_time = notifier.extend_while(&format!("writing {}", path.display()));
             match restart::save(&shared.store, path) {
                 Ok(s) => log::info!(
                     "restart file {} written: {} items, {} bytes in {:.3} s",
@@ -387,11 +400,13 @@ impl Drop for UnixFile {
 
 /// Loads a warm-restart snapshot; a missing file is a cold start, a bad one
 /// is refused whole with a log line (the cache starts empty).
-fn load_snapshot(store: &Store, path: &std::path::Path) {
+fn load_snapshot(store: &Store, path: &std::path::Path, notifier: &Notifier) {
     if !path.exists() {
         log::info!("no snapshot at {}: starting empty", path.display());
         return;
     }
+    // A large file may take longer than systemd's start timeout.
+    let _more_time = notifier.extend_while(&format!("loading {}", path.display()));
     match snapshot::load(store, path) {
         Ok(s) => log::info!(
             "snapshot {} loaded: {} items ({} expired or dropped), {} bytes in {:.3} s",

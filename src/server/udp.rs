@@ -105,7 +105,7 @@ impl UdpServer {
     /// Answers waiting datagrams: until the socket is empty (returns true)
     /// or `-R` datagrams were served (returns false: call again soon; the
     /// edge-triggered socket raises no new event for what is queued).
-    pub fn serve(&mut self, sh: &Shared, w: &WorkerStats, woke: Instant) -> bool {
+    pub fn serve(&mut self, sh: &Shared, w: &WorkerStats, woke: Option<Instant>) -> bool {
         for _ in 0..sh.config.server.reqs_per_event {
             let (n, from) = match self.socket.recv_from(&mut self.rbuf) {
                 Ok(got) => got,
@@ -151,7 +151,7 @@ const STREAM_OVER_UDP: &[u8] = b"SERVER_ERROR streaming commands need a TCP or u
 /// `reply` (at most [`MAX_REPLY`] bytes plus one error reply). Stops at an
 /// incomplete request (the rest of a request never comes in a later
 /// datagram) and after `quit`.
-fn run_datagram(sh: &Shared, w: &WorkerStats, mut input: &[u8], reply: &mut Vec<u8>, woke: Instant) {
+fn run_datagram(sh: &Shared, w: &WorkerStats, mut input: &[u8], reply: &mut Vec<u8>, woke: Option<Instant>) {
     let mut session = Session::for_first_byte(&sh.config, input[0]);
     let mut mark = woke;
     while !input.is_empty() && reply.len() < MAX_REPLY {
@@ -159,9 +159,11 @@ fn run_datagram(sh: &Shared, w: &WorkerStats, mut input: &[u8], reply: &mut Vec<
         let start = reply.len();
         match run_one(sh, w, &mut session, input, reply, cap) {
             Ok((action, used, kind)) => {
-                let done = Instant::now();
-                w.latency.record(kind, done.saturating_duration_since(mark));
-                mark = done;
+                if let Some(mark) = mark.as_mut() {
+                    let done = Instant::now();
+                    w.latency.record(kind, done.saturating_duration_since(*mark));
+                    *mark = done;
+                }
                 input = &input[used..];
                 match action {
                     Action::Continue => {}

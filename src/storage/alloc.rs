@@ -1,11 +1,24 @@
 //! Memory for a new item: a free chunk, a fresh page from the budget, a
-//! dead item reclaimed at the LRU tail, a page moved off a colder class,
-//! or an eviction (memcached's `slabs.c` allocation and `slab_automove.c`).
+//! dead item reclaimed at the LRU tail, a page taken from another shard, a
+//! page moved off a colder class, or an eviction (memcached's `slabs.c`
+//! allocation and `slab_automove.c`).
 //!
-//! These are methods on [`Shard`], called with its lock held, so a page
-//! moves between classes of one shard only; the budget itself is the global
-//! [`PagePool`]. This file only makes room: linking the new item into the
+//! These are methods on [`Shard`], called with its lock held. The budget is
+//! the global [`PagePool`]: a shard takes pages from it as its classes need
+//! them, whatever the other shards hold, so an almost empty cache never
+//! evicts. Once the budget is spent, a shard holding less than its share
+//! (`-m` / shards), or one whose class holds no page at all, frees a page's
+//! worth of budget in the shard holding the most: it empties the newest
+//! page of that shard's class with the coldest LRU tail (a class holding
+//! pages but no item first) and takes the bytes for its own class. The
+//! other shard is only ever `try_lock`ed, never waited for, so two shards
+//! doing this at once cannot deadlock; a shard that finds no giver free
+//! falls back to moving a page between its own classes or evicting its own
+//! LRU tail. So memory follows demand across shards and the total stays
+//! within `-m`. This file only makes room: linking the new item into the
 //! table and LRU is `items.rs`.
+
+use std::sync::atomic::Ordering;
 
 use super::hashtable::Loc;
 use super::item::NIL;
@@ -14,6 +27,20 @@ use super::slab::{Class, PagePool};
 
 /// Dead items looked for at an LRU tail before evicting a live one.
 const TAIL_SEARCH: usize = 5;
+/// Other shards tried (by `try_lock`) for one page.
+const GIVERS_TRIED: usize = 4;
+/// Pages one giver releases at most for one page (a page of a class with
+/// large chunks may take several of its smaller ones).
+const RELEASES_PER_GIVER: usize = 64;
+
+impl Class {
+    /// The chunk indexes of the newest page carved so far (first, end), if
+    /// the class has a page.
+    fn last_page_chunks(&self) -> Option<(u32, u32)> {
+        let first = (self.pages.len().checked_sub(1)? as u32) * self.per_page;
+        Some((first, first + self.carved))
+    }
+}
 
 impl Shard {
     /// A chunk of class `id`: free, fresh from the pool, reclaimed from a
@@ -42,6 +69,9 @@ impl Shard {
             }
             cur = prev;
         }
+        if can_grow && self.page_from_another_shard(id, cx) {
+            return self.class_mut(id).alloc_chunk();
+        }
         if !cx.evictions {
             self.class_mut(id).counters.outofmemory += 1;
             return None;
@@ -53,7 +83,7 @@ impl Shard {
                 }
             }
         }
-        let tail = self.class(id).lru_tail;
+        let tail = super::lru::victim(self.class_mut(id));
         if tail != NIL {
             self.unlink_loc(Loc { class: id, idx: tail }, Unlink::Evicted, now);
             return self.class_mut(id).alloc_chunk();
@@ -118,14 +148,96 @@ impl Shard {
         Some(victim)
     }
 
+    /// Bytes of pages this shard holds.
+    #[inline]
+    fn held(&self) -> usize {
+        self.holdings[self.shard_id as usize].load(Ordering::Relaxed)
+    }
+
+    fn set_held(&self, bytes: usize) {
+        self.holdings[self.shard_id as usize].store(bytes, Ordering::Relaxed);
+    }
+
     /// A fresh page for class `id`, if the budget has room for it.
     pub(super) fn add_page(&mut self, id: u8, pool: &PagePool) -> bool {
-        let c = self.class_mut(id);
-        if !pool.try_take(c.page_bytes) {
+        let bytes = self.class(id).page_bytes;
+        if !pool.try_take(bytes) {
             return false;
         }
-        c.add_page(vec![0u8; c.page_bytes].into_boxed_slice());
+        self.class_mut(id).add_page(vec![0u8; bytes].into_boxed_slice());
+        self.set_held(self.held() + bytes);
         true
+    }
+
+    /// With the budget spent, frees budget in other shards for a page of
+    /// class `id` and takes it (see the module doc). Only a shard under
+    /// its share of `-m`, or whose class `id` holds no page, takes; it
+    /// takes from the shards holding the most, the starved class from any
+    /// shard, otherwise only from one over its share. With `-M` only pages
+    /// with no item on them are taken; with `-o no_slab_reassign` only
+    /// pages of class `id` itself, so each class keeps the memory it got,
+    /// as in memcached, whichever shards hold it.
+    pub(super) fn page_from_another_shard(&mut self, id: u8, cx: &WriteCtx<'_>) -> bool {
+        let n = cx.shards.len();
+        if n < 2 {
+            return false;
+        }
+        let (pool, me) = (cx.pool, self.shard_id as usize);
+        let share = pool.limit() / n;
+        let starved = self.class(id).pages.is_empty();
+        if !starved && (self.held() >= share || self.no_giver_at == cx.now) {
+            return false;
+        }
+        // The likeliest givers: the shards holding the most.
+        let mut givers: Vec<(usize, usize)> = (0..n)
+            .filter(|&j| j != me)
+            .map(|j| (self.holdings[j].load(Ordering::Relaxed), j))
+            .filter(|&(held, _)| held > 0 && (starved || held > share))
+            .collect();
+        givers.sort_unstable_by(|a, b| b.cmp(a));
+        let need = self.class(id).page_bytes;
+        let free = pool.limit().saturating_sub(pool.used());
+        if free + self.held() + givers.iter().map(|g| g.0).sum::<usize>() < need {
+            return false; // Not even all of it would make up the page.
+        }
+        // A starved class may need a page larger than one shard holds
+        // (-m 1, a 1 MB page): it may take from every shard, and then from
+        // its own classes (the caller's page move).
+        let tried = if starved { givers.len() } else { GIVERS_TRIED };
+        for &(_, j) in givers.iter().take(tried) {
+            let Some(mut giver) = cx.shards[j].try_lock() else { continue };
+            let only = (!cx.reassign).then_some(usize::from(id) - 1);
+            for _ in 0..RELEASES_PER_GIVER {
+                if self.add_page(id, pool) {
+                    self.slabs_moved += 1;
+                    return true;
+                }
+                if !starved && giver.held() <= share {
+                    break;
+                }
+                let Some(from) = giver.coldest_class(cx.now, cx.evictions, only) else { break };
+                giver.hand_over_last_page(from, pool, cx.now);
+            }
+        }
+        self.no_giver_at = cx.now;
+        false
+    }
+
+    /// The class index whose newest page this shard gives up first: one
+    /// holding pages but no item, else (if `evict`) the one whose LRU tail
+    /// has been idle longest; `only` that class index, if given.
+    fn coldest_class(&self, now: u32, evict: bool, only: Option<usize>) -> Option<usize> {
+        let idle = |c: &Class| match c.lru_tail {
+            NIL => u32::MAX,
+            tail => now.saturating_sub(c.item(tail).atime()),
+        };
+        let (i, c) = self
+            .classes
+            .iter()
+            .enumerate()
+            .filter(|&(i, c)| !c.pages.is_empty() && only.is_none_or(|o| o == i))
+            .max_by_key(|(_, c)| idle(c))?;
+        (evict || c.items == 0).then_some(i)
     }
 
     /// Gives class `to` a page taken from class index `from`: the newest
@@ -143,16 +255,80 @@ impl Shard {
         }
     }
 
+    /// Frees the newest page of class index `from` for another shard,
+    /// keeping the class's newest items: each live item on the page moves
+    /// to a chunk on the class's other pages, made free by evicting the
+    /// class's LRU tail if need be, keeping its place in the LRU. So what
+    /// the class loses is its coldest page's worth of items, wherever they
+    /// were. Returns the bytes to the budget; false if the class has no page.
+    pub(super) fn hand_over_last_page(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
+        let id = (from + 1) as u8;
+        let Some((first, end)) = self.classes[from].last_page_chunks() else { return false };
+        let mut buf = Vec::new();
+        for idx in first..end {
+            if !self.class(id).item(idx).is_linked() {
+                continue;
+            }
+            // A free chunk off the page; chunks on it are dropped with it.
+            let dest = loop {
+                match self.class_mut(id).alloc_chunk() {
+                    Some(d) if d < first => break Some(d),
+                    Some(_) => continue,
+                    None => {}
+                }
+                let tail = self.class(id).lru_tail;
+                self.unlink_loc(Loc { class: id, idx: tail }, Unlink::Evicted, now);
+                if tail == idx {
+                    break None; // It was the coldest item itself.
+                }
+            };
+            if let Some(dest) = dest {
+                self.relocate(id, idx, dest, &mut buf);
+                self.reassign_rescues += 1;
+            }
+        }
+        self.drop_last_page(from, pool);
+        true
+    }
+
+    /// Detaches the newest page of class index `from`, its items already
+    /// gone, and returns its bytes to the budget.
+    fn drop_last_page(&mut self, from: usize, pool: &PagePool) {
+        if let Some(page) = self.classes[from].take_last_page() {
+            pool.give_back(page.len());
+            self.set_held(self.held() - page.len());
+        }
+    }
+
+    /// Moves the linked item in chunk `idx` of class `id` to the unlinked
+    /// chunk `dest`, relinking its LRU neighbours and its hash chain.
+    fn relocate(&mut self, id: u8, idx: u32, dest: u32, buf: &mut Vec<u8>) {
+        let h = self.hasher.hash_one(self.item(Loc { class: id, idx }).key());
+        let c = self.class_mut(id);
+        buf.clear();
+        buf.extend_from_slice(c.chunk(idx));
+        c.chunk_mut(dest).copy_from_slice(buf);
+        let (prev, next) = (c.item(dest).prev(), c.item(dest).next());
+        match prev {
+            NIL => c.lru_head = dest,
+            p => c.item_mut(p).set_next(dest),
+        }
+        match next {
+            NIL => c.lru_tail = dest,
+            n => c.item_mut(n).set_prev(dest),
+        }
+        let (old, new) = (Loc { class: id, idx }.pack(), Loc { class: id, idx: dest }.pack());
+        let found = self.table.remove(h, old, &mut self.classes[..]);
+        debug_assert!(found, "a linked item is in the table");
+        self.table.insert(h, new, &mut self.classes[..]);
+        self.class_mut(id).item_mut(idx).set_iflags(0);
+    }
+
     /// Empties the newest page of class index `from` (evicting its items)
     /// and returns it to the budget. False if the class has no page.
     pub(super) fn release_last_page(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
         let vid = (from + 1) as u8;
-        let c = &self.classes[from];
-        if c.pages.is_empty() {
-            return false;
-        }
-        let first = (c.pages.len() as u32 - 1) * c.per_page;
-        let end = first + c.carved;
+        let Some((first, end)) = self.classes[from].last_page_chunks() else { return false };
         for idx in first..end {
             let loc = Loc { class: vid, idx };
             if self.item(loc).is_linked() {
@@ -160,9 +336,7 @@ impl Shard {
                 self.unlink_loc(loc, Unlink::Evicted, now);
             }
         }
-        if let Some(page) = self.classes[from].take_last_page() {
-            pool.give_back(page.len());
-        }
+        self.drop_last_page(from, pool);
         true
     }
 }

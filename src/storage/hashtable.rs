@@ -10,8 +10,21 @@
 //! (memcached grows at 3/2), so a bucket's chain is 1-2 items long on
 //! average: 6-8 bytes an item in all, and a lookup compares about 1.5-2
 //! keys. A cache is bounded by memory, so the half key compare (a cache miss
-//! when the key is absent) buys 1-1.3 bytes an item. Growing walks every
-//! chain once and rehashes the keys (the caller hashes; see [`Table::grow`]).
+//! when the key is absent) buys 1-1.3 bytes an item.
+//!
+//! Growth is incremental, never stop-the-world: [`Table::start_growth`]
+//! allocates the doubled array and keeps the old one; from then on each
+//! [`Table::migrate`] call (the shard makes one per insert and per lookup
+//! that may unlink) moves [`MIGRATE_STEP`] old buckets into the new array,
+//! rehashing the keys on their chains (the caller hashes; see `hash_of`).
+//! Old bucket `b` splits into new buckets `b` and `b + old_len`. While it
+//! migrates, a hash whose old bucket is not moved yet is looked up, inserted
+//! and removed in the old array, any other in the new one, so every entry is
+//! in exactly one chain and a lookup reads one of the two arrays. No growth
+//! starts before the last one is done; since each insert moves at least one
+//! bucket, a migration always ends well before the load reaches 4 again.
+//! Bucket heads are stored plus one, so an empty bucket is 0 and a new
+//! array comes zeroed from the allocator (no pass over it to fill it).
 //!
 //! The table does not know where items live: it reaches their links through
 //! the [`Chain`] trait. Not here: locking (the shard mutex covers the table)
@@ -23,6 +36,9 @@ pub const END: u32 = u32::MAX;
 
 /// Entries a bucket holds on average before the table doubles.
 const MAX_LOAD: usize = 2;
+
+/// Old buckets moved per [`Table::migrate`] call while the table grows.
+pub const MIGRATE_STEP: usize = 4;
 
 /// Bits of a packed location that hold the chunk index.
 const IDX_BITS: u32 = 25;
@@ -60,10 +76,33 @@ pub trait Chain {
     fn set_link(&mut self, at: u32, to: u32);
 }
 
-/// The table. `len` entries in `buckets.len()` (a power of two) chains.
+/// A bucket head as stored: the entry plus one, 0 for an empty bucket.
+#[inline]
+fn stored(entry: u32) -> u32 {
+    entry.wrapping_add(1)
+}
+
+/// The entry a stored bucket head names ([`END`] for an empty bucket).
+#[inline]
+fn head(slot: u32) -> u32 {
+    slot.wrapping_sub(1)
+}
+
+/// A zeroed (all empty) bucket array of `n` buckets.
+fn empty_buckets(n: usize) -> Vec<u32> {
+    vec![0; n]
+}
+
+/// The table. `len` entries in `buckets.len()` (a power of two) chains,
+/// some of them still in `old` while the table grows.
 pub struct Table {
     buckets: Vec<u32>,
     mask: usize,
+    /// The array before the last doubling, while its buckets are moved;
+    /// empty otherwise.
+    old: Vec<u32>,
+    /// Old buckets below this were moved into `buckets` (and are empty).
+    moved: usize,
     len: usize,
 }
 
@@ -71,22 +110,64 @@ impl Table {
     /// A table with 2^`power` buckets (clamped to 4..=31).
     pub fn with_power(power: u32) -> Table {
         let n = 1usize << power.clamp(4, 31);
-        Table { buckets: vec![END; n], mask: n - 1, len: 0 }
+        Table { buckets: empty_buckets(n), mask: n - 1, old: Vec::new(), moved: 0, len: 0 }
     }
 
-    /// Buckets, for `stats` (`hash_bytes` = buckets * 4).
+    /// Buckets of the current (new, while growing) array: `stats` reports
+    /// `hash_power_level` from it.
     pub fn capacity(&self) -> usize {
         self.buckets.len()
     }
 
+    /// Buckets held in memory: both arrays while the table grows
+    /// (`hash_bytes` = this * 4).
+    pub fn allocated(&self) -> usize {
+        self.buckets.len() + self.old.len()
+    }
+
+    /// Entries in the table.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether old buckets are still being moved into the doubled array
+    /// (`hash_is_expanding`).
     #[inline]
-    fn bucket(&self, hash: u64) -> usize {
-        (hash as usize) & self.mask
+    pub fn is_growing(&self) -> bool {
+        !self.old.is_empty()
+    }
+
+    /// The bucket that holds `hash`'s chain: an old one not moved yet, or
+    /// one of the current array.
+    #[inline]
+    fn slot(&self, hash: u64) -> &u32 {
+        if !self.old.is_empty() {
+            let ob = (hash as usize) & (self.old.len() - 1);
+            if ob >= self.moved {
+                return &self.old[ob];
+            }
+        }
+        &self.buckets[(hash as usize) & self.mask]
+    }
+
+    #[inline]
+    fn slot_mut(&mut self, hash: u64) -> &mut u32 {
+        if !self.old.is_empty() {
+            let ob = (hash as usize) & (self.old.len() - 1);
+            if ob >= self.moved {
+                return &mut self.old[ob];
+            }
+        }
+        &mut self.buckets[(hash as usize) & self.mask]
     }
 
     /// Finds the entry for `hash` that `is_key` confirms. Returns its
     /// predecessor in the chain ([`END`]: the bucket) and the entry, for
-    /// [`Table::remove_after`].
+    /// [`Table::remove_after`] (valid until the next insert or migrate).
     #[inline]
     pub fn find<C: Chain + ?Sized>(
         &self,
@@ -95,7 +176,7 @@ impl Table {
         mut is_key: impl FnMut(u32) -> bool,
     ) -> Option<(u32, u32)> {
         let mut pred = END;
-        let mut cur = self.buckets[self.bucket(hash)];
+        let mut cur = head(*self.slot(hash));
         while cur != END {
             if is_key(cur) {
                 return Some((pred, cur));
@@ -107,12 +188,13 @@ impl Table {
     }
 
     /// Links `entry` (not in the table) at the head of its bucket. The
-    /// caller grows the table first when [`Table::wants_growth`] says so.
+    /// caller starts a growth first when [`Table::wants_growth`] says so.
     #[inline]
     pub fn insert<C: Chain + ?Sized>(&mut self, hash: u64, entry: u32, chain: &mut C) {
-        let b = self.bucket(hash);
-        chain.set_link(entry, self.buckets[b]);
-        self.buckets[b] = entry;
+        let slot = self.slot_mut(hash);
+        let next = head(*slot);
+        *slot = stored(entry);
+        chain.set_link(entry, next);
         self.len += 1;
     }
 
@@ -121,9 +203,9 @@ impl Table {
     pub fn remove_after<C: Chain + ?Sized>(&mut self, hash: u64, pred: u32, entry: u32, chain: &mut C) {
         let next = chain.link(entry);
         if pred == END {
-            let b = self.bucket(hash);
-            debug_assert_eq!(self.buckets[b], entry);
-            self.buckets[b] = next;
+            let slot = self.slot_mut(hash);
+            debug_assert_eq!(head(*slot), entry);
+            *slot = stored(next);
         } else {
             debug_assert_eq!(chain.link(pred), entry);
             chain.set_link(pred, next);
@@ -144,29 +226,53 @@ impl Table {
         }
     }
 
-    /// More than 2 entries a bucket (and room to double).
+    /// More than 2 entries a bucket, room to double, and no growth under way.
     #[inline]
     pub fn wants_growth(&self) -> bool {
-        self.len > self.buckets.len() * MAX_LOAD && self.buckets.len() < (1 << 31)
+        self.len > self.buckets.len() * MAX_LOAD && self.buckets.len() < (1 << 31) && self.old.is_empty()
     }
 
-    /// Doubles the buckets and relinks every entry; `hash_of` gives an
-    /// entry's hash (the caller rehashes its key).
-    pub fn grow<C: Chain + ?Sized>(&mut self, chain: &mut C, hash_of: impl Fn(&C, u32) -> u64) {
-        let old = std::mem::take(&mut self.buckets);
-        let n = old.len() * 2;
-        self.buckets = vec![END; n];
+    /// Doubles the buckets; the entries move over in later
+    /// [`Table::migrate`] calls. Does nothing while a growth is under way.
+    pub fn start_growth(&mut self) {
+        if self.is_growing() {
+            return;
+        }
+        let n = self.buckets.len() * 2;
+        self.old = std::mem::replace(&mut self.buckets, empty_buckets(n));
         self.mask = n - 1;
-        for head in old {
-            let mut cur = head;
+        self.moved = 0;
+    }
+
+    /// Moves up to `buckets` old buckets into the current array, relinking
+    /// their entries; `hash_of` gives an entry's hash (the caller rehashes
+    /// its key). Returns the buckets moved; the old array is freed after
+    /// the last one.
+    pub fn migrate<C: Chain + ?Sized>(
+        &mut self,
+        buckets: usize,
+        chain: &mut C,
+        hash_of: impl Fn(&C, u32) -> u64,
+    ) -> usize {
+        let end = (self.moved + buckets).min(self.old.len());
+        let done = end - self.moved;
+        for ob in self.moved..end {
+            let mut cur = head(std::mem::take(&mut self.old[ob]));
             while cur != END {
                 let next = chain.link(cur);
-                let b = self.bucket(hash_of(chain, cur));
-                chain.set_link(cur, self.buckets[b]);
-                self.buckets[b] = cur;
+                let b = (hash_of(chain, cur) as usize) & self.mask;
+                debug_assert_eq!(b & (self.old.len() - 1), ob);
+                chain.set_link(cur, head(self.buckets[b]));
+                self.buckets[b] = stored(cur);
                 cur = next;
             }
         }
+        self.moved = end;
+        if self.moved == self.old.len() {
+            self.old = Vec::new();
+            self.moved = 0;
+        }
+        done
     }
 }
 
@@ -187,13 +293,20 @@ mod tests {
         }
     }
 
+    fn hash_of(l: &Links, e: u32) -> u64 {
+        l.0[e as usize].0
+    }
+
+    /// Inserts as a shard does: start a growth when due, link, then move
+    /// a step of old buckets.
     fn insert(t: &mut Table, l: &mut Links, h: u64) -> u32 {
         let e = l.0.len() as u32;
         l.0.push((h, END));
         if t.wants_growth() {
-            t.grow(l, |l, e| l.0[e as usize].0);
+            t.start_growth();
         }
         t.insert(h, e, l);
+        t.migrate(MIGRATE_STEP, l, hash_of);
         e
     }
 
@@ -232,31 +345,95 @@ mod tests {
         assert_eq!(t.len, 40 - 14 - 1);
     }
 
+    /// Every live entry is found, in exactly one chain, and nothing else is.
+    fn check_against(t: &Table, l: &Links, model: &HashMap<u32, u64>) {
+        assert_eq!(t.len(), model.len());
+        for (&e, &h) in model {
+            assert!(has(t, l, h, e), "entry {e} lost (growing: {})", t.is_growing());
+        }
+        let mut chained = 0;
+        for &slot in t.buckets.iter().chain(&t.old) {
+            let mut cur = head(slot);
+            while cur != END {
+                assert!(model.contains_key(&cur), "dead entry {cur} still chained");
+                chained += 1;
+                cur = l.link(cur);
+            }
+        }
+        assert_eq!(chained, model.len());
+    }
+
     #[test]
-    fn matches_a_hashmap_under_random_churn_and_growth() {
+    fn matches_a_hashmap_under_random_churn_across_many_growths() {
         let mut t = Table::with_power(4);
         let mut l = Links(Vec::new());
         let mut model: HashMap<u32, u64> = HashMap::new(); // live entry -> hash
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..20_000 {
+        let (mut growths, mut checked_mid_growth) = (0, 0);
+        for step in 0..60_000 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
+            let was_growing = t.is_growing();
+            // Mostly inserts, so the table doubles again and again; some
+            // hashes repeat (long chains), most are spread.
             if !x.is_multiple_of(3) || model.is_empty() {
-                let h = (x >> 20).wrapping_mul(0x100_0000_01b3) % 997; // few hashes: long chains
+                let h = if x.is_multiple_of(5) { (x >> 20) % 997 } else { x.rotate_left(17) };
                 let e = insert(&mut t, &mut l, h);
                 model.insert(e, h);
             } else {
                 let (&e, &h) = model.iter().nth((x % model.len() as u64) as usize).unwrap();
-                assert!(t.remove(h, e, &mut l));
+                if x.is_multiple_of(2) {
+                    assert!(t.remove(h, e, &mut l));
+                } else {
+                    let (pred, found) = t.find(h, &l, |c| c == e).unwrap();
+                    t.remove_after(h, pred, found, &mut l);
+                }
+                assert!(!has(&t, &l, h, e));
                 model.remove(&e);
+                // A lookup that may unlink moves a step too.
+                t.migrate(MIGRATE_STEP, &mut l, hash_of);
+            }
+            if !was_growing && t.is_growing() {
+                growths += 1;
+            }
+            if t.is_growing() && (step % 97 == 0 || checked_mid_growth < growths) {
+                checked_mid_growth = growths;
+                check_against(&t, &l, &model);
             }
         }
-        assert_eq!(t.len, model.len());
-        assert!(t.capacity() * MAX_LOAD >= t.len, "grew as it filled");
-        for (&e, &h) in &model {
-            assert!(has(&t, &l, h, e));
+        assert!(growths >= 10, "only {growths} growths");
+        assert!(t.capacity() * MAX_LOAD * 2 >= t.len(), "grew as it filled");
+        check_against(&t, &l, &model);
+        while t.is_growing() {
+            t.migrate(MIGRATE_STEP, &mut l, hash_of);
         }
+        check_against(&t, &l, &model);
+        assert_eq!(t.allocated(), t.capacity(), "the old array is freed");
+    }
+
+    #[test]
+    fn a_growth_moves_a_bounded_step_per_call_and_then_ends() {
+        let mut t = Table::with_power(10);
+        let mut l = Links(Vec::new());
+        for i in 0..=2048u64 {
+            let e = l.0.len() as u32;
+            l.0.push((i.wrapping_mul(0x9e37_79b9_7f4a_7c15), END));
+            t.insert(l.0[e as usize].0, e, &mut l);
+        }
+        assert!(t.wants_growth());
+        t.start_growth();
+        assert!(t.is_growing() && !t.wants_growth());
+        assert_eq!((t.capacity(), t.allocated()), (2048, 3072));
+        let mut calls = 0;
+        while t.is_growing() {
+            assert_eq!(t.migrate(MIGRATE_STEP, &mut l, hash_of), MIGRATE_STEP);
+            calls += 1;
+        }
+        assert_eq!(calls, 1024 / MIGRATE_STEP);
+        assert_eq!(t.migrate(MIGRATE_STEP, &mut l, hash_of), 0);
+        assert_eq!(t.allocated(), 2048);
+        assert!((0..=2048u32).all(|e| has(&t, &l, hash_of(&l, e), e)));
     }
 
     #[test]
@@ -268,5 +445,6 @@ mod tests {
             assert!(t.len <= t.capacity() * MAX_LOAD + 1);
         }
         assert_eq!(t.capacity(), 8192);
+        assert!(!t.is_growing(), "each insert moved a step: the last growth is done");
     }
 }

@@ -14,7 +14,7 @@
 //! 24     4    atime    relative time of the last access
 //! 28     4    vlen     value length (bits 0-30); bit 31: client flags follow
 //! 32     1    klen     key length (keys are at most 250 bytes)
-//! 33     1    iflags   LINKED | FETCHED | STALE | TOKEN_SENT
+//! 33     1    iflags   LINKED | FETCHED | STALE | TOKEN_SENT | ACTIVE
 //! 34     0/4  flags    client flags, stored only when not zero
 //!             key bytes, then value bytes
 //! ```
@@ -40,6 +40,8 @@ pub const FETCHED: u8 = 2;
 pub const STALE: u8 = 4;
 /// A meta get already told one client it "won" the right to recache.
 pub const TOKEN_SENT: u8 = 8;
+/// Used since it last reached its LRU tail (see `lru.rs`).
+pub const ACTIVE: u8 = 16;
 
 const PREV: usize = 0;
 const NEXT: usize = 4;

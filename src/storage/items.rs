@@ -9,7 +9,7 @@
 //! and which counter an unlink moves; it does not find memory for a new
 //! item (`alloc.rs`) or know any command's rules (`mod.rs`, `meta.rs`).
 
-use super::hashtable::{Chain, Loc, Table};
+use super::hashtable::{Chain, Loc, Table, MIGRATE_STEP};
 use super::item::{self, ItemRef, FETCHED, LINKED, STALE, TOKEN_SENT};
 use super::lru;
 use super::sizes::SizeHistogram;
@@ -59,17 +59,27 @@ pub(super) struct Shard {
     /// Live items evicted because their page moved to another class
     /// (`slab_reassign_evictions_nomem`: a move never rescues items).
     pub(super) reassign_evictions: u64,
+    /// Live items moved off a page this shard handed to another shard
+    /// (`slab_reassign_rescues`).
+    pub(super) reassign_rescues: u64,
     /// Crawler position: class index and chunk index.
     pub(super) crawl_class: usize,
     pub(super) crawl_idx: u32,
     /// Relative time of the last page moved between classes by age.
     pub(super) last_move: u32,
+    /// Relative time this shard last found no other shard to take a page
+    /// from (it looks again the next second, not on every eviction).
+    pub(super) no_giver_at: u32,
     /// `-o no_hashexpand` clears it: the table never grows.
     pub(super) hash_expand: bool,
     /// The store's eviction hook (one for all shards), called under this
     /// shard's lock.
     pub(super) evict_hook: std::sync::Arc<EvictHookCell>,
     pub(super) slabs_moved: u64,
+    /// Bytes of pages each shard holds, indexed by shard id, shared by all
+    /// shards: written under the owner's lock, read without it to pick a
+    /// shard to take a page from (`alloc.rs`).
+    pub(super) holdings: std::sync::Arc<[std::sync::atomic::AtomicUsize]>,
     /// `stats sizes` counts, only while size tracking is on (`sizes.rs`).
     pub(super) size_hist: Option<SizeHistogram>,
 }
@@ -91,6 +101,24 @@ pub(super) struct WriteCtx<'a> {
     /// `-o slab_automove_ratio`.
     pub(super) ratio: f64,
     pub(super) now: u32,
+    /// Every shard, for taking a page from another one when the budget is
+    /// spent (never waited on: see `Shard::page_from_another_shard`).
+    pub(super) shards: &'a [ShardLock],
+}
+
+/// A shard's lock, alone on its cache lines (128 bytes: two lines, as the
+/// adjacent-line prefetcher pairs them), so that one shard's lock word and
+/// its busiest fields never share a line with another shard's.
+#[repr(align(128))]
+pub(super) struct ShardLock(pub(super) parking_lot::Mutex<Shard>);
+
+impl std::ops::Deref for ShardLock {
+    type Target = parking_lot::Mutex<Shard>;
+
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// The item a write creates.
@@ -117,8 +145,9 @@ pub(super) struct Written {
     pub(super) cas: u64,
 }
 
-/// Shard id bits in a CAS value: 64 shards at most.
-pub(super) const SHARD_BITS: u32 = 6;
+/// Shard id bits in a CAS value: 1024 shards at most (4 per thread at
+/// `-t 256`), leaving 54 bits of sequence.
+pub(super) const SHARD_BITS: u32 = 10;
 pub(super) const MAX_SHARDS: usize = 1 << SHARD_BITS;
 
 impl Shard {
@@ -131,6 +160,7 @@ impl Shard {
         power: u32,
         hasher: ahash::RandomState,
         evict_hook: std::sync::Arc<EvictHookCell>,
+        holdings: std::sync::Arc<[std::sync::atomic::AtomicUsize]>,
     ) -> Shard {
         Shard {
             table: Table::with_power(power),
@@ -147,13 +177,16 @@ impl Shard {
             crawler_items_checked: 0,
             crawler_starts: 0,
             reassign_evictions: 0,
+            reassign_rescues: 0,
             crawl_class: 0,
             crawl_idx: 0,
             last_move: 0,
+            no_giver_at: u32::MAX,
             hash_expand: true,
             slabs_moved: 0,
             size_hist: None,
             evict_hook,
+            holdings,
         }
     }
 
@@ -210,6 +243,7 @@ impl Shard {
     }
 
     fn lookup_unlinking(&mut self, h: u64, key: &[u8], now: u32, dead: Unlink) -> Result<(u32, Loc), Miss> {
+        self.migrate_step();
         let (pred, loc) = self.find(h, key).ok_or(Miss::Absent)?;
         match self.dead(self.item(loc), now) {
             None => Ok((pred, loc)),
@@ -220,14 +254,27 @@ impl Shard {
         }
     }
 
-    /// Links a written item into the table, growing the table first when
-    /// it is full.
+    /// Links a written item into the table. A full table starts growing
+    /// first; while it grows, every insert moves a step of it.
     pub(super) fn link_entry(&mut self, h: u64, loc: Loc) {
         if self.hash_expand && self.table.wants_growth() {
-            let hasher = &self.hasher;
-            self.table.grow(&mut self.classes[..], |classes, e| hasher.hash_one(entry_item(classes, e).key()));
+            self.table.start_growth();
         }
         self.table.insert(h, loc.pack(), &mut self.classes[..]);
+        self.migrate_step();
+    }
+
+    /// While the table grows, moves [`MIGRATE_STEP`] of its old buckets
+    /// (rehashing the keys on them): a bounded piece of work, so no
+    /// request pays for rehashing the whole shard.
+    #[inline]
+    pub(super) fn migrate_step(&mut self) {
+        if self.table.is_growing() {
+            let hasher = &self.hasher;
+            self.table.migrate(MIGRATE_STEP, &mut self.classes[..], |classes, e| {
+                hasher.hash_one(entry_item(classes, e).key())
+            });
+        }
     }
 
     /// Unlinks the item at `loc` (key hash `h`, chain predecessor `pred`

@@ -143,7 +143,7 @@ impl Store {
             }
             if !opts.no_bump {
                 it.set_atime(now);
-                new_flags |= FETCHED;
+                new_flags = lru::after_fetch(new_flags);
             }
             it.set_iflags(new_flags);
             let r = it.as_ref();
@@ -168,9 +168,6 @@ impl Store {
             c.counters.touch_hits += 1;
         } else {
             c.counters.get_hits += 1;
-        }
-        if !opts.no_bump {
-            lru::bump(c, loc.idx);
         }
         let it = c.item(loc.idx);
         Some(f(&meta, it.key(), it.value()))

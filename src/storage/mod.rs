@@ -57,8 +57,8 @@ use parking_lot::Mutex;
 use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
-use item::{FETCHED, NIL, STALE, TOKEN_SENT};
-use items::{Miss, NewItem, Shard, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
+use item::{NIL, STALE, TOKEN_SENT};
+use items::{Miss, NewItem, Shard, ShardLock, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
 pub use admin::{uri_encode, ClassMask, CrawlStart, Cursor, Reassign, ALL_CLASSES};
@@ -88,7 +88,8 @@ pub struct StoreConfig {
     pub evictions: bool,
     /// `-o hashpower=N`: initial table size (2^N buckets over all shards).
     pub hashpower: u32,
-    /// 0 picks a count from the page budget.
+    /// Shards (locks); rounded up to a power of two, at most 1024. 0 picks
+    /// 4 per core (the server passes 4 per `-t` thread).
     pub shards: usize,
     /// How slab pages may move between classes (`-o slab_reassign`,
     /// `slab_automove`, `slab_automove_ratio`).
@@ -239,11 +240,15 @@ pub struct Peek {
 pub type EvictHook = Box<dyn Fn(&Eviction<'_>) + Send + Sync>;
 type EvictHookCell = std::sync::OnceLock<EvictHook>;
 
-/// Pages of budget each shard gets at least (see `Store::new`).
-const PAGES_PER_SHARD: usize = 64;
+/// Shards per event-loop thread (or core) when the config leaves it open.
+pub const SHARDS_PER_THREAD: usize = 4;
+/// Smallest pages a share of the budget should hold (see `Store::new`).
+const PAGES_PER_SHARE: usize = 64;
+/// Pages are never smaller than this.
+const SMALLEST_PAGE: usize = 4096;
 /// The cache. Shared by all event loops (`Arc<Store>`).
 pub struct Store {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[ShardLock]>,
     shard_shift: u32,
     hasher: ahash::RandomState,
     sizes: SlabSizes,
@@ -266,30 +271,35 @@ pub struct Store {
 
 impl Store {
     pub fn new(cfg: &StoreConfig, clock: Arc<Clock>) -> Store {
-        let sizes = SlabSizes::new(cfg.min_space, cfg.growth_factor, cfg.item_size_max);
-        let pages = (cfg.memory_limit / cfg.item_size_max).max(1);
-        let nshards = if cfg.shards > 0 {
-            cfg.shards.next_power_of_two().min(MAX_SHARDS)
-        } else {
-            // Every shard owns whole pages per slab class, so a shard needs
-            // about a page for each of its ~40 classes before it is full:
-            // give each shard at least PAGES_PER_SHARD pages. Fewer shards
-            // mean more lock sharing; pages stranded in a half-used shard
-            // mean evictions while memory is still free, which is worse.
-            let mut n = MAX_SHARDS;
-            while n > 1 && pages / n < PAGES_PER_SHARD {
-                n /= 2;
-            }
-            n
+        // The shard count follows the threads, never the memory: every
+        // request takes one shard lock, and 4 per thread keep two threads
+        // from often wanting the same one.
+        let wanted = match cfg.shards {
+            0 => SHARDS_PER_THREAD * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         };
+        let nshards = wanted.next_power_of_two().min(MAX_SHARDS);
+        let mut sizes = SlabSizes::new(cfg.min_space, cfg.growth_factor, cfg.item_size_max);
+        if nshards > 1 {
+            // Each class of each shard holds a partly used page, and pages
+            // go wherever they are needed (`alloc.rs`), but with many
+            // shards on a small -m those part pages would be much of the
+            // budget: pages shrink until a shard's share holds
+            // PAGES_PER_SHARE of the smallest.
+            let share = cfg.memory_limit / nshards / PAGES_PER_SHARE;
+            let floor = if share == 0 { 1 } else { 1 << (usize::BITS - 1 - share.leading_zeros()) };
+            sizes = sizes.with_min_page(floor.clamp(SMALLEST_PAGE, slab::MIN_PAGE));
+        }
         let hasher = ahash::RandomState::new();
         let per_shard_power = cfg.hashpower.saturating_sub(nshards.trailing_zeros());
         let evict_hook = Arc::new(EvictHookCell::new());
+        let holdings: Arc<[AtomicUsize]> = (0..nshards).map(|_| AtomicUsize::new(0)).collect();
         let shards = (0..nshards)
             .map(|i| {
-                let mut shard = Shard::new(i as u64, &sizes, per_shard_power, hasher.clone(), evict_hook.clone());
+                let (hook, held) = (evict_hook.clone(), holdings.clone());
+                let mut shard = Shard::new(i as u64, &sizes, per_shard_power, hasher.clone(), hook, held);
                 shard.hash_expand = cfg.hash_expand;
-                Mutex::new(shard)
+                ShardLock(Mutex::new(shard))
             })
             .collect();
         let store = Store {
@@ -379,6 +389,7 @@ impl Store {
             automove: self.automove(),
             ratio: self.moves.ratio,
             now,
+            shards: &self.shards,
         }
     }
 
@@ -450,14 +461,13 @@ impl Store {
             }
             it.set_atime(now);
             let fl = it.as_ref().iflags();
-            it.set_iflags(fl | FETCHED);
+            it.set_iflags(lru::after_fetch(fl));
         }
         if touch.is_some() {
             c.counters.touch_hits += 1;
         } else {
             c.counters.get_hits += 1;
         }
-        lru::bump(c, loc.idx);
         let it = c.item(loc.idx);
         let cas = if self.use_cas { it.cas() } else { 0 };
         Some(f(ItemView { key: it.key(), flags: it.flags(), cas, value: it.value() }))
@@ -680,19 +690,25 @@ impl Store {
     /// Calls `f` with every live item (key, value, flags, unix exptime or
     /// 0, CAS), one shard at a time with that shard locked.
     pub fn for_each_item(&self, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) {
+        for i in 0..self.shards.len() {
+            self.for_each_item_in_shard(i, &mut f);
+        }
+    }
+
+    /// As [`Store::for_each_item`], for shard `shard` (0..[`Store::shard_count`])
+    /// alone: its lock is held while `f` runs, and only its lock.
+    pub fn for_each_item_in_shard(&self, shard: usize, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) {
         let now = self.clock.now();
-        for shard in self.shards.iter() {
-            let s = shard.lock();
-            for c in &s.classes {
-                let mut cur = c.lru_tail;
-                while cur != NIL {
-                    let it = c.item(cur);
-                    if s.dead(it, now).is_none() {
-                        let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
-                        f(it.key(), it.value(), it.flags(), exp, it.cas());
-                    }
-                    cur = it.prev();
+        let s = self.shards[shard].lock();
+        for c in &s.classes {
+            let mut cur = c.lru_tail;
+            while cur != NIL {
+                let it = c.item(cur);
+                if s.dead(it, now).is_none() {
+                    let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
+                    f(it.key(), it.value(), it.flags(), exp, it.cas());
                 }
+                cur = it.prev();
             }
         }
     }
@@ -748,5 +764,7 @@ fn parse_counter(v: &[u8]) -> Option<u64> {
     parse_digits(&v[start..i])
 }
 
+#[cfg(test)]
+mod shard_tests;
 #[cfg(test)]
 mod tests;

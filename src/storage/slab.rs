@@ -49,6 +49,8 @@ pub const CHUNKS_PER_PAGE: usize = 64;
 pub struct SlabSizes {
     sizes: Vec<usize>,
     page_size: usize,
+    /// The smallest page ([`MIN_PAGE`] unless [`SlabSizes::with_min_page`]).
+    min_page: usize,
 }
 
 impl SlabSizes {
@@ -64,7 +66,17 @@ impl SlabSizes {
             size = next.max(size + CHUNK_ALIGN);
         }
         sizes.push(page_size);
-        SlabSizes { sizes, page_size }
+        SlabSizes { sizes, page_size, min_page: MIN_PAGE }
+    }
+
+    /// The same classes with pages of at least `bytes` (a power of two)
+    /// instead of [`MIN_PAGE`]: a store of many shards on a small `-m`
+    /// uses smaller pages, so the partly used page each class of each
+    /// shard holds strands less of the budget.
+    pub fn with_min_page(mut self, bytes: usize) -> SlabSizes {
+        debug_assert!(bytes.is_power_of_two());
+        self.min_page = bytes;
+        self
     }
 
     /// Number of classes.
@@ -79,7 +91,7 @@ impl SlabSizes {
 
     /// Bytes in one page of class `id`.
     pub fn page_bytes(&self, id: u8) -> usize {
-        let want = (self.chunk_size(id) * CHUNKS_PER_PAGE).next_power_of_two().max(MIN_PAGE);
+        let want = (self.chunk_size(id) * CHUNKS_PER_PAGE).next_power_of_two().max(self.min_page);
         want.min(self.page_size)
     }
 

@@ -25,10 +25,13 @@ pub struct StoreStats {
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
     pub reassign_evictions: u64,
+    pub reassign_rescues: u64,
     pub get_expired: u64,
     pub get_flushed: u64,
     pub hash_bytes: u64,
     pub hash_power_level: u32,
+    /// Some shard's table is moving its buckets into a doubled array.
+    pub hash_is_expanding: bool,
     pub slabs_moved: u64,
     /// A requested crawl (`lru_crawler crawl`) is running.
     pub lru_crawler_running: bool,
@@ -86,17 +89,22 @@ impl Store {
             lru_crawler_starts: self.crawler_starts(),
             ..StoreStats::default()
         };
-        let mut slots = 0u64;
+        // Buckets of the current arrays (the power level) and held in
+        // memory (also the old arrays of tables still growing).
+        let (mut slots, mut allocated) = (0u64, 0u64);
         let mut background = 0;
         for shard in self.shards.iter() {
             let s = shard.lock();
             slots += s.table.capacity() as u64;
+            allocated += s.table.allocated() as u64;
+            st.hash_is_expanding |= s.table.is_growing();
             st.total_items += s.total_items;
             st.get_expired += s.get_expired;
             st.get_flushed += s.get_flushed;
             st.crawler_items_checked += s.crawler_items_checked;
             background = background.max(s.crawler_starts);
             st.reassign_evictions += s.reassign_evictions;
+            st.reassign_rescues += s.reassign_rescues;
             st.slabs_moved += s.slabs_moved;
             for c in &s.classes {
                 st.pages += c.pages.len() as u64;
@@ -110,7 +118,7 @@ impl Store {
             }
         }
         st.lru_crawler_starts += background;
-        st.hash_bytes = slots * 4;
+        st.hash_bytes = allocated * 4;
         st.hash_power_level = 63 - slots.max(1).leading_zeros();
         st
     }
@@ -149,6 +157,8 @@ impl Store {
             s.get_flushed = 0;
             s.crawler_items_checked = 0;
             s.reassign_evictions = 0;
+            s.reassign_rescues = 0;
+            s.reassign_rescues = 0;
             for c in s.classes.iter_mut() {
                 c.counters = ClassCounters::default();
             }

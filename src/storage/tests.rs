@@ -247,16 +247,20 @@ fn lru_evicts_least_recently_used_first() {
         assert_eq!(s.store(StoreMode::Set, format!("k{i:04}").as_bytes(), 0, 0, b"v"), StoreOutcome::Stored);
     }
     assert_eq!(s.stats().evictions, 0);
-    // Touch the oldest: now k0001 is the LRU tail.
+    // Read the oldest twice (active) and the next once (fetched only, as
+    // memcached, which needs two hits to make an item active).
     assert!(get(&s, b"k0000").is_some());
+    assert!(get(&s, b"k0000").is_some());
+    assert!(get(&s, b"k0001").is_some());
     s.store(StoreMode::Set, b"new1", 0, 0, b"v");
-    assert!(get(&s, b"k0000").is_some(), "recently read survives");
-    assert_eq!(get(&s, b"k0001"), None, "least recently used went first");
+    assert_eq!(get(&s, b"k0001"), None, "read once: still the least recently used");
+    assert!(get(&s, b"k0000").is_some(), "used again since it was stored: survives");
     s.store(StoreMode::Set, b"new2", 0, 0, b"v");
     assert_eq!(get(&s, b"k0002"), None);
+    assert!(get(&s, b"k0000").is_some());
     let st = s.stats();
     assert_eq!(st.evictions, 2);
-    assert_eq!(st.evicted_unfetched, 2);
+    assert_eq!(st.evicted_unfetched, 1);
     assert_eq!(st.curr_items as usize, per_page);
 }
 
@@ -564,7 +568,7 @@ fn delete_and_append_with_cas() {
 /// Regression: with 8 shards of 8 pages each, 200 items of 4..800 bytes
 /// spread over ~12 classes per shard exhausted the page budget and page
 /// moves evicted 58 of them from a 64 MB cache (found by pylibmc's
-/// set_multi). Shards now get at least 64 pages each.
+/// set_multi). Pages now go to whichever shard needs them (`alloc.rs`).
 #[test]
 fn mixed_sizes_fill_without_evicting_while_memory_is_free() {
     let s = Store::new(&StoreConfig::default(), Arc::new(Clock::manual(0)));

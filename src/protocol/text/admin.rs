@@ -1,5 +1,6 @@
 //! The admin commands of the text protocol: `slabs reassign|automove`,
-//! `lru_crawler enable|disable|crawl|metadump` and `watch`. No I/O.
+//! `lru_crawler enable|disable|crawl|metadump`, `watch` and `snapshot`
+//! (ferrocache's own). No I/O.
 //!
 //! Token counts and error replies follow memcached 1.6's
 //! `process_slabs_command`, and `process_lru_crawler_command`: a shape memcached does not know is `ERROR`, a
@@ -41,6 +42,15 @@ pub(super) fn lru_crawler<'a>(toks: &[&'a [u8]], n: usize) -> Line<'a> {
         (2, b"disable") => done(AdminCommand::CrawlerEnable(false)),
         (3, b"crawl") => done(AdminCommand::CrawlerCrawl { classes: toks[2] }),
         (3, b"metadump") => done(AdminCommand::CrawlerMetadump { classes: toks[2] }),
+        _ => invalid(ProtocolError::UnknownCommand, false),
+    }
+}
+
+/// `snapshot [NAME]`: a backup of the cache, written by the server.
+pub(super) fn snapshot<'a>(toks: &[&'a [u8]], n: usize) -> Line<'a> {
+    match n {
+        1 => done(AdminCommand::Snapshot { name: None }),
+        2 => done(AdminCommand::Snapshot { name: Some(toks[1]) }),
         _ => invalid(ProtocolError::UnknownCommand, false),
     }
 }
@@ -112,6 +122,9 @@ mod tests {
             (b"lru_crawler enable now\r\n", err(E::UnknownCommand)),
             (b"lru_crawler crawl\r\n", err(E::UnknownCommand)),
             (b"lru_crawler\r\n", err(E::UnknownCommand)),
+            (b"snapshot\r\n", R::Admin(A::Snapshot { name: None })),
+            (b"snapshot nightly.snap\r\n", R::Admin(A::Snapshot { name: Some(b"nightly.snap") })),
+            (b"snapshot a b\r\n", err(E::UnknownCommand)),
             (b"watch\r\n", R::Admin(A::Watch { classes: W::FETCHERS })),
             (b"watch\n", R::Admin(A::Watch { classes: W::FETCHERS })),
             (b"watch mutations\r\n", R::Admin(A::Watch { classes: W::MUTATIONS })),

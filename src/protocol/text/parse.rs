@@ -24,8 +24,11 @@ const MAX_TOKENS: usize = 8;
 /// Parses one request from the front of `buf`; on success also returns
 /// how many bytes it used.
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize), ParseError> {
+    if let Some(done) = single_get(buf) {
+        return Ok(done);
+    }
     let limit = if is_retrieval(buf) { limits.max_get_line } else { limits.max_line };
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+    let Some(nl) = find_newline(buf) else {
         return if buf.len() > limit {
             Err(ParseError::Close(CloseReason::LineTooLong))
         } else {
@@ -46,6 +49,51 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize),
     }
 }
 
+/// The index of the first `\n` in `buf`, tested eight bytes at a time: a
+/// byte equal to `\n` is a zero byte of `word ^ NL`, and the lowest byte
+/// whose high bit `(x - 0x01..) & !x & 0x80..` sets is the first zero byte
+/// (a borrow only sets bits above a zero byte).
+#[inline]
+fn find_newline(buf: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES << 7;
+    const NL: u64 = ONES * b'\n' as u64;
+    let mut chunks = buf.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ NL;
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == b'\n').map(|i| at + i)
+}
+
+/// `get <key>\r\n` (or `\n`), the most frequent request, read without the
+/// general tokenizer. Only a line with exactly one space, after `get`, and
+/// a valid key is taken here; anything else (more keys, extra spaces, a bad
+/// or long key, an incomplete line) gets `None` and the general path,
+/// which gives every other line its reply.
+#[inline]
+fn single_get(buf: &[u8]) -> Option<(Request<'_>, usize)> {
+    let rest = buf.strip_prefix(b"get ")?;
+    let end = rest.iter().take(MAX_KEY_LEN + 1).position(|&b| b <= b' ' || b == 0x7f)?;
+    let key = &rest[..end];
+    let ending = match &rest[end..] {
+        [b'\r', b'\n', ..] => 2,
+        [b'\n', ..] => 1,
+        _ => return None,
+    };
+    if key.is_empty() {
+        return None;
+    }
+    Some((Request::Get { keys: Keys::one(key), cas: false }, 4 + end + ending))
+}
+
 /// Whether the buffered bytes start a retrieval command, whose lines may be
 /// longer. Decided on the first bytes, so a partial line is judged the same
 /// way as the whole one.
@@ -60,18 +108,28 @@ fn valid_key(k: &[u8]) -> bool {
 }
 
 fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Line<'a>, ParseError> {
+    // Tokens are runs of bytes other than ' '; the first MAX_TOKENS are
+    // kept, and the last one for noreply.
     let mut toks: [&[u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
-    let mut n = 0;
-    for t in line.split(|&b| b == b' ').filter(|t| !t.is_empty()) {
+    let (mut n, mut last, mut i) = (0, &b""[..], 0);
+    while i < line.len() {
+        if line[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < line.len() && line[i] != b' ' {
+            i += 1;
+        }
+        last = &line[start..i];
         if n < MAX_TOKENS {
-            toks[n] = t;
+            toks[n] = last;
         }
         n += 1;
     }
     if n == 0 || toks[0].len() < 2 {
         return Ok(invalid(ProtocolError::UnknownCommand, false));
     }
-    let last = line.split(|&b| b == b' ').rfind(|t| !t.is_empty()).unwrap_or(b"");
     let noreply = last == b"noreply";
     let cmd = toks[0];
     let r = match cmd {
@@ -107,6 +165,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
         b"slabs" => super::admin::slabs(&toks, n),
         b"lru_crawler" => super::admin::lru_crawler(&toks, n),
         b"watch" => super::admin::watch(line),
+        b"snapshot" => super::admin::snapshot(&toks, n),
         [b'm', c] => super::meta::parse(*c, &line[2..], rest, limits),
         _ if last.starts_with(b"HTTP/") => return Err(ParseError::Close(CloseReason::Http)),
         _ => invalid(ProtocolError::UnknownCommand, false),

@@ -263,3 +263,50 @@ fn refused_storage_commands_never_desync() {
         assert_eq!((got, n), (want, used), "strict: {:?}", String::from_utf8_lossy(input));
     }
 }
+
+#[test]
+fn newline_search_agrees_with_a_byte_scan() {
+    // Every position of the first '\n' in buffers of 0..40 bytes, with
+    // bytes that differ from '\n' in one bit (0x0b, 0x08, 0x8a) around it.
+    for len in 0..40 {
+        for at in 0..=len {
+            let mut buf: Vec<u8> = (0..len).map(|i| [b'a', 0x0b, 0x08, 0x8a, 0xff, 0][i % 6]).collect();
+            if at < len {
+                buf[at] = b'\n';
+                if at + 1 < len {
+                    buf[at + 1] = b'\n';
+                }
+            }
+            let want = buf.iter().position(|&b| b == b'\n');
+            assert_eq!(find_newline(&buf), want, "{buf:?}");
+        }
+    }
+}
+
+#[test]
+fn the_single_get_shortcut_parses_as_the_general_path_does() {
+    let long = [b"get ".as_slice(), &[b'k'; 250], b"\r\n"].concat();
+    let too_long = [b"get ".as_slice(), &[b'k'; 251], b"\r\n"].concat();
+    let taken: [&[u8]; 4] = [b"get a\r\n", b"get a\n", b"get key:0001\r\nget b\r\n", &long];
+    for input in taken {
+        let (req, used) = single_get(input).unwrap();
+        let nl = input.iter().position(|&b| b == b'\n').unwrap();
+        let line = input[..nl].strip_suffix(b"\r").unwrap_or(&input[..nl]);
+        let Ok(Line::Done(general)) = parse_line(line, b"", &lim()) else { panic!("{input:?}") };
+        assert_eq!((req, used), (general, nl + 1), "{input:?}");
+    }
+    // Everything else is left to the general path, which gives the reply.
+    let declined: [&[u8]; 8] = [
+        &too_long,
+        b"get a b\r\n",
+        b"get a \r\n",
+        b"get  a\r\n",
+        b"get a\x7f\r\n",
+        b"get a\rb\r\n",
+        b"get a",
+        b"get \r\n",
+    ];
+    for input in declined {
+        assert!(single_get(input).is_none(), "{input:?}");
+    }
+}

@@ -1,0 +1,244 @@
+//! `ferrocache restore FILE HOST:PORT`: loads a snapshot file (a backup
+//! written by `snapshot`, SIGUSR2 or at shutdown) into a running node
+//! through the protocol, so a backup of one node can seed another.
+//!
+//! The file is read twice: once to verify it whole (nothing is sent from a
+//! damaged file), then again to send its items. Each item goes as a meta
+//! set (`ms <key> <len> F<flags> T<ttl> q`, the key base64-encoded with `b`
+//! where it is not a text-protocol key) with its remaining TTL; items that
+//! have expired are skipped. Sets go in batches of about [`BATCH_BYTES`],
+//! each closed by `mn`; the batch's replies (only failures, as `q` asks)
+//! are read up to `MN` before the next batch is sent, so memory stays at
+//! one batch plus one value. CAS values are not carried over: the node
+//! gives each item a new one. A key that needs base64 and is longer than
+//! 186 bytes (over 250 once encoded, the protocol's limit) cannot be sent: it is
+//! skipped and counted, never sent to be refused (a refused line's value
+//! could be read as commands).
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::protocol::base64;
+use crate::storage::snapshot::{self, Record};
+use crate::MAX_KEY_LEN;
+
+/// Bytes of requests sent before their replies are read.
+pub const BATCH_BYTES: usize = 256 * 1024;
+/// Largest value accepted from a file (memcached's largest `-I`).
+const MAX_VALUE: usize = 1 << 30;
+/// memcached reads a TTL above this many seconds as a unix time.
+const REALTIME_MAXDELTA: u64 = 60 * 60 * 24 * 30;
+/// How long to wait for a batch's replies.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a restore did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Records in the file.
+    pub records: u64,
+    /// Sets sent, and the ones the node refused.
+    pub sent: u64,
+    pub refused: u64,
+    /// Records skipped because they had expired.
+    pub expired: u64,
+    /// Records skipped because the meta protocol cannot carry their key.
+    pub unsendable: u64,
+    /// The node's first refusal line.
+    pub first_refusal: Option<String>,
+}
+
+/// Why a restore stopped.
+#[derive(Debug)]
+pub enum Failure {
+    /// The file is not a good snapshot: nothing was sent.
+    BadFile(String),
+    /// Connecting, sending or reading replies failed.
+    Node(io::Error),
+}
+
+/// What [`encode`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoded {
+    Set,
+    Expired,
+    /// A key that needs base64 and is too long once encoded.
+    Unsendable,
+}
+
+/// Appends the meta set for `r` to `out`, unless it has expired by `now`
+/// or its key cannot be sent.
+fn encode(r: &Record<'_>, now: u64, out: &mut Vec<u8>) -> Encoded {
+    let ttl = match r.exptime {
+        0 => None,
+        e if e <= now => return Encoded::Expired,
+        e if e - now > REALTIME_MAXDELTA => Some(e),
+        e => Some(e - now),
+    };
+    let text_key = r.key.iter().all(|&b| b > b' ' && b != 0x7f);
+    if !text_key && r.key.len().div_ceil(3) * 4 > MAX_KEY_LEN {
+        return Encoded::Unsendable;
+    }
+    out.extend_from_slice(b"ms ");
+    if text_key {
+        out.extend_from_slice(r.key);
+    } else {
+        base64::encode_into(r.key, out);
+    }
+    out.extend_from_slice(format!(" {} F{}", r.value.len(), r.flags).as_bytes());
+    if let Some(t) = ttl {
+        out.extend_from_slice(format!(" T{t}").as_bytes());
+    }
+    out.extend_from_slice(if text_key { b" q\r\n" } else { b" q b\r\n" });
+    out.extend_from_slice(r.value);
+    out.extend_from_slice(b"\r\n");
+    Encoded::Set
+}
+
+/// Sends `batch` (ending with `mn`) and reads its replies up to `MN`.
+fn flush(
+    conn: &mut TcpStream,
+    replies: &mut BufReader<TcpStream>,
+    batch: &mut Vec<u8>,
+    o: &mut Outcome,
+) -> io::Result<()> {
+    batch.extend_from_slice(b"mn\r\n");
+    conn.write_all(batch)?;
+    batch.clear();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if replies.read_line(&mut line)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the node closed the connection"));
+        }
+        let l = line.trim_end();
+        if l == "MN" {
+            return Ok(());
+        }
+        o.refused += 1;
+        if o.first_refusal.is_none() {
+            o.first_refusal = Some(l.to_string());
+        }
+    }
+}
+
+/// Restores the snapshot at `file` into the node at `addr`.
+pub fn restore(file: &Path, addr: &str) -> Result<Outcome, Failure> {
+    let mut o = Outcome {
+        records: snapshot::for_each_record(file, MAX_VALUE, |_| ()).map_err(|e| Failure::BadFile(e.to_string()))?,
+        ..Outcome::default()
+    };
+    let target = addr
+        .to_socket_addrs()
+        .map_err(Failure::Node)?
+        .next()
+        .ok_or_else(|| Failure::Node(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+    let mut conn = TcpStream::connect(target).map_err(Failure::Node)?;
+    conn.set_nodelay(true).map_err(Failure::Node)?;
+    conn.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(Failure::Node)?;
+    let mut replies = BufReader::new(conn.try_clone().map_err(Failure::Node)?);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut batch = Vec::with_capacity(BATCH_BYTES + 4096);
+    let mut sent = Ok(());
+    let read = snapshot::for_each_record(file, MAX_VALUE, |r| {
+        if sent.is_err() {
+            return;
+        }
+        match encode(&r, now, &mut batch) {
+            Encoded::Set => {}
+            Encoded::Expired => return o.expired += 1,
+            Encoded::Unsendable => return o.unsendable += 1,
+        }
+        o.sent += 1;
+        if batch.len() >= BATCH_BYTES {
+            sent = flush(&mut conn, &mut replies, &mut batch, &mut o);
+        }
+    });
+    sent.map_err(Failure::Node)?;
+    // The file was verified above; a failure now means it changed since.
+    read.map_err(|e| Failure::BadFile(format!("{e} (the file changed during the restore)")))?;
+    flush(&mut conn, &mut replies, &mut batch, &mut o).map_err(Failure::Node)?;
+    Ok(o)
+}
+
+/// The `restore` subcommand: `args` are what follows `restore`. Returns
+/// the exit status (0: every live item stored; 1: some were refused or
+/// could not be sent;
+/// 64: usage; 65: a bad file, nothing sent; 69: the node failed).
+pub fn main(args: &[String]) -> u8 {
+    let [file, addr] = args else {
+        eprintln!("usage: ferrocache restore FILE HOST:PORT");
+        return 64;
+    };
+    let start = Instant::now();
+    match restore(Path::new(file), addr) {
+        Ok(o) => {
+            println!(
+                "restored {} of {} items from {file} into {addr} in {:.2} s ({} expired, skipped; {} with keys too long for base64, skipped; {} refused by the node{})",
+                o.sent - o.refused,
+                o.records,
+                start.elapsed().as_secs_f64(),
+                o.expired,
+                o.unsendable,
+                o.refused,
+                o.first_refusal.as_deref().map(|r| format!(", first: {r}")).unwrap_or_default()
+            );
+            u8::from(o.refused > 0 || o.unsendable > 0)
+        }
+        Err(Failure::BadFile(why)) => {
+            eprintln!("ferrocache restore: {file} refused: {why}; nothing was sent");
+            65
+        }
+        Err(Failure::Node(e)) => {
+            eprintln!("ferrocache restore: {addr}: {e}");
+            69
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<'a>(key: &'a [u8], value: &'a [u8], exptime: u64) -> Record<'a> {
+        Record { key, value, flags: 7, exptime, cas: 9 }
+    }
+
+    #[test]
+    fn sets_carry_flags_and_the_remaining_ttl() {
+        let now = 1_700_000_000;
+        let mut out = Vec::new();
+        assert_eq!(encode(&rec(b"k", b"hello", 0), now, &mut out), Encoded::Set);
+        assert_eq!(out, b"ms k 5 F7 q\r\nhello\r\n");
+        out.clear();
+        assert_eq!(encode(&rec(b"k", b"v", now + 100), now, &mut out), Encoded::Set);
+        assert_eq!(out, b"ms k 1 F7 T100 q\r\nv\r\n");
+        // Past 30 days a TTL reads as a unix time: the exptime itself goes.
+        out.clear();
+        let far = now + REALTIME_MAXDELTA + 1;
+        assert_eq!(encode(&rec(b"k", b"v", far), now, &mut out), Encoded::Set);
+        assert_eq!(out, format!("ms k 1 F7 T{far} q\r\nv\r\n").into_bytes());
+        out.clear();
+        assert_eq!(encode(&rec(b"k", b"v", now), now, &mut out), Encoded::Expired);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn keys_the_text_protocol_cannot_carry_go_in_base64() {
+        let mut out = Vec::new();
+        assert_eq!(encode(&rec(b"a b\n", b"v", 0), 1, &mut out), Encoded::Set);
+        assert_eq!(out, b"ms YSBiCg== 1 F7 q b\r\nv\r\n");
+        // 186 bytes are 248 in base64, within the 250 a line may carry;
+        // 187 would be 252: not sent at all (never a line to refuse).
+        out.clear();
+        assert_eq!(encode(&rec(&[1; 186], b"v", 0), 1, &mut out), Encoded::Set);
+        assert!(out.starts_with(b"ms AQEBAQEB"));
+        assert_eq!(out.iter().position(|&b| b == b'\r'), Some(3 + 248 + " 1 F7 q b".len()));
+        out.clear();
+        assert_eq!(encode(&rec(&[1; 187], b"v", 0), 1, &mut out), Encoded::Unsendable);
+        assert!(out.is_empty());
+        // A text key of 250 bytes goes as it is.
+        assert_eq!(encode(&rec(&[b'k'; 250], b"v", 0), 1, &mut out), Encoded::Set);
+    }
+}
