@@ -392,3 +392,131 @@ fn a_second_daemon_on_a_served_port_is_refused() {
     let mut c = server.connect();
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
 }
+
+/// A 100 KB value stored under `big` (text protocol); returns its bytes.
+fn store_big(c: &mut Client) -> Vec<u8> {
+    let value: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut req = b"set big 7 0 100000\r\n".to_vec();
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    c.expect(&req, b"STORED\r\n");
+    value
+}
+
+/// Sends `n` text gets of `big` then `version`, in one write; returns the
+/// request and the exact bytes that answer it.
+fn send_gets(c: &mut Client, n: usize, value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut req = Vec::new();
+    let mut want = Vec::new();
+    for _ in 0..n {
+        req.extend_from_slice(b"get big\r\n");
+        want.extend_from_slice(format!("VALUE big 7 {}\r\n", value.len()).as_bytes());
+        want.extend_from_slice(value);
+        want.extend_from_slice(b"\r\nEND\r\n");
+    }
+    req.extend_from_slice(b"version\r\n");
+    want.extend_from_slice(b"VERSION 1.6.18\r\n");
+    c.send(&req);
+    (req, want)
+}
+
+/// A one-loop server with `big` stored, and a connection that has sent 30
+/// gets of it and `version` in one write: about 3 MB of replies.
+fn thirty_gets_sent() -> (Server, Client, Vec<u8>, Vec<u8>) {
+    let server = Server::start(&["-t", "1"]);
+    let mut c = server.connect();
+    let value = store_big(&mut c);
+    let (req, want) = send_gets(&mut c, 30, &value);
+    (server, c, req, want)
+}
+
+/// Replies to one write of pipelined requests add up to more than the
+/// 1 MiB of output after which a connection stops parsing. The loopback
+/// socket takes all of it at once, so the socket never blocks and no new
+/// input comes: the connection must go back to what it has buffered
+/// without waiting for an event (it used to answer 11 of 12 gets, then
+/// nothing). Each reply must come, in order, within the read timeout.
+#[test]
+fn replies_past_the_output_mark_to_one_write_all_come() {
+    // One loop, one connection, the default -R 20 and a smaller one.
+    for args in [&["-t", "1"][..], &["-t", "1", "-R", "3"][..]] {
+        let server = Server::start(args);
+        let mut c = server.connect();
+        let value = store_big(&mut c);
+        for n in [10, 11, 12, 30] {
+            let (req, want) = send_gets(&mut c, n, &value);
+            let got = c.read_exact(want.len());
+            assert!(got == want, "{args:?}: {n} gets: the replies differ");
+            c.expect_nothing_more(&req);
+        }
+        // 31 requests, more than one budget: the connection parsed on
+        // past the mark only within its budget, then yielded to the loop.
+        assert!(server.stat("conn_yields") > 0, "{args:?}: no yield");
+    }
+}
+
+/// The same over the binary protocol: 30 GETs (told apart by opaque) and
+/// a VERSION in one write.
+#[test]
+fn binary_replies_past_the_output_mark_to_one_write_all_come() {
+    let server = Server::start(&["-t", "1"]);
+    let mut c = server.connect();
+    let value: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let set = c.bin_call(&common::bin(0x01, &[0, 0, 0, 9, 0, 0, 0, 0], b"big", &value, 0, 1));
+    assert_eq!(set.status, 0);
+    let mut req = Vec::new();
+    for i in 0..30 {
+        req.extend_from_slice(&common::bin(0x00, &[], b"big", &[], 0, 100 + i));
+    }
+    req.extend_from_slice(&common::bin(0x0b, &[], &[], &[], 0, 7));
+    c.send(&req);
+    for i in 0..30 {
+        let r = c.read_bin();
+        assert_eq!((r.opcode, r.status, r.opaque), (0x00, 0, 100 + i));
+        assert_eq!(r.extras, [0, 0, 0, 9]);
+        assert!(r.value == value, "get {i}: the value differs");
+    }
+    let v = c.read_bin();
+    assert_eq!((v.opcode, v.status, v.opaque, &v.value[..]), (0x0b, 0, 7, &b"1.6.18"[..]));
+    c.expect_nothing_more(&req);
+}
+
+/// A client that reads slowly gets the same bytes: the connection stops
+/// at the mark while its socket is full, and resumes on the writable edge.
+/// (The pauses only make that path likely; the bytes must be right on
+/// any path.)
+#[test]
+fn a_slow_reader_gets_every_reply_to_a_pipeline() {
+    let (_server, mut c, req, want) = thirty_gets_sent();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut got = Vec::with_capacity(want.len());
+    let mut buf = [0u8; 1000];
+    // At most want.len() / 1000 + 1 reads of up to 1000 bytes, a pause of
+    // 1 ms every 64 of them: about 50 ms of pauses in all.
+    for round in 0.. {
+        if got.len() == want.len() {
+            break;
+        }
+        let room = (want.len() - got.len()).min(buf.len());
+        let n = std::io::Read::read(&mut c.stream, &mut buf[..room]).expect("read");
+        assert!(n > 0, "closed after {} of {} bytes", got.len(), want.len());
+        got.extend_from_slice(&buf[..n]);
+        if round % 64 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert!(got == want, "the replies differ");
+    c.expect_nothing_more(&req);
+}
+
+/// A client that sends a pipeline and then shuts down its side still gets
+/// every reply before the connection closes.
+#[test]
+fn a_half_closed_client_gets_every_reply_past_the_output_mark() {
+    let (_server, mut c, _, want) = thirty_gets_sent();
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::with_capacity(want.len());
+    std::io::Read::read_to_end(&mut c.stream, &mut got).expect("read to the end");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "the replies differ");
+}

@@ -196,6 +196,34 @@ fn text_meta_and_binary_over_tls() {
     assert!(!stats.contains("ssl_new_sessions"));
 }
 
+/// Replies to one write of pipelined requests that add up to more than
+/// the 1 MiB output mark all come over TLS too (the connection must parse
+/// on when the socket took everything without blocking).
+#[test]
+fn replies_past_the_output_mark_to_one_write_all_come_over_tls() {
+    let pki = Pki::new("mark");
+    pki.issue("server", "server");
+    let srv = server(&pki, &["-t", "1"]);
+    let mut c = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    let value: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut req = b"set big 3 0 100000\r\n".to_vec();
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    assert_eq!(call(&mut c, &req, b"\r\n").unwrap(), b"STORED\r\n");
+    let mut one = b"VALUE big 3 100000\r\n".to_vec();
+    one.extend_from_slice(&value);
+    one.extend_from_slice(b"\r\nEND\r\n");
+    for n in [12, 30, 300] {
+        let mut many = b"get big\r\n".repeat(n);
+        many.extend_from_slice(b"version\r\n");
+        let got = call(&mut c, &many, b"VERSION 1.6.18\r\n").unwrap();
+        let mut want = one.repeat(n);
+        want.extend_from_slice(b"VERSION 1.6.18\r\n");
+        assert_eq!(got.len(), want.len(), "{n} gets");
+        assert!(got == want, "{n} gets: the replies differ");
+    }
+}
+
 /// One binary request over TLS: (status, value).
 fn bin_call(s: &mut Tls, packet: &[u8]) -> (u16, Vec<u8>) {
     s.write_all(packet).unwrap();

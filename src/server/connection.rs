@@ -8,17 +8,20 @@
 //!   data), or
 //! - the socket write returned WouldBlock with output queued (a writable
 //!   edge will follow), or
-//! - it used up its `-R` request budget with input still buffered, or a
-//!   `lru_crawler metadump` still to write: it then says
-//!   [`Served::Yielded`] and the event loop calls it again without waiting
-//!   for an event, or
+//! - it used up its `-R` request budget (counted per call, across reads)
+//!   with input still buffered, or a `lru_crawler metadump` still to
+//!   write: it then says [`Served::Yielded`] and the event loop calls it
+//!   again without waiting for an event, or
 //! - it is a `watch` stream with no line to send: a producer wakes the
 //!   loop's Waker when lines arrive, and the loop serves its watchers.
 //!
 //! Memory per connection is bounded: input holds at most one partial
 //! request (a line up to the parser's limit, a value up to `-I`) plus one
 //! read; input is not parsed while more than [`OUTPUT_HIGH_WATER`] bytes of
-//! replies wait to be sent.
+//! replies wait to be sent. Parsing stopped there resumes as soon as a
+//! flush takes the output below the mark, before any read: when the socket
+//! took it all without blocking, neither a writable nor (for a pipeline
+//! sent in one write) a readable edge would ever come for it.
 //!
 //! The socket is a [`Stream`] (TCP or unix); [`run_one`], the step from
 //! input bytes to reply bytes, is shared with UDP (`udp.rs`).
@@ -249,8 +252,10 @@ impl Connection {
             return self.serve_watch(w, now);
         }
         let mut drained = false;
+        // Requests run in this call, across reads: the `-R` budget is per
+        // event, as memcached's, so one client cannot hold the loop.
+        let mut handled = 0;
         loop {
-            let mut handled = 0;
             if self.session.is_none() && self.filled > self.start {
                 let mut session = Session::for_first_byte(&sh.config, self.rbuf[self.start]);
                 session.fd = self.fd;
@@ -330,6 +335,9 @@ impl Connection {
                     }
                 }
             }
+            // Parsing stopped at the output mark (not for want of input):
+            // what is still buffered must be parsed once output drains.
+            let backed_up = !self.close_after_write && self.pending_output() >= OUTPUT_HIGH_WATER;
             if !(handled == budget && self.start < self.filled) && self.pending_output() < OUTPUT_HIGH_WATER {
                 let state = self.waiting_state();
                 self.show(state);
@@ -354,6 +362,14 @@ impl Connection {
             if handled == budget && (self.start < self.filled || self.dump.is_some()) {
                 w.conn_yields.incr();
                 return Served::Yielded;
+            }
+            if backed_up && self.start < self.filled {
+                // The flush took the output below the mark without the
+                // socket blocking: no writable edge will come, and the
+                // client may send nothing more (a pipeline in one write),
+                // so no readable edge either. Parse on now; the budget
+                // bounds how long.
+                continue;
             }
             if self.peer_closed {
                 // A half-closed client still reads: what is queued for it
