@@ -294,24 +294,35 @@ fn connections_past_the_limit_get_memcacheds_plain_error_line() {
     assert_eq!(stats(&mut held[0], "")["rejected_connections"], "2");
 }
 
-/// A TLS client that pipelines gets and never reads a reply: input stops
-/// at the high-water mark, `write_timeout` closes it, others are served.
+/// A TLS client that pipelines gets of a 100 KB value and never reads a
+/// reply, with the largest `ssl_wbuf_size`: the records rustls holds count
+/// toward the 1 MiB high-water mark, so input stops there and the
+/// server's peak memory grows by a few MiB at most (not by the thousands of
+/// replies asked for); `write_timeout` closes it; others are served.
 #[test]
-fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
+fn a_tls_client_that_never_reads_is_bounded_and_closed_by_write_timeout() {
     let pki = Pki::new("silent");
     pki.issue("server", "server");
-    let srv = server(&pki, &["-t", "2", "-o", "write_timeout=1"]);
+    let srv = server(&pki, &["-t", "2", "-o", "write_timeout=1,ssl_wbuf_size=1024"]);
     let mut other = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
-    let value = vec![b'v'; 1000];
-    let set = [&b"set k 0 0 1000\r\n"[..], &value, b"\r\n"].concat();
+    assert_eq!(stats(&mut other, "settings")["ssl_wbuf_size"], "1048576");
+    let value = vec![b'v'; 100_000];
+    let set = [&b"set k 0 0 100000\r\n"[..], &value, b"\r\n"].concat();
     assert_eq!(call(&mut other, &set, b"\r\n").unwrap(), b"STORED\r\n");
+    let want = [&b"VALUE k 0 100000\r\n"[..], &value, b"\r\nEND\r\n"].concat();
+    // Warm up: the other client's own buffers count in the baseline.
+    for _ in 0..20 {
+        assert_eq!(call(&mut other, b"get k\r\n", b"END\r\n").unwrap(), want);
+    }
+    let before = srv.peak_rss();
     let silent = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
     let writer = std::thread::spawn(move || {
         // rustls driven by hand: records go out, nothing is ever read.
+        // 20,000 gets ask for 2 GB of replies.
         let (mut conn, mut sock) = (silent.conn, silent.sock);
         sock.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
         let batch = b"get k\r\n".repeat(1000);
-        'outer: for _ in 0..100 {
+        'outer: for _ in 0..20 {
             let mut rest = &batch[..];
             while !rest.is_empty() {
                 let n = conn.writer().write(rest).unwrap();
@@ -325,7 +336,6 @@ fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
         }
         sock // kept open: the server must be the one to close it
     });
-    let want = [&b"VALUE k 0 1000\r\n"[..], &value, b"\r\nEND\r\n"].concat();
     let deadline = Instant::now() + TIMEOUT;
     loop {
         assert_eq!(call(&mut other, b"get k\r\n", b"END\r\n").unwrap(), want);
@@ -335,6 +345,14 @@ fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
         assert!(Instant::now() < deadline, "the silent TLS client was not closed");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The silent connection holds about 1.1 MiB of output in all (replies
+    // and records together stop at the mark, plus the reply crossing it),
+    // in a reply buffer of up to 2 MiB capacity, and its input buffer:
+    // measured 2.5-2.8 MiB. Were the records rustls holds not counted,
+    // 1 MiB of replies would queue beside 1 MiB of records (measured
+    // 5.8 MiB), and with a larger ssl_wbuf_size, more.
+    let grown = srv.peak_rss().saturating_sub(before);
+    assert!(grown < 4 << 20, "peak RSS grew by {grown} bytes");
     drop(writer.join().unwrap());
 }
 
@@ -442,6 +460,7 @@ fn bad_tls_flags_exit_64_with_the_reason() {
         (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_ciphers=HIGH")], "HIGH"),
         (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_verify_mode=2")], "ssl_ca_cert"),
         (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_kernel_tls")], "kernel TLS"),
+        (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_wbuf_size=1025")], "ssl_wbuf_size must be 1 to 1024"),
         (vec!["-l".into(), "notls:127.0.0.1".into()], "'notls' option is valid only when SSL is enabled"),
         // The key of another pair.
         (
