@@ -385,12 +385,16 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Served::Waiting,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    // Counted before the alert goes out: a client that saw
+                    // the refusal finds it in `stats`.
                     if self.stream.take_handshake_error() {
                         w.ssl_handshake_errors.incr();
                         if let Some(dropped) = BAD_INPUT_LOG.allow(now) {
                             log::info!("TLS handshake with {} failed: {e}; {dropped} more not logged", self.peer);
                         }
                     }
+                    // The alert rustls queued, best effort.
+                    let _ = self.stream.flush_held();
                     return Served::Closed;
                 }
             }
@@ -424,7 +428,11 @@ impl Connection {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Served::Closed,
+                Err(_) => {
+                    // A TLS alert rustls queued, best effort.
+                    let _ = self.stream.flush_held();
+                    return Served::Closed;
+                }
             }
             break;
         }

@@ -12,7 +12,10 @@
 //! by size (see `TlsStream::held`), so the connection stops parsing at
 //! the same high-water mark as in plain text, waits for the writable edge
 //! and flushes them.
-
+//!
+//! A failed handshake is flagged before rustls's alert is sent: the
+//! connection counts it (`ssl_handshake_errors`) and then sends the alert,
+//! so a client that has seen the refusal sees it counted.
 //!
 //! An enum rather than a trait object: one predictable branch per read or
 //! write, no allocation, and mio's `Source` implemented once here.
@@ -129,9 +132,9 @@ impl TlsStream {
                 Err(e) => return Err(e),
             }
             if let Err(e) = self.tls.process_new_packets() {
+                // The alert rustls queued goes out when the connection has
+                // counted the failure (Stream::flush_held).
                 self.handshake_failed |= self.tls.is_handshaking();
-                // The alert rustls queued, best effort.
-                let _ = self.push();
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
             if !self.tls.is_handshaking() {
@@ -199,7 +202,8 @@ impl Stream {
         }
     }
 
-    /// Writes what the stream holds, until done or WouldBlock.
+    /// Writes what the stream holds (TLS records, an alert), until done or
+    /// WouldBlock.
     pub fn flush_held(&mut self) -> io::Result<()> {
         match self {
             Stream::Tls(t) => t.push_some(),
