@@ -407,28 +407,56 @@ fn refresh_certs_serves_the_new_pair_to_new_handshakes_under_load() {
     let mut admin = tls_connect(srv.addr(), client_config(&old, None)).unwrap();
     assert_eq!(call(&mut admin, b"set k 0 0 2\r\nhi\r\n", b"\r\n").unwrap(), b"STORED\r\n");
 
-    // Clients reading in a loop while the pair changes under them.
-    let addr = srv.addr();
-    let old_config = client_config(&old, None);
-    let clients: Vec<Tls> = (0..3).map(|_| tls_connect(addr, old_config.clone()).unwrap()).collect();
-    let load: Vec<_> = clients
-        .into_iter()
-        .map(|mut c| {
-            std::thread::spawn(move || {
-                for _ in 0..300 {
-                    assert_eq!(call(&mut c, b"get k\r\n", b"END\r\n").unwrap(), b"VALUE k 0 2\r\nhi\r\nEND\r\n");
-                }
-            })
-        })
-        .collect();
-
-    // A new CA and pair at the same paths.
+    // A new CA and pair at the same paths (read at the refresh).
     let new = Pki::new("refresh-new");
     new.issue("server", "server");
     for f in ["server.pem", "server.key"] {
         std::fs::copy(new.dir.join(f), old.dir.join(f)).unwrap();
     }
+
+    // Clients reading in a loop while the pair changes under them: each
+    // has done requests before the refresh and goes on for as many after
+    // it (bounded in count and time).
+    let addr = srv.addr();
+    let old_config = client_config(&old, None);
+    let clients: Vec<Tls> = (0..3).map(|_| tls_connect(addr, old_config.clone()).unwrap()).collect();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refreshed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let (started, refreshed) = (started.clone(), refreshed.clone());
+            std::thread::spawn(move || {
+                let get = |c: &mut Tls| {
+                    assert_eq!(call(c, b"get k\r\n", b"END\r\n").unwrap(), b"VALUE k 0 2\r\nhi\r\nEND\r\n");
+                };
+                for _ in 0..20 {
+                    get(&mut c);
+                }
+                started.fetch_add(1, std::sync::atomic::Ordering::Release);
+                let deadline = Instant::now() + 2 * TIMEOUT;
+                let (mut during, mut after) = (0u32, 0u32);
+                while after < 20 {
+                    assert!(during < 100_000 && Instant::now() < deadline, "no refresh seen");
+                    let done = refreshed.load(std::sync::atomic::Ordering::Acquire);
+                    get(&mut c);
+                    if done {
+                        after += 1;
+                    } else {
+                        during += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let deadline = Instant::now() + TIMEOUT;
+    while started.load(std::sync::atomic::Ordering::Acquire) < load.len() {
+        assert!(Instant::now() < deadline && !load.iter().any(|t| t.is_finished()), "the load did not start");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(call(&mut admin, b"refresh_certs\r\n", b"\r\n").unwrap(), b"OK\r\n");
+    refreshed.store(true, std::sync::atomic::Ordering::Release);
     for t in load {
         t.join().unwrap();
     }
