@@ -29,6 +29,11 @@ pub const KEYFORMAT_PEM: i64 = 1;
 pub const KEYFORMAT_DER: i64 = 2;
 /// memcached's default `ssl_wbuf_size`: 16 KiB.
 pub const DEFAULT_WBUF_SIZE: usize = 16 * 1024;
+/// The largest `ssl_wbuf_size` taken, in kilobytes (1 MiB). The records
+/// rustls holds count toward a connection's 1 MiB output high-water mark,
+/// so a larger buffer would not be filled, only allowed; memcached takes
+/// any size (its buffer is one per thread).
+pub const MAX_WBUF_KB: usize = 1024;
 /// Sessions the server-side cache holds with `ssl_session_cache`.
 const SESSION_CACHE_ENTRIES: usize = 1024;
 
@@ -62,7 +67,8 @@ pub struct TlsOptions {
     pub keyformat: i64,
     /// An OpenSSL-style list of suite names, `:` separated.
     pub ciphers: Option<String>,
-    /// Most TLS output one connection buffers, in bytes.
+    /// Most TLS output rustls buffers for one connection, in bytes
+    /// (16 KiB to [`MAX_WBUF_KB`]).
     pub wbuf_size: usize,
     pub session_cache: bool,
     pub min_version: MinVersion,
@@ -127,8 +133,8 @@ impl TlsOptions {
             "ssl_wbuf_size" => {
                 let kb: usize = need()?.parse().map_err(|_| "could not parse argument to ssl_wbuf_size".to_string())?;
                 // Below one record rustls could not queue a full one.
-                if !(1..=1024 * 1024).contains(&kb) {
-                    return Err("ssl_wbuf_size must be 1 to 1048576 (kilobytes)".into());
+                if !(1..=MAX_WBUF_KB).contains(&kb) {
+                    return Err(format!("ssl_wbuf_size must be 1 to {MAX_WBUF_KB} (kilobytes)"));
                 }
                 self.wbuf_size = (kb * 1024).max(DEFAULT_WBUF_SIZE);
             }
@@ -491,6 +497,12 @@ mod tests {
         let o = opt(&[("ssl_verify_mode", "2"), ("ssl_min_version", "tlsv1.3"), ("ssl_wbuf_size", "32")]).unwrap();
         assert_eq!((o.verify_mode, o.verify_bits(), o.min_version, o.wbuf_size), (2, 3, MinVersion::Tls13, 32768));
         assert_eq!(opt(&[("ssl_min_version", "2")]).unwrap().min_version, MinVersion::Tls12);
+        // Kilobytes, as memcached reads them; at least 16, at most 1024.
+        assert_eq!(opt(&[("ssl_wbuf_size", "1")]).unwrap().wbuf_size, DEFAULT_WBUF_SIZE);
+        assert_eq!(opt(&[("ssl_wbuf_size", "1024")]).unwrap().wbuf_size, 1024 * 1024);
+        for bad in ["0", "1025", "1048576", "-1", "x"] {
+            assert!(opt(&[("ssl_wbuf_size", bad)]).is_err(), "{bad}");
+        }
         assert_eq!(opt(&[("ssl_verify_mode", "3")]).unwrap().verify_bits(), 7);
         assert!(opt(&[("ssl_verify_mode", "4")]).is_err());
         assert!(opt(&[("ssl_min_version", "1")]).unwrap_err().contains("TLS 1.2"));

@@ -322,24 +322,35 @@ fn connections_past_the_limit_get_memcacheds_plain_error_line() {
     assert_eq!(stats(&mut held[0], "")["rejected_connections"], "2");
 }
 
-/// A TLS client that pipelines gets and never reads a reply: input stops
-/// at the high-water mark, `write_timeout` closes it, others are served.
+/// A TLS client that pipelines gets of a 100 KB value and never reads a
+/// reply, with the largest `ssl_wbuf_size`: the records rustls holds count
+/// toward the 1 MiB high-water mark, so input stops there and the
+/// server's peak memory grows by a few MiB at most (not by the thousands of
+/// replies asked for); `write_timeout` closes it; others are served.
 #[test]
-fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
+fn a_tls_client_that_never_reads_is_bounded_and_closed_by_write_timeout() {
     let pki = Pki::new("silent");
     pki.issue("server", "server");
-    let srv = server(&pki, &["-t", "2", "-o", "write_timeout=1"]);
+    let srv = server(&pki, &["-t", "2", "-o", "write_timeout=1,ssl_wbuf_size=1024"]);
     let mut other = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
-    let value = vec![b'v'; 1000];
-    let set = [&b"set k 0 0 1000\r\n"[..], &value, b"\r\n"].concat();
+    assert_eq!(stats(&mut other, "settings")["ssl_wbuf_size"], "1048576");
+    let value = vec![b'v'; 100_000];
+    let set = [&b"set k 0 0 100000\r\n"[..], &value, b"\r\n"].concat();
     assert_eq!(call(&mut other, &set, b"\r\n").unwrap(), b"STORED\r\n");
+    let want = [&b"VALUE k 0 100000\r\n"[..], &value, b"\r\nEND\r\n"].concat();
+    // Warm up: the other client's own buffers count in the baseline.
+    for _ in 0..20 {
+        assert_eq!(call(&mut other, b"get k\r\n", b"END\r\n").unwrap(), want);
+    }
+    let before = srv.peak_rss();
     let silent = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
     let writer = std::thread::spawn(move || {
         // rustls driven by hand: records go out, nothing is ever read.
+        // 20,000 gets ask for 2 GB of replies.
         let (mut conn, mut sock) = (silent.conn, silent.sock);
         sock.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
         let batch = b"get k\r\n".repeat(1000);
-        'outer: for _ in 0..100 {
+        'outer: for _ in 0..20 {
             let mut rest = &batch[..];
             while !rest.is_empty() {
                 let n = conn.writer().write(rest).unwrap();
@@ -353,7 +364,6 @@ fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
         }
         sock // kept open: the server must be the one to close it
     });
-    let want = [&b"VALUE k 0 1000\r\n"[..], &value, b"\r\nEND\r\n"].concat();
     let deadline = Instant::now() + TIMEOUT;
     loop {
         assert_eq!(call(&mut other, b"get k\r\n", b"END\r\n").unwrap(), want);
@@ -363,6 +373,14 @@ fn a_tls_client_that_never_reads_is_closed_by_write_timeout() {
         assert!(Instant::now() < deadline, "the silent TLS client was not closed");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The silent connection holds about 1.1 MiB of output in all (replies
+    // and records together stop at the mark, plus the reply crossing it),
+    // in a reply buffer of up to 2 MiB capacity, and its input buffer:
+    // measured 2.5-2.8 MiB. Were the records rustls holds not counted,
+    // 1 MiB of replies would queue beside 1 MiB of records (measured
+    // 5.8 MiB), and with a larger ssl_wbuf_size, more.
+    let grown = srv.peak_rss().saturating_sub(before);
+    assert!(grown < 4 << 20, "peak RSS grew by {grown} bytes");
     drop(writer.join().unwrap());
 }
 
@@ -404,6 +422,7 @@ fn mutual_tls_refuses_clients_without_a_ca_signed_certificate() {
             .and_then(|mut c| call(&mut c, b"version\r\n", b"\r\n"));
         assert!(refused.is_err(), "a client without a CA-signed certificate was served");
     }
+    // Counted before the alert went out: exact once the clients saw it.
     assert_eq!(stats(&mut ok, "")["ssl_handshake_errors"], "2");
     assert_eq!(stats(&mut ok, "settings")["ssl_verify_mode"], "3");
 }
@@ -416,28 +435,56 @@ fn refresh_certs_serves_the_new_pair_to_new_handshakes_under_load() {
     let mut admin = tls_connect(srv.addr(), client_config(&old, None)).unwrap();
     assert_eq!(call(&mut admin, b"set k 0 0 2\r\nhi\r\n", b"\r\n").unwrap(), b"STORED\r\n");
 
-    // Clients reading in a loop while the pair changes under them.
-    let addr = srv.addr();
-    let old_config = client_config(&old, None);
-    let clients: Vec<Tls> = (0..3).map(|_| tls_connect(addr, old_config.clone()).unwrap()).collect();
-    let load: Vec<_> = clients
-        .into_iter()
-        .map(|mut c| {
-            std::thread::spawn(move || {
-                for _ in 0..300 {
-                    assert_eq!(call(&mut c, b"get k\r\n", b"END\r\n").unwrap(), b"VALUE k 0 2\r\nhi\r\nEND\r\n");
-                }
-            })
-        })
-        .collect();
-
-    // A new CA and pair at the same paths.
+    // A new CA and pair at the same paths (read at the refresh).
     let new = Pki::new("refresh-new");
     new.issue("server", "server");
     for f in ["server.pem", "server.key"] {
         std::fs::copy(new.dir.join(f), old.dir.join(f)).unwrap();
     }
+
+    // Clients reading in a loop while the pair changes under them: each
+    // has done requests before the refresh and goes on for as many after
+    // it (bounded in count and time).
+    let addr = srv.addr();
+    let old_config = client_config(&old, None);
+    let clients: Vec<Tls> = (0..3).map(|_| tls_connect(addr, old_config.clone()).unwrap()).collect();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let refreshed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let (started, refreshed) = (started.clone(), refreshed.clone());
+            std::thread::spawn(move || {
+                let get = |c: &mut Tls| {
+                    assert_eq!(call(c, b"get k\r\n", b"END\r\n").unwrap(), b"VALUE k 0 2\r\nhi\r\nEND\r\n");
+                };
+                for _ in 0..20 {
+                    get(&mut c);
+                }
+                started.fetch_add(1, std::sync::atomic::Ordering::Release);
+                let deadline = Instant::now() + 2 * TIMEOUT;
+                let (mut during, mut after) = (0u32, 0u32);
+                while after < 20 {
+                    assert!(during < 100_000 && Instant::now() < deadline, "no refresh seen");
+                    let done = refreshed.load(std::sync::atomic::Ordering::Acquire);
+                    get(&mut c);
+                    if done {
+                        after += 1;
+                    } else {
+                        during += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let deadline = Instant::now() + TIMEOUT;
+    while started.load(std::sync::atomic::Ordering::Acquire) < load.len() {
+        assert!(Instant::now() < deadline && !load.iter().any(|t| t.is_finished()), "the load did not start");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(call(&mut admin, b"refresh_certs\r\n", b"\r\n").unwrap(), b"OK\r\n");
+    refreshed.store(true, std::sync::atomic::Ordering::Release);
     for t in load {
         t.join().unwrap();
     }
@@ -470,6 +517,7 @@ fn bad_tls_flags_exit_64_with_the_reason() {
         (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_ciphers=HIGH")], "HIGH"),
         (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_verify_mode=2")], "ssl_ca_cert"),
         (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_kernel_tls")], "kernel TLS"),
+        (vec!["-Z".into(), "-o".into(), format!("{chain},ssl_wbuf_size=1025")], "ssl_wbuf_size must be 1 to 1024"),
         (vec!["-l".into(), "notls:127.0.0.1".into()], "'notls' option is valid only when SSL is enabled"),
         // The key of another pair.
         (

@@ -18,12 +18,13 @@
 //! Memory per connection is bounded: input holds at most one partial
 //! request (a line up to the parser's limit, a value up to `-I`) plus one
 //! read; input is not parsed while more than [`OUTPUT_HIGH_WATER`] bytes of
-//! replies wait to be sent. Parsing stopped there resumes as soon as a
-//! flush takes the output below the mark, before any read: when the socket
-//! took it all without blocking, neither a writable nor (for a pipeline
-//! sent in one write) a readable edge would ever come for it.
+//! replies wait to be sent, counting the TLS records the stream holds.
+//! Parsing stopped there resumes as soon as a flush takes the output below
+//! the mark, before any read: when the socket took it all without blocking,
+//! neither a writable nor (for a pipeline sent in one write) a readable edge
+//! would ever come for it.
 //!
-//! The socket is a [`Stream`] (TCP or unix); [`run_one`], the step from
+//! The socket is a [`Stream`] (TCP, TLS over TCP, or unix); [`run_one`], the step from
 //! input bytes to reply bytes, is shared with UDP (`udp.rs`).
 
 use std::io::{self, Read, Write};
@@ -233,8 +234,9 @@ impl Connection {
         self.dump.is_some() || (self.pending_output() > 0 && !self.stream.handshaking())
     }
 
-    /// Output queued and not yet written (TLS records rustls holds count
-    /// as one byte: it does not say how many).
+    /// Output queued and not yet written: the replies not yet handed to
+    /// the stream, plus the TLS records it holds (by their estimated size,
+    /// so they count toward [`OUTPUT_HIGH_WATER`] as plaintext does).
     pub fn pending_output(&self) -> usize {
         self.wbuf.len() - self.wpos + self.stream.held_output()
     }
@@ -400,12 +402,16 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Served::Waiting,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    // Counted before the alert goes out: a client that saw
+                    // the refusal finds it in `stats`.
                     if self.stream.take_handshake_error() {
                         w.ssl_handshake_errors.incr();
                         if let Some(dropped) = BAD_INPUT_LOG.allow(now) {
                             log::info!("TLS handshake with {} failed: {e}; {dropped} more not logged", self.peer);
                         }
                     }
+                    // The alert rustls queued, best effort.
+                    let _ = self.stream.flush_held();
                     return Served::Closed;
                 }
             }
@@ -439,7 +445,11 @@ impl Connection {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Served::Closed,
+                Err(_) => {
+                    // A TLS alert rustls queued, best effort.
+                    let _ = self.stream.flush_held();
+                    return Served::Closed;
+                }
             }
             break;
         }
@@ -499,11 +509,20 @@ impl Connection {
         Ok((n, space))
     }
 
-    /// Writes queued output until done or WouldBlock. `now` records progress.
+    /// Writes queued output until done or WouldBlock. `now` records
+    /// progress: bytes taken by the stream or written by it (TLS records),
+    /// or nothing left to send. A client that reads nothing makes none,
+    /// whatever it sends, so `write_timeout` sees it.
     pub fn flush(&mut self, w: &WorkerStats, now: u32) -> io::Result<()> {
-        if self.wpos == self.wbuf.len() {
+        let sent = self.stream.bytes_sent();
+        let result = self.write_out(w, now);
+        if self.pending_output() == 0 || self.stream.bytes_sent() != sent {
             self.last_write = now;
         }
+        result
+    }
+
+    fn write_out(&mut self, w: &WorkerStats, now: u32) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -8,8 +8,14 @@
 //! plaintext or the socket says WouldBlock, sending whatever the handshake
 //! wants sent on the way; a write hands plaintext to rustls (`writer()`,
 //! bounded by `ssl_wbuf_size`) and pushes records out (`write_tls`).
-//! Records rustls holds when the socket blocks are counted as pending
-//! output, so the connection waits for the writable edge and flushes them.
+//! Records rustls holds when the socket blocks count as pending output,
+//! by size (see `TlsStream::held`), so the connection stops parsing at
+//! the same high-water mark as in plain text, waits for the writable edge
+//! and flushes them.
+//!
+//! A failed handshake is flagged before rustls's alert is sent: the
+//! connection counts it (`ssl_handshake_errors`) and then sends the alert,
+//! so a client that has seen the refusal sees it counted.
 //!
 //! An enum rather than a trait object: one predictable branch per read or
 //! write, no allocation, and mio's `Source` implemented once here.
@@ -46,7 +52,20 @@ pub struct TlsStream {
     new_sessions: Option<Arc<AtomicU64>>,
     /// The last socket read came back short of what rustls asked for.
     socket_short: bool,
+    /// Output bytes rustls holds, as an upper estimate: plaintext it took
+    /// plus `RECORD_OVERHEAD` a record, less the bytes written to the
+    /// socket; 0 once it holds none. rustls does not say how much it holds.
+    held: usize,
+    /// Bytes written to the socket so far (progress, for `write_timeout`).
+    sent: u64,
 }
+
+/// Most bytes a record adds to its plaintext: a 5-byte header, then TLS 1.2
+/// GCM's 8-byte explicit nonce and 16-byte tag (TLS 1.3: a content-type
+/// byte and the tag).
+const RECORD_OVERHEAD: usize = 29;
+/// Most plaintext in one record.
+const MAX_FRAGMENT: usize = 16 * 1024;
 
 /// The socket as rustls reads it, noting whether a read came back short.
 struct Noting<'a> {
@@ -64,7 +83,7 @@ impl Read for Noting<'_> {
 
 impl TlsStream {
     pub fn new(tls: rustls::ServerConnection, tcp: TcpStream, new_sessions: Option<Arc<AtomicU64>>) -> TlsStream {
-        TlsStream { tls, tcp, handshake_failed: false, new_sessions, socket_short: false }
+        TlsStream { tls, tcp, handshake_failed: false, new_sessions, socket_short: false, held: 0, sent: 0 }
     }
 
     /// Writes the records rustls holds until done or WouldBlock.
@@ -72,10 +91,18 @@ impl TlsStream {
         while self.tls.wants_write() {
             match self.tls.write_tls(&mut self.tcp) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
+                Ok(n) => {
+                    self.held = self.held.saturating_sub(n);
+                    self.sent += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        if !self.tls.is_handshaking() {
+            // Nothing held (plaintext taken during a handshake waits
+            // outside the records until it ends).
+            self.held = 0;
         }
         Ok(())
     }
@@ -105,9 +132,9 @@ impl TlsStream {
                 Err(e) => return Err(e),
             }
             if let Err(e) = self.tls.process_new_packets() {
+                // The alert rustls queued goes out when the connection has
+                // counted the failure (Stream::flush_held).
                 self.handshake_failed |= self.tls.is_handshaking();
-                // The alert rustls queued, best effort.
-                let _ = self.push();
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e));
             }
             if !self.tls.is_handshaking() {
@@ -126,6 +153,7 @@ impl TlsStream {
         for _ in 0..2 {
             self.push_some()?;
             let n = self.tls.writer().write(buf)?;
+            self.held += n + RECORD_OVERHEAD * n.div_ceil(MAX_FRAGMENT);
             if n > 0 || buf.is_empty() {
                 self.push_some()?;
                 return Ok(n);
@@ -153,17 +181,29 @@ impl Stream {
         }
     }
 
-    /// Output the stream itself holds (TLS records not yet written): 1 if
-    /// any, as rustls does not say how much.
+    /// Output the stream itself holds (TLS records not yet written), in
+    /// bytes: an upper estimate (`TlsStream::held`), at least 1 while
+    /// any record waits.
     #[inline]
     pub fn held_output(&self) -> usize {
         match self {
-            Stream::Tls(t) => usize::from(t.tls.wants_write()),
+            Stream::Tls(t) => t.held.max(usize::from(t.tls.wants_write())),
             _ => 0,
         }
     }
 
-    /// Writes what the stream holds, until done or WouldBlock.
+    /// Bytes the stream itself has written to the socket (TLS: records);
+    /// 0 for plain streams, whose writes the connection counts.
+    #[inline]
+    pub fn bytes_sent(&self) -> u64 {
+        match self {
+            Stream::Tls(t) => t.sent,
+            _ => 0,
+        }
+    }
+
+    /// Writes what the stream holds (TLS records, an alert), until done or
+    /// WouldBlock.
     pub fn flush_held(&mut self) -> io::Result<()> {
         match self {
             Stream::Tls(t) => t.push_some(),
@@ -262,5 +302,109 @@ impl Source for Stream {
             Stream::Tls(t) => t.tcp.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    /// A server stream and a blocking client over loopback, handshake done
+    /// (the client wrote `hi`, which the server read). The client thread
+    /// then reads nothing until told how many bytes to read.
+    fn pair(limit: usize) -> (Stream, mpsc::Sender<usize>, std::thread::JoinHandle<Vec<u8>>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+        let der = rustls::pki_types::CertificateDer::from(cert.der().to_vec());
+        let pkey = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], pkey)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tell, told) = mpsc::channel::<usize>();
+        let reader = std::thread::spawn(move || {
+            let tcp = std::net::TcpStream::connect(addr).unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let conn = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            s.write_all(b"hi").unwrap();
+            s.flush().unwrap();
+            let want = told.recv().unwrap();
+            let mut got = vec![0u8; want];
+            s.read_exact(&mut got).unwrap();
+            got
+        });
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let mut conn = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+        conn.set_buffer_limit(Some(limit));
+        let mut stream = Stream::Tls(Box::new(TlsStream::new(conn, TcpStream::from_std(tcp), None)));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 16];
+        loop {
+            assert!(Instant::now() < deadline, "no handshake");
+            match stream.read(&mut buf) {
+                Ok(2) => break,
+                Ok(n) => panic!("read {n}"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        (stream, tell, reader)
+    }
+
+    #[test]
+    fn records_rustls_holds_count_by_size_until_written() {
+        let limit = 64 * 1024;
+        let (mut stream, tell, reader) = pair(limit);
+        // Write until the socket and rustls are full (the client reads
+        // nothing): rustls then holds at least its limit, and says so.
+        let chunk: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
+        let mut sent_plain = Vec::new();
+        let mut taken = 0usize;
+        loop {
+            assert!(taken < 256 << 20, "the socket never filled");
+            match stream.write(&chunk) {
+                Ok(n) => {
+                    taken += n;
+                    sent_plain.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let held = stream.held_output();
+        assert!(held >= limit, "held {held} < {limit}");
+        assert!(held <= limit + MAX_FRAGMENT + RECORD_OVERHEAD * 4, "held {held}");
+        // Each byte taken is either held or sent.
+        assert!(held as u64 + stream.bytes_sent() >= taken as u64);
+
+        // The client reads it all; flushing brings the count to 0.
+        tell.send(taken).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stream.held_output() > 0 {
+            assert!(Instant::now() < deadline, "records still held: {}", stream.held_output());
+            stream.flush_held().unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let got = reader.join().unwrap();
+        assert!(got == sent_plain);
+        assert!(stream.bytes_sent() >= taken as u64);
     }
 }

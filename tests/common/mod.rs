@@ -386,10 +386,20 @@ impl Client {
 impl Server {
     /// The daemon's resident memory in bytes (`VmRSS`).
     pub fn rss(&self) -> usize {
+        self.memory("VmRSS:")
+    }
+
+    /// The daemon's peak resident memory in bytes (`VmHWM`).
+    pub fn peak_rss(&self) -> usize {
+        self.memory("VmHWM:")
+    }
+
+    /// A kB figure of `/proc/PID/status`, in bytes.
+    fn memory(&self, field: &str) -> usize {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let kb: usize = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap();
