@@ -87,8 +87,9 @@ fn report(name: &str, p: &Phase) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let full = args.iter().any(|a| a == "--bench");
-    let items = match args.iter().find(|a| !a.starts_with('-')) {
-        Some(n) => n.parse().expect("ITEMS: a number of items"),
+    // A test filter cargo passes on (`cargo test NAME`) is not a count.
+    let items = match args.iter().find_map(|a| a.parse::<usize>().ok()) {
+        Some(n) => n,
         None if full => 4_000_000,
         None => 20_000,
     };
