@@ -24,8 +24,9 @@
 //!
 //! - `items.rs`: the `Shard` under one lock; lookup, link,
 //!   unlink and writing an item.
-//! - `alloc.rs`: a chunk for a new item: free, fresh page, reclaim, page
-//!   move between classes, eviction.
+//! - `alloc.rs`: a chunk for a new item: free, reclaim, a page of dead
+//!   items from another shard, fresh page, a page from another shard or
+//!   class, eviction.
 //! - `meta.rs`: `mg`/`md` and their types ([`MetaGet`], [`MetaItem`], ...).
 //! - `stats.rs`: counters summed over shards, `stats cachedump`.
 //! - `crawler.rs`: the background expiry crawler.
