@@ -9,8 +9,9 @@
 //! them, whatever the other shards hold, so an almost empty cache never
 //! evicts; but memory already handed out that holds nothing is used first
 //! (an expired item at this class's tail, or another shard's newest page
-//! of this class whose items are all dead), so the budget does not grow
-//! while expired items lie in shards the new keys do not hash to. Once the
+//! of this class whose live items, if any, fit in free chunks of that
+//! class's other pages), so the budget does not grow while expired or
+//! deleted items lie in shards the new keys do not hash to. Once the
 //! budget is spent, a shard holding less than its share (`-m` / shards),
 //! or one whose class holds no page at all, frees a page's worth of budget
 //! in the shards holding the most: it empties the newest page of that
@@ -111,11 +112,12 @@ impl Shard {
     }
 
     /// Takes, instead of a fresh page, another shard's newest page of class
-    /// `id` whose items are all dead or gone: its dead items are reclaimed
-    /// there, the page goes back to the budget and comes straight out
-    /// again here, so the budget does not grow while memory that holds
-    /// nothing lies in other shards (keys spread over shards, and an item
-    /// that expired in one shard is no use to a key of another). Up to
+    /// `id` whose items are dead or gone or fit elsewhere in that class
+    /// (`free_last_page_if_spare`): the page goes back to the budget and
+    /// comes straight out again here, so the budget does not grow while
+    /// memory that holds nothing lies in other shards (keys spread over
+    /// shards, and an item that expired in one shard is no use to a key of
+    /// another). Up to
     /// [`SPARE_SHARDS_TRIED`] shards are `try_lock`ed, starting where the
     /// last look ended; a look that finds none is not repeated within the
     /// second, so a filling cache pays for at most one look a second per
@@ -130,7 +132,7 @@ impl Shard {
         for k in 0..tries {
             let j = (me + 1 + (self.spare_cursor + k) % (n - 1)) % n;
             let Some(mut giver) = cx.shards[j].try_lock() else { continue };
-            if !giver.free_last_page_if_unused(usize::from(id) - 1, cx.pool, cx.now) {
+            if !giver.free_last_page_if_spare(usize::from(id) - 1, cx.pool, cx.now) {
                 continue;
             }
             drop(giver);
@@ -146,27 +148,50 @@ impl Shard {
         false
     }
 
-    /// If no item on the newest page of class index `from` is alive,
-    /// reclaims its dead ones and returns the page to the budget. The scan
-    /// stops at the first live item.
-    fn free_last_page_if_unused(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
+    /// If the live items on the newest page of class index `from` fit in
+    /// the free chunks of the class's other pages (none alive is the
+    /// usual case), reclaims the page's dead items, moves its live ones
+    /// there, keeping their LRU places (`slab_reassign_rescues`), and
+    /// returns the page to the budget: nothing is evicted. The scan stops
+    /// as soon as the live items outnumber those free chunks.
+    fn free_last_page_if_spare(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
         let id = (from + 1) as u8;
         let Some((first, end)) = self.classes[from].last_page_chunks() else { return false };
-        let live = (first..end).any(|idx| {
+        // The free chunks are an upper bound of the room on the other
+        // pages, known at once: a full class fails at its first live item.
+        let most = self.classes[from].free_count as usize;
+        let (mut live, mut linked) = (0usize, 0u32);
+        for idx in first..end {
             let it = self.item(Loc { class: id, idx });
-            it.is_linked() && self.dead(it, now).is_none()
-        });
-        if live {
+            if it.is_linked() {
+                linked += 1;
+                if self.dead(it, now).is_none() {
+                    live += 1;
+                    if live > most {
+                        return false;
+                    }
+                }
+            }
+        }
+        // Pages before the newest are fully carved (`first` chunks); those
+        // of their chunks that hold no item are on the free list.
+        let before = self.classes[from].items.saturating_sub(linked);
+        if live > first.saturating_sub(before) as usize {
             return false;
         }
         for idx in first..end {
             let loc = Loc { class: id, idx };
-            if self.item(loc).is_linked() {
+            let it = self.item(loc);
+            if it.is_linked() && self.dead(it, now).is_some() {
                 self.unlink_loc(loc, Unlink::Reclaimed, now);
             }
         }
-        self.drop_last_page(from, pool);
-        true
+        if live == 0 {
+            self.drop_last_page(from, pool);
+            true
+        } else {
+            self.hand_over_last_page(from, pool, now)
+        }
     }
 
     /// The class that should give a page to class `id`, which is about to
@@ -300,7 +325,7 @@ impl Shard {
         if free + self.held() + givers.iter().map(|g| g.0).sum::<usize>() < need {
             return false; // Not even all of it would make up the page.
         }
-        let mut releases = need.div_ceil(cx.sizes.page_bytes(1));
+        let mut releases = need.div_ceil(cx.sizes.smallest_page());
         // A starved class may need a page larger than one shard holds
         // (-m 1, a 1 MB page): it may take from every shard, and then from
         // its own classes (the caller's page move).

@@ -289,7 +289,12 @@ impl Store {
             // PAGES_PER_SHARE of the smallest.
             let share = cfg.memory_limit / nshards / PAGES_PER_SHARE;
             let floor = if share == 0 { 1 } else { 1 << (usize::BITS - 1 - share.leading_zeros()) };
-            sizes = sizes.with_min_page(floor.clamp(SMALLEST_PAGE, slab::MIN_PAGE));
+            // And a class of large chunks gets pages of at most that share
+            // / PAGES_PER_SHARE (whole chunks, at least one), so its memory
+            // is spread over the shards in small pages instead of sitting
+            // in a few 1 MB ones: an expired item's page can then serve a
+            // key of any shard, and a full cache is full in every shard.
+            sizes = sizes.with_min_page(floor.clamp(SMALLEST_PAGE, slab::MIN_PAGE)).with_max_page(share);
         }
         let hasher = ahash::RandomState::new();
         let per_shard_power = cfg.hashpower.saturating_sub(nshards.trailing_zeros());

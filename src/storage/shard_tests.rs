@@ -331,3 +331,34 @@ fn expired_items_at_the_tail_are_reused_before_a_fresh_page() {
     assert_eq!(st.total_malloced, before);
     assert_eq!((st.reclaimed, st.evictions), (per_page as u64, 0));
 }
+
+/// A page whose few live items fit in free chunks of its class's other
+/// pages is handed to a shard that needs a page, its items moved there
+/// (nothing evicted), before the budget grows.
+#[test]
+fn a_page_whose_items_fit_elsewhere_is_compacted_and_handed_over() {
+    let s = store(64 * MEGABYTE, 2, true);
+    let value = vec![b'B'; 66_560];
+    let id = s.class_of(4, 66_560, 0);
+    let per_page = s.sizes().page_bytes(id) / s.sizes().chunk_size(id);
+    assert!(per_page > 1);
+    let first = keys_in(&s, 1, false, per_page, "first");
+    for k in &first {
+        assert_eq!(s.store(StoreMode::Set, k, 0, 0, &value), StoreOutcome::Stored);
+    }
+    let kept = keys_in(&s, 1, false, 1, "kept").pop().unwrap();
+    assert_eq!(s.store(StoreMode::Set, &kept, 0, 0, &value), StoreOutcome::Stored);
+    let before = s.stats().total_malloced;
+    assert_eq!(before as usize, 2 * s.sizes().page_bytes(id));
+    for k in &first {
+        assert!(s.delete(k));
+    }
+    let mine = keys_in(&s, 0, false, 1, "mine").pop().unwrap();
+    assert_eq!(s.store(StoreMode::Set, &mine, 0, 0, &value), StoreOutcome::Stored);
+    let st = s.stats();
+    assert_eq!(st.total_malloced, before, "no page was taken from the budget");
+    assert_eq!((st.evictions, st.reassign_rescues), (0, 1));
+    assert_eq!(s.get(&kept, None, |it| it.value.to_vec()), Some(value.clone()), "the moved item reads back whole");
+    assert_eq!(s.get(&mine, None, |it| it.value.len()), Some(66_560));
+    within_budget(&s, 64 * MEGABYTE);
+}
