@@ -498,7 +498,7 @@ impl Config {
             use_cas: !a.disable_cas,
             evictions: !a.disable_evictions,
             hashpower,
-            shards: crate::storage::SHARDS_PER_THREAD * threads,
+            shards: if x.single_shard { 1 } else { crate::storage::SHARDS_PER_THREAD * threads },
             moves: x.moves,
             hash_expand: x.hash_expand,
             track_sizes: x.track_sizes,
@@ -762,7 +762,8 @@ mod tests {
         assert_eq!((c.storage.moves.automove, c.server.prefix_delimiter), (1, None));
         let c = cfg(&["-o", "no_modern"]).unwrap();
         assert!(!c.server.lru_crawler && !c.storage.moves.reassign);
-        assert_eq!(c.storage.moves.automove, 0);
+        assert_eq!((c.storage.moves.automove, c.storage.shards), (0, 1));
+        assert!(cfg(&[]).unwrap().storage.shards > 1);
         let c = cfg(&["-o", "no_modern,lru_crawler,slab_automove=2", "-D", "/"]).unwrap();
         assert!(c.server.lru_crawler && !c.storage.moves.reassign);
         assert_eq!((c.storage.moves.automove, c.server.prefix_delimiter), (2, Some(b'/')));

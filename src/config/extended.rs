@@ -26,6 +26,9 @@ pub struct Extended {
     pub track_sizes: bool,
     pub strict: bool,
     pub lru_crawler: bool,
+    /// `no_modern`: one store shard, so eviction follows one LRU per class
+    /// over all keys, as memcached's classic behaviour.
+    pub single_shard: bool,
     pub moves: PageMoves,
     pub tail_repair_time: u32,
     /// `slab_chunk_max`, when given (bytes).
@@ -51,6 +54,7 @@ impl Extended {
             track_sizes: false,
             strict: false,
             lru_crawler: true,
+            single_shard: false,
             moves: PageMoves::default(),
             tail_repair_time: DEFAULT_TAIL_REPAIR_TIME,
             slab_chunk_max: None,
@@ -186,7 +190,9 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
             "modern" => {}
             "no_modern" => {
                 // memcached 1.4's behaviour: pages stay in their class, no
-                // background crawler.
+                // background crawler, and one LRU per class over all keys
+                // (one shard), so items are evicted strictly oldest first.
+                x.single_shard = true;
                 x.moves.reassign = false;
                 x.moves.automove = 0;
                 x.lru_crawler = false;

@@ -1,22 +1,29 @@
-//! Memory for a new item: a free chunk, a fresh page from the budget, a
-//! dead item reclaimed at the LRU tail, a page taken from another shard, a
-//! page moved off a colder class, or an eviction (memcached's `slabs.c`
-//! allocation and `slab_automove.c`).
+//! Memory for a new item: a free chunk, a dead item reclaimed at the LRU
+//! tail, a page of dead items taken from another shard, a fresh page from
+//! the budget, a page freed in another shard, a page moved off a colder
+//! class, or an eviction (memcached's `slabs.c` allocation and
+//! `slab_automove.c`).
 //!
 //! These are methods on [`Shard`], called with its lock held. The budget is
 //! the global [`PagePool`]: a shard takes pages from it as its classes need
 //! them, whatever the other shards hold, so an almost empty cache never
-//! evicts. Once the budget is spent, a shard holding less than its share
-//! (`-m` / shards), or one whose class holds no page at all, frees a page's
-//! worth of budget in the shard holding the most: it empties the newest
-//! page of that shard's class with the coldest LRU tail (a class holding
-//! pages but no item first) and takes the bytes for its own class. The
-//! other shard is only ever `try_lock`ed, never waited for, so two shards
-//! doing this at once cannot deadlock; a shard that finds no giver free
-//! falls back to moving a page between its own classes or evicting its own
-//! LRU tail. So memory follows demand across shards and the total stays
-//! within `-m`. This file only makes room: linking the new item into the
-//! table and LRU is `items.rs`.
+//! evicts; but memory already handed out that holds nothing is used first
+//! (an expired item at this class's tail, or another shard's newest page
+//! of this class whose live items, if any, fit in free chunks of that
+//! class's other pages), so the budget does not grow while expired or
+//! deleted items lie in shards the new keys do not hash to. Once the
+//! budget is spent, a shard holding less than its share (`-m` / shards),
+//! or one whose class holds no page at all, frees a page's worth of budget
+//! in the shards holding the most: it empties the newest page of that
+//! shard's class with the coldest LRU tail (a class holding pages but no
+//! item first) and takes the bytes for its own class, freeing at most as
+//! many pages as its page is made of the smallest pages. The other shard
+//! is only ever `try_lock`ed, never waited for, so two shards doing this
+//! at once cannot deadlock; a shard that finds no giver free falls back to
+//! moving a page between its own classes or evicting its own LRU tail, and
+//! looks for a giver again the next second. So memory follows demand
+//! across shards and the total stays within `-m`. This file only makes
+//! room: linking the new item into the table and LRU is `items.rs`.
 
 use std::sync::atomic::Ordering;
 
@@ -29,9 +36,9 @@ use super::slab::{Class, PagePool};
 const TAIL_SEARCH: usize = 5;
 /// Other shards tried (by `try_lock`) for one page.
 const GIVERS_TRIED: usize = 4;
-/// Pages one giver releases at most for one page (a page of a class with
-/// large chunks may take several of its smaller ones).
-const RELEASES_PER_GIVER: usize = 64;
+/// Other shards looked at (by `try_lock`) for a page of dead items before
+/// a class takes a fresh page from the budget.
+const SPARE_SHARDS_TRIED: usize = 16;
 
 impl Class {
     /// The chunk indexes of the newest page carved so far (first, end), if
@@ -43,31 +50,23 @@ impl Class {
 }
 
 impl Shard {
-    /// A chunk of class `id`: free, fresh from the pool, reclaimed from a
-    /// dead item, from a page moved off a colder class, or evicted.
+    /// A chunk of class `id`: free, reclaimed from a dead item, on a page
+    /// of dead items taken from another shard, fresh from the pool, from
+    /// another shard's or class's page, or evicted. Memory already handed
+    /// out is reused before the budget grows (memcached reclaims expired
+    /// items at the LRU tail before it allocates a page), but only once the
+    /// class has no free chunk: the common path is the free list.
     pub(super) fn alloc(&mut self, id: u8, cx: &WriteCtx<'_>) -> Option<u32> {
         let (pool, now) = (cx.pool, cx.now);
         if let Some(idx) = self.class_mut(id).alloc_chunk() {
             return Some(idx);
         }
-        let can_grow = self.class(id).can_grow();
-        if can_grow && self.add_page(id, pool) {
+        if self.reclaim_at_tail(id, now) {
             return self.class_mut(id).alloc_chunk();
         }
-        // Look for a dead item near the tail first.
-        let mut cur = self.class(id).lru_tail;
-        for _ in 0..TAIL_SEARCH {
-            if cur == NIL {
-                break;
-            }
-            let loc = Loc { class: id, idx: cur };
-            let it = self.item(loc);
-            let prev = it.prev();
-            if self.dead(it, now).is_some() {
-                self.unlink_loc(loc, Unlink::Reclaimed, now);
-                return self.class_mut(id).alloc_chunk();
-            }
-            cur = prev;
+        let can_grow = self.class(id).can_grow();
+        if can_grow && (self.spare_page_from_another_shard(id, cx) || self.add_page(id, pool)) {
+            return self.class_mut(id).alloc_chunk();
         }
         if can_grow && self.page_from_another_shard(id, cx) {
             return self.class_mut(id).alloc_chunk();
@@ -90,6 +89,109 @@ impl Shard {
         }
         self.class_mut(id).counters.outofmemory += 1;
         None
+    }
+
+    /// Frees the first dead (expired or flushed) item within
+    /// [`TAIL_SEARCH`] of class `id`'s LRU tail (`reclaimed`); true if one was.
+    fn reclaim_at_tail(&mut self, id: u8, now: u32) -> bool {
+        let mut cur = self.class(id).lru_tail;
+        for _ in 0..TAIL_SEARCH {
+            if cur == NIL {
+                break;
+            }
+            let loc = Loc { class: id, idx: cur };
+            let it = self.item(loc);
+            let prev = it.prev();
+            if self.dead(it, now).is_some() {
+                self.unlink_loc(loc, Unlink::Reclaimed, now);
+                return true;
+            }
+            cur = prev;
+        }
+        false
+    }
+
+    /// Takes, instead of a fresh page, another shard's newest page of class
+    /// `id` whose items are dead or gone or fit elsewhere in that class
+    /// (`free_last_page_if_spare`): the page goes back to the budget and
+    /// comes straight out again here, so the budget does not grow while
+    /// memory that holds nothing lies in other shards (keys spread over
+    /// shards, and an item that expired in one shard is no use to a key of
+    /// another). Up to
+    /// [`SPARE_SHARDS_TRIED`] shards are `try_lock`ed, starting where the
+    /// last look ended; a look that finds none is not repeated within the
+    /// second, so a filling cache pays for at most one look a second per
+    /// shard. True if this shard now holds the page.
+    fn spare_page_from_another_shard(&mut self, id: u8, cx: &WriteCtx<'_>) -> bool {
+        let n = cx.shards.len();
+        if n < 2 || self.no_spare_at == cx.now {
+            return false;
+        }
+        let me = self.shard_id as usize;
+        let tries = (n - 1).min(SPARE_SHARDS_TRIED);
+        for k in 0..tries {
+            let j = (me + 1 + (self.spare_cursor + k) % (n - 1)) % n;
+            let Some(mut giver) = cx.shards[j].try_lock() else { continue };
+            if !giver.free_last_page_if_spare(usize::from(id) - 1, cx.pool, cx.now) {
+                continue;
+            }
+            drop(giver);
+            self.spare_cursor = (self.spare_cursor + k) % (n - 1);
+            if self.add_page(id, cx.pool) {
+                self.slabs_moved += 1;
+                return true;
+            }
+            return false; // Another shard took the bytes first.
+        }
+        self.spare_cursor = (self.spare_cursor + tries) % (n - 1);
+        self.no_spare_at = cx.now;
+        false
+    }
+
+    /// If the live items on the newest page of class index `from` fit in
+    /// the free chunks of the class's other pages (none alive is the
+    /// usual case), reclaims the page's dead items, moves its live ones
+    /// there, keeping their LRU places (`slab_reassign_rescues`), and
+    /// returns the page to the budget: nothing is evicted. The scan stops
+    /// as soon as the live items outnumber those free chunks.
+    fn free_last_page_if_spare(&mut self, from: usize, pool: &PagePool, now: u32) -> bool {
+        let id = (from + 1) as u8;
+        let Some((first, end)) = self.classes[from].last_page_chunks() else { return false };
+        // The free chunks are an upper bound of the room on the other
+        // pages, known at once: a full class fails at its first live item.
+        let most = self.classes[from].free_count as usize;
+        let (mut live, mut linked) = (0usize, 0u32);
+        for idx in first..end {
+            let it = self.item(Loc { class: id, idx });
+            if it.is_linked() {
+                linked += 1;
+                if self.dead(it, now).is_none() {
+                    live += 1;
+                    if live > most {
+                        return false;
+                    }
+                }
+            }
+        }
+        // Pages before the newest are fully carved (`first` chunks); those
+        // of their chunks that hold no item are on the free list.
+        let before = self.classes[from].items.saturating_sub(linked);
+        if live > first.saturating_sub(before) as usize {
+            return false;
+        }
+        for idx in first..end {
+            let loc = Loc { class: id, idx };
+            let it = self.item(loc);
+            if it.is_linked() && self.dead(it, now).is_some() {
+                self.unlink_loc(loc, Unlink::Reclaimed, now);
+            }
+        }
+        if live == 0 {
+            self.drop_last_page(from, pool);
+            true
+        } else {
+            self.hand_over_last_page(from, pool, now)
+        }
     }
 
     /// The class that should give a page to class `id`, which is about to
@@ -178,18 +280,39 @@ impl Shard {
     /// pages of class `id` itself, so each class keeps the memory it got,
     /// as in memcached, whichever shards hold it, except that a class this
     /// shard holds no page of may take from any class (memcached's single
-    /// page of that class would have served every shard).
+    /// page of that class would have served every shard). A shard whose
+    /// attempt failed does not try again within the second (a starved
+    /// class and the others are timed apart), so a class that cannot get a
+    /// page does not `try_lock` and scan every other shard on each write.
     pub(super) fn page_from_another_shard(&mut self, id: u8, cx: &WriteCtx<'_>) -> bool {
         let n = cx.shards.len();
         if n < 2 {
             return false;
         }
-        let (pool, me) = (cx.pool, self.shard_id as usize);
-        let share = pool.limit() / n;
+        let share = cx.pool.limit() / n;
         let starved = self.class(id).pages.is_empty();
-        if !starved && (self.held() >= share || self.no_giver_at == cx.now) {
+        let failed_at = if starved { self.no_starved_giver_at } else { self.no_giver_at };
+        if failed_at == cx.now || (!starved && self.held() >= share) {
             return false;
         }
+        let got = self.take_from_givers(id, starved, share, cx);
+        if !got {
+            if starved {
+                self.no_starved_giver_at = cx.now;
+            } else {
+                self.no_giver_at = cx.now;
+            }
+        }
+        got
+    }
+
+    /// The work of [`Shard::page_from_another_shard`]: frees pages in the
+    /// givers until the budget holds a page of class `id`, freeing at most
+    /// as many pages in all as the smallest pages that page is made of
+    /// (each freed page is at least that large), so one call's work is
+    /// bounded by the size of the page it makes room for.
+    fn take_from_givers(&mut self, id: u8, starved: bool, share: usize, cx: &WriteCtx<'_>) -> bool {
+        let (pool, me, n) = (cx.pool, self.shard_id as usize, cx.shards.len());
         // The likeliest givers: the shards holding the most.
         let mut givers: Vec<(usize, usize)> = (0..n)
             .filter(|&j| j != me)
@@ -202,29 +325,33 @@ impl Shard {
         if free + self.held() + givers.iter().map(|g| g.0).sum::<usize>() < need {
             return false; // Not even all of it would make up the page.
         }
+        let mut releases = need.div_ceil(cx.sizes.smallest_page());
         // A starved class may need a page larger than one shard holds
         // (-m 1, a 1 MB page): it may take from every shard, and then from
         // its own classes (the caller's page move).
         let tried = if starved { givers.len() } else { GIVERS_TRIED };
+        // Without slab_reassign a class keeps the pages it got, but a
+        // class this shard has never held a page of takes from any class:
+        // memcached's one page of it would serve every shard here.
+        let only = (!cx.reassign && !starved).then_some(usize::from(id) - 1);
         for &(_, j) in givers.iter().take(tried) {
             let Some(mut giver) = cx.shards[j].try_lock() else { continue };
-            // Without slab_reassign a class keeps the pages it got, but a
-            // class this shard has never held a page of takes from any class:
-            // memcached's one page of it would serve every shard here.
-            let only = (!cx.reassign && !starved).then_some(usize::from(id) - 1);
-            for _ in 0..RELEASES_PER_GIVER {
+            loop {
                 if self.add_page(id, pool) {
                     self.slabs_moved += 1;
                     return true;
+                }
+                if releases == 0 {
+                    return false;
                 }
                 if !starved && giver.held() <= share {
                     break;
                 }
                 let Some(from) = giver.coldest_class(cx.now, cx.evictions, only) else { break };
                 giver.hand_over_last_page(from, pool, cx.now);
+                releases -= 1;
             }
         }
-        self.no_giver_at = cx.now;
         false
     }
 

@@ -70,6 +70,14 @@ pub(super) struct Shard {
     /// Relative time this shard last found no other shard to take a page
     /// from (it looks again the next second, not on every eviction).
     pub(super) no_giver_at: u32,
+    /// The same for a class holding no page (tried on every allocation
+    /// until an attempt fails, then again the next second).
+    pub(super) no_starved_giver_at: u32,
+    /// Relative time this shard last found no other shard with a page of
+    /// the class it grows whose items are all gone (see `alloc.rs`).
+    pub(super) no_spare_at: u32,
+    /// The shard offset where the next look for such a page starts.
+    pub(super) spare_cursor: usize,
     /// `-o no_hashexpand` clears it: the table never grows.
     pub(super) hash_expand: bool,
     /// The store's eviction hook (one for all shards), called under this
@@ -182,6 +190,9 @@ impl Shard {
             crawl_idx: 0,
             last_move: 0,
             no_giver_at: u32::MAX,
+            no_starved_giver_at: u32::MAX,
+            no_spare_at: u32::MAX,
+            spare_cursor: 0,
             hash_expand: true,
             slabs_moved: 0,
             size_hist: None,

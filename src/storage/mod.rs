@@ -24,8 +24,9 @@
 //!
 //! - `items.rs`: the `Shard` under one lock; lookup, link,
 //!   unlink and writing an item.
-//! - `alloc.rs`: a chunk for a new item: free, fresh page, reclaim, page
-//!   move between classes, eviction.
+//! - `alloc.rs`: a chunk for a new item: free, reclaim, a page of dead
+//!   items from another shard, fresh page, a page from another shard or
+//!   class, eviction.
 //! - `meta.rs`: `mg`/`md` and their types ([`MetaGet`], [`MetaItem`], ...).
 //! - `stats.rs`: counters summed over shards, `stats cachedump`.
 //! - `crawler.rs`: the background expiry crawler.
@@ -288,7 +289,12 @@ impl Store {
             // PAGES_PER_SHARE of the smallest.
             let share = cfg.memory_limit / nshards / PAGES_PER_SHARE;
             let floor = if share == 0 { 1 } else { 1 << (usize::BITS - 1 - share.leading_zeros()) };
-            sizes = sizes.with_min_page(floor.clamp(SMALLEST_PAGE, slab::MIN_PAGE));
+            // And a class of large chunks gets pages of at most that share
+            // / PAGES_PER_SHARE (whole chunks, at least one), so its memory
+            // is spread over the shards in small pages instead of sitting
+            // in a few 1 MB ones: an expired item's page can then serve a
+            // key of any shard, and a full cache is full in every shard.
+            sizes = sizes.with_min_page(floor.clamp(SMALLEST_PAGE, slab::MIN_PAGE)).with_max_page(share);
         }
         let hasher = ahash::RandomState::new();
         let per_shard_power = cfg.hashpower.saturating_sub(nshards.trailing_zeros());

@@ -10,6 +10,10 @@
 //! partly carved page without taking 1 MiB of budget apiece; larger chunks
 //! take 128, 256 or 512 KiB pages, and chunks over 8 KiB (with the default
 //! 1 MiB `-I`) take `-I` pages, the size all of memcached's pages are.
+//! A store of many shards on a small `-m` lowers both bounds
+//! ([`SlabSizes::with_min_page`], [`SlabSizes::with_max_page`]): a class
+//! whose pages would pass the upper one gets pages of as many whole chunks
+//! as fit in it (at least one), not a power of two.
 //!
 //! Class sizes: the first holds the header (without its CAS field) plus
 //! `-n` bytes, rounded up to 8: memcached counts its 8-byte CAS inside the
@@ -51,6 +55,9 @@ pub struct SlabSizes {
     page_size: usize,
     /// The smallest page ([`MIN_PAGE`] unless [`SlabSizes::with_min_page`]).
     min_page: usize,
+    /// The largest page of a class whose chunks are smaller (`-I` unless
+    /// [`SlabSizes::with_max_page`]).
+    max_page: usize,
 }
 
 impl SlabSizes {
@@ -66,7 +73,7 @@ impl SlabSizes {
             size = next.max(size + CHUNK_ALIGN);
         }
         sizes.push(page_size);
-        SlabSizes { sizes, page_size, min_page: MIN_PAGE }
+        SlabSizes { sizes, page_size, min_page: MIN_PAGE, max_page: page_size }
     }
 
     /// The same classes with pages of at least `bytes` (a power of two)
@@ -77,6 +84,23 @@ impl SlabSizes {
         debug_assert!(bytes.is_power_of_two());
         self.min_page = bytes;
         self
+    }
+
+    /// The same classes with pages of at most about `bytes`: a class whose
+    /// pages would be larger gets pages of as many whole chunks as fit in
+    /// `bytes`, at least one. A store of many shards on a small `-m` uses
+    /// it, so that a large-item class's memory is not a few big pages in a
+    /// few shards (a page serves only its shard's keys): each chunk of
+    /// such a class can be its own page, and a page of items that expired
+    /// in one shard can serve a key of another (`alloc.rs`).
+    pub fn with_max_page(mut self, bytes: usize) -> SlabSizes {
+        self.max_page = bytes.max(self.min_page);
+        self
+    }
+
+    /// The smallest page of any class.
+    pub fn smallest_page(&self) -> usize {
+        (1..=self.count() as u8).map(|id| self.page_bytes(id)).min().unwrap_or(self.min_page)
     }
 
     /// Number of classes.
@@ -91,8 +115,13 @@ impl SlabSizes {
 
     /// Bytes in one page of class `id`.
     pub fn page_bytes(&self, id: u8) -> usize {
-        let want = (self.chunk_size(id) * CHUNKS_PER_PAGE).next_power_of_two().max(self.min_page);
-        want.min(self.page_size)
+        let chunk = self.chunk_size(id);
+        let want = (chunk * CHUNKS_PER_PAGE).next_power_of_two().max(self.min_page).min(self.page_size);
+        if want <= self.max_page {
+            want
+        } else {
+            chunk * (self.max_page / chunk).max(1)
+        }
     }
 
     /// Largest item (header + key + value) a chunk can hold.
@@ -437,6 +466,28 @@ mod tests {
         // A small -I caps every page.
         let tiny = SlabSizes::new(48, 1.25, 4096);
         assert!((1..=tiny.count() as u8).all(|id| tiny.page_bytes(id) == 4096));
+    }
+
+    #[test]
+    fn a_page_cap_gives_large_classes_pages_of_whole_chunks() {
+        let s = SlabSizes::new(48, 1.25, 1 << 20).with_min_page(16 * 1024).with_max_page(128 * 1024);
+        for id in 1..=s.count() as u8 {
+            let (chunk, page) = (s.chunk_size(id), s.page_bytes(id));
+            if chunk * CHUNKS_PER_PAGE <= 128 * 1024 {
+                assert!(page.is_power_of_two() && page >= 16 * 1024 && page / chunk >= CHUNKS_PER_PAGE, "class {id}");
+            } else if chunk <= 128 * 1024 {
+                assert_eq!(page, chunk * (128 * 1024 / chunk), "class {id}: whole chunks up to the cap");
+            } else {
+                assert_eq!(page, chunk, "class {id}: one chunk a page");
+            }
+        }
+        assert_eq!(s.page_bytes(s.count() as u8), 1 << 20);
+        assert_eq!(s.smallest_page(), 16 * 1024);
+        // A cap below the smallest page is the smallest page.
+        let low = SlabSizes::new(48, 1.25, 1 << 20).with_min_page(4096).with_max_page(100);
+        let chunk = low.chunk_size(1);
+        assert_eq!(low.page_bytes(1), chunk * (4096 / chunk));
+        assert!(low.smallest_page() >= 2048, "a capped page holds over half the cap");
     }
 
     #[test]
