@@ -88,7 +88,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let full = args.iter().any(|a| a == "--bench");
     // A test filter cargo passes on (`cargo test NAME`) is not a count.
-    let items = match args.iter().find_map(|a| a.parse::<usize>().ok()) {
+    let items = match args.iter().find_map(|a| a.parse::<u64>().ok()) {
         Some(n) => n,
         None if full => 4_000_000,
         None => 20_000,
