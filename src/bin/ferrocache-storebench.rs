@@ -235,7 +235,7 @@ fn main() {
         }
         for (t, fill) in &fills {
             println!(
-                "-m {m}, {t} thread(s)' store: fill from empty, CPU time per set p50 {} ns, p99.9 {} ns, max {} ns",
+                "-m {m}, {t} thread(s): store fill from empty, CPU time per set p50 {} ns, p99.9 {} ns, max {} ns",
                 fill.value_at_quantile(0.5),
                 fill.value_at_quantile(0.999),
                 fill.max()
