@@ -241,6 +241,10 @@ impl Backups {
 /// The `snapshot` thread: writes requested snapshots, and the warm-restart
 /// file every `--snapshot-interval`, until [`Backups::stop`].
 pub fn run(sh: &Shared) {
+    // A snapshot is background work: the loops' requests come first.
+    if let Err(e) = crate::sys::lower_thread_priority() {
+        log::debug!("snapshot thread keeps its priority: {e}");
+    }
     let b = &sh.backup;
     let interval = sh.config.snapshot_interval;
     let mut next = interval.map(|i| Instant::now() + i);

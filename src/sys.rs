@@ -135,6 +135,20 @@ pub fn lock_memory() -> io::Result<()> {
     Ok(())
 }
 
+/// Gives the calling thread the lowest scheduling weight (nice 19, this
+/// thread only: Linux applies setpriority(2) to a thread id), so a
+/// background writer yields the CPU to the event loops whenever they have
+/// work but is never starved outright, as SCHED_IDLE could be.
+pub fn lower_thread_priority() -> io::Result<()> {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    // SAFETY: setpriority takes plain integers and reports failure through rc.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 19) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Raises the core file size limit to its hard limit (`-r`); the result is
 /// the soft limit now in force.
 pub fn raise_core_limit() -> io::Result<u64> {
