@@ -243,8 +243,9 @@ fn listens_on_several_addresses() {
 #[test]
 fn idle_connections_are_closed_after_idle_timeout() {
     let server = Server::start(&["-o", "idle_timeout=1"]);
+    // A connection that never sends a request. (A request first would race
+    // the one-second timeout on a machine too loaded to serve it in time.)
     let mut idle = server.connect();
-    idle.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
     // Closed within a few seconds (bounded by the client's read timeout).
     assert!(idle.closed());
     assert!(server.stats("")["idle_kicks"].parse::<u64>().unwrap() >= 1);
