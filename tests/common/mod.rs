@@ -306,14 +306,22 @@ impl Client {
     }
 
     /// True once the server has closed the connection (bounded wait).
+    /// The server closes the connection (end of stream or a reset) within
+    /// the read timeout; whatever arrives before that is skipped. False if
+    /// the connection is still open at the timeout. A signal interrupting
+    /// the read is retried; any other error fails the test, naming it.
     pub fn closed(&mut self) -> bool {
+        use std::io::ErrorKind::*;
         let mut b = [0u8; 1024];
+        let deadline = Instant::now() + TIMEOUT;
         loop {
             match self.stream.read(&mut b) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                Err(_) => return false,
+                Err(e) if matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe) => return true,
+                Err(e) if e.kind() == Interrupted && Instant::now() < deadline => continue,
+                Err(e) if matches!(e.kind(), WouldBlock | TimedOut | Interrupted) => return false,
+                Err(e) => panic!("reading for the end of the connection: {e} ({:?})", e.kind()),
             }
         }
     }
