@@ -34,6 +34,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod cluster;
 pub mod config;
 pub mod detail;
 pub mod discovery;
