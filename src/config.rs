@@ -201,6 +201,41 @@ pub struct Args {
     /// Failed checks in a row that take a node out of the served list
     #[arg(long = "health-failures", default_value_t = 3)]
     pub health_failures: u32,
+    /// Cluster node: follow the node list served by this discovery
+    /// endpoint (HOST:PORT), polling `config get cluster`
+    #[arg(long = "cluster-endpoint")]
+    pub cluster_endpoint: Option<String>,
+    /// How often --cluster-endpoint is polled, in milliseconds
+    #[arg(long = "cluster-poll-ms", default_value_t = 1000)]
+    pub cluster_poll_ms: u64,
+    /// This node's entry in the cluster list (host:port as the list names
+    /// it; default: matched by the listen addresses)
+    #[arg(long = "node-id")]
+    pub node_id: Option<String>,
+    /// Copies of each write kept on other nodes: 0 (memcached's behaviour)
+    /// or 1 (the key's successor on the ring)
+    #[arg(long = "replicas", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub replicas: u8,
+    /// Hash ring the cluster's clients use: ketama (libmemcached, pylibmc,
+    /// twemproxy) or uhashring (python-memcached with uhashring,
+    /// elasticache-pyclient)
+    #[arg(long = "cluster-hash", default_value = "ketama")]
+    pub cluster_hash: String,
+    /// Warm join: items per second copied to a joining node (0: no limit)
+    #[arg(long = "warm-rate", default_value_t = 0)]
+    pub warm_rate: u64,
+    /// Warm join: a joining node is served after this long even if its
+    /// copy has not finished, in milliseconds
+    #[arg(long = "warm-timeout-ms", default_value_t = 60_000)]
+    pub warm_timeout_ms: u64,
+    /// Endpoint membership from DNS: NAME:PORT, re-resolved every poll
+    /// (A/AAAA records; SRV for _service._proto. names)
+    #[arg(long = "cluster-dns")]
+    pub cluster_dns: Option<String>,
+    /// DNS server for --cluster-dns (default: the first nameserver of
+    /// /etc/resolv.conf)
+    #[arg(long = "dns-server")]
+    pub dns_server: Option<SocketAddr>,
     /// Print the validated configuration and exit
     #[arg(long = "print-config")]
     pub print_config: bool,
@@ -298,6 +333,8 @@ pub struct Config {
     pub discovery: crate::discovery::DiscoveryConfig,
     /// `--config-port`: the listen addresses with this port are added.
     pub config_port: Option<u16>,
+    /// Cluster membership and replication (`--cluster-*`, `--replicas`).
+    pub cluster: crate::cluster::ClusterConfig,
     /// `-e FILE`: warm restart on SIGUSR1, through FILE and FILE.meta.
     pub memory_file: Option<PathBuf>,
     /// `-k`: mlockall at start.
@@ -524,6 +561,17 @@ impl Config {
                 failures: a.health_failures.max(1),
             },
             config_port: a.config_port,
+            cluster: crate::cluster::ClusterConfig {
+                endpoint: a.cluster_endpoint,
+                poll: std::time::Duration::from_millis(a.cluster_poll_ms.max(10)),
+                node_id: a.node_id,
+                replicas: a.replicas,
+                hash: a.cluster_hash.parse().map_err(|e: String| Error::Config(format!("--cluster-hash: {e}")))?,
+                warm_rate: a.warm_rate,
+                warm_timeout: std::time::Duration::from_millis(a.warm_timeout_ms),
+                dns: a.cluster_dns,
+                dns_server: a.dns_server,
+            },
             memory_file: a.memory_file,
             lock_memory: a.lock_memory,
             enable_coredumps: a.enable_coredumps,

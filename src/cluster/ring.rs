@@ -13,6 +13,8 @@
 
 use md5::{Digest, Md5};
 
+use crate::discovery::Node;
+
 /// How points and keys are hashed; each matches a family of clients (see
 /// `docs/cluster.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,6 +22,25 @@ pub enum Scheme {
     /// libketama: md5, 160 points per node (40 digests of 4 points).
     #[default]
     Ketama,
+}
+
+impl std::str::FromStr for Scheme {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Scheme, String> {
+        match s {
+            "ketama" => Ok(Scheme::Ketama),
+            _ => Err(format!("unknown hash ring {s:?} (ketama)")),
+        }
+    }
+}
+
+/// The name a client hashes for `node` under `scheme`: `host:port`, the
+/// host as the node list names it.
+pub fn ring_name(scheme: Scheme, node: &Node) -> String {
+    match scheme {
+        Scheme::Ketama => format!("{}:{}", node.host, node.port),
+    }
 }
 
 /// A hash ring over a list of node names.
@@ -59,6 +80,13 @@ impl Ring {
         }
         points.sort_unstable();
         Ring { scheme, points, nodes: names.len() }
+    }
+
+    /// The ring clients build from a served node list; indexes refer to
+    /// `nodes`.
+    pub fn from_nodes(scheme: Scheme, nodes: &[Node]) -> Ring {
+        let names: Vec<String> = nodes.iter().map(|n| ring_name(scheme, n)).collect();
+        Ring::new(scheme, &names)
     }
 
     /// Number of nodes.
