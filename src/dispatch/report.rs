@@ -45,7 +45,7 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
         Some(b"conns") => conns(sh, out),
         Some(b"ferrocache") => rows(sh, figures::FERROCACHE, out),
         Some(b"cluster") => {
-            for (k, v) in sh.discovery.stats() {
+            for (k, v) in sh.discovery.stats().into_iter().chain(crate::cluster::stats(sh)) {
                 out.stat(&k, &v);
             }
             out.stats_end();

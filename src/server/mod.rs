@@ -139,6 +139,7 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     if let Some(tls) = tls {
         let _ = shared.tls.set(tls);
     }
+    crate::cluster::start(&shared).map_err(Error::Config)?;
 
     let mut loops = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
