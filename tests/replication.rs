@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -244,8 +245,23 @@ fn a_black_holed_peer_never_slows_clients() {
             held.push(s);
         }
     });
-    let node =
-        Server::start_raw(&["-l", "127.0.0.10", "-p", "-1", "-m", "128", "--replicas", "1", "--cluster-poll-ms", "50"]);
+    let mut node = Server::start_raw(&[
+        "-l",
+        "127.0.0.10",
+        "-p",
+        "-1",
+        "-m",
+        "128",
+        "--replicas",
+        "1",
+        "--cluster-poll-ms",
+        "50",
+        "--metrics-port",
+        "0",
+    ]);
+    let url = node.stdout.next().unwrap().unwrap();
+    let metrics =
+        url.strip_prefix("ferrocache metrics on http://").unwrap().strip_suffix("/metrics").unwrap().to_string();
     let nodes = vec![node_of(node.addr()), node_of(hole_addr)];
     // the node is its own endpoint here: it follows its local list
     config_set(node.addr(), &list(&nodes));
@@ -283,4 +299,16 @@ fn a_black_holed_peer_never_slows_clients() {
     assert!(slowest < Duration::from_secs(2), "slowest set took {slowest:?}");
     // the node answers at once still
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    // and the metrics show the drops, by peer
+    let mut s = TcpStream::connect(&metrics).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let line = format!("ferrocache_replica_dropped_total{{peer=\"{hole_addr}\"}} ");
+    let dropped: f64 =
+        body.lines().find_map(|l| l.strip_prefix(&line)).unwrap_or_else(|| panic!("{body}")).parse().unwrap();
+    assert!(dropped > 0.0);
+    assert!(body.contains("# TYPE ferrocache_replica_queue_bytes gauge"));
+    assert!(body.contains("ferrocache_cluster_view_version 1\n"), "{body}");
 }
