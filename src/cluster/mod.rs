@@ -15,9 +15,7 @@ pub mod replicate;
 pub mod ring;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use follow::{Follower, View};
 pub use replicate::Replicator;
@@ -61,56 +59,4 @@ impl Default for ClusterConfig {
             dns_server: None,
         }
     }
-}
-
-/// Starts following the cluster, and replicating with `--replicas 1`, when
-/// the options ask for it; the `cluster-follow` thread polls every
-/// `--cluster-poll-ms`. Call once the listeners are bound.
-pub fn start(sh: &Arc<crate::state::Shared>) -> Result<(), String> {
-    let c = &sh.config.cluster;
-    if c.endpoint.is_none() && c.node_id.is_none() && c.replicas == 0 {
-        return Ok(());
-    }
-    if c.replicas > 0 && (sh.config.server.auth.is_some() || sh.config.server.tls.is_some()) {
-        return Err(
-            "--replicas 1 cannot be used with -S, -Y or -Z: copies travel in plain text, without credentials".into()
-        );
-    }
-    let listen = sh.bound.get().map(|b| b.tcp.clone()).unwrap_or_default();
-    let follower = Arc::new(Follower::new(c.endpoint.clone(), c.hash, c.node_id.clone(), listen, c.poll));
-    if c.replicas > 0 {
-        let r = Arc::new(Replicator::new(sh.store.clock().clone()));
-        let installer = r.clone();
-        follower.set_on_change(Box::new(move |v| installer.install(v)));
-        let _ = sh.replication.set(r);
-    }
-    let _ = sh.cluster.set(follower.clone());
-    let (sh, poll) = (sh.clone(), c.poll);
-    std::thread::Builder::new()
-        .name("cluster-follow".into())
-        .spawn(move || {
-            while !sh.stopping.load(Ordering::Relaxed) {
-                follower.poll(&sh.discovery);
-                let next = Instant::now() + poll;
-                while Instant::now() < next && !sh.stopping.load(Ordering::Relaxed) {
-                    std::thread::sleep(poll.min(Duration::from_millis(100)));
-                }
-            }
-        })
-        .map(|_| ())
-        .map_err(|e| format!("starting the cluster-follow thread: {e}"))
-}
-
-/// `stats cluster` lines of the node side (none on a node that does not
-/// follow a cluster).
-pub fn stats(sh: &crate::state::Shared) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Some(f) = sh.cluster.get() {
-        out.extend(f.stats());
-        out.push(("replicas".to_string(), u8::from(sh.replication.get().is_some()).to_string()));
-    }
-    if let Some(r) = sh.replication.get() {
-        out.extend(r.stats());
-    }
-    out
 }
