@@ -200,6 +200,7 @@ fn owners_copy_writes_to_successors() {
             for (i, st) in stats.iter().enumerate() {
                 assert_eq!(num(st, "replica_not_copied"), not_owner_writes[i], "node {i}: {st:?}");
                 assert_eq!(peers_sum(st, "dropped"), 0);
+                assert_eq!(peers_sum(st, "refused"), 0);
                 assert_eq!(num(st, "replica_queue_bytes"), 0);
             }
             break;

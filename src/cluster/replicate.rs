@@ -147,11 +147,21 @@ pub struct Peer {
     /// Enqueue-to-acknowledgement time of the oldest copy of the last batch.
     pub lag_us: AtomicU64,
     stop: AtomicBool,
+    /// Bytes in all queues, shared by every peer.
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for Peer {
+    /// A copy queued after the sender stopped still gives its bytes back.
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
 }
 
 impl Peer {
-    fn new(node: Node) -> Peer {
+    fn new(node: Node, total: Arc<AtomicUsize>) -> Peer {
         Peer {
+            total,
             node,
             queue: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
@@ -175,7 +185,8 @@ impl Peer {
 
     /// Appends `op` unless this queue or all queues together would pass
     /// their bound; never waits for the sender.
-    fn push(&self, op: Op, total: &AtomicUsize) -> bool {
+    fn push(&self, op: Op) -> bool {
+        let total = &self.total;
         let cost = op.cost();
         if self.bytes.fetch_add(cost, Ordering::Relaxed) + cost > PEER_QUEUE_BYTES {
             self.bytes.fetch_sub(cost, Ordering::Relaxed);
@@ -201,10 +212,10 @@ impl Peer {
     }
 
     /// Gives the bytes of `ops` back to both bounds.
-    fn release(&self, ops: &[Op], total: &AtomicUsize) {
+    fn release(&self, ops: &[Op]) {
         let cost: usize = ops.iter().map(Op::cost).sum();
         self.bytes.fetch_sub(cost, Ordering::Relaxed);
-        total.fetch_sub(cost, Ordering::Relaxed);
+        self.total.fetch_sub(cost, Ordering::Relaxed);
     }
 
     /// Takes the next batch, waiting while the queue is empty; empty once
@@ -311,13 +322,13 @@ impl Replicator {
     }
 
     fn spawn(&self, node: Node) -> Arc<Peer> {
-        let peer = Arc::new(Peer::new(node));
+        let peer = Arc::new(Peer::new(node, self.total.clone()));
         if !self.run_senders {
             return peer;
         }
-        let (p, total, clock) = (peer.clone(), self.total.clone(), self.clock.clone());
+        let (p, clock) = (peer.clone(), self.clock.clone());
         let name = format!("replica-{}", peer.node.port);
-        if let Err(e) = std::thread::Builder::new().name(name).spawn(move || send_loop(&p, &total, &clock)) {
+        if let Err(e) = std::thread::Builder::new().name(name).spawn(move || send_loop(&p, &clock)) {
             log::error!("no replication sender for {}: {e}", peer.node);
             peer.stop.store(true, Ordering::Relaxed);
         }
@@ -350,7 +361,7 @@ impl Replicator {
             Op { bytes: bytes.into(), klen: key.len(), set: Some((it.flags, exp)), at: Instant::now() }
         });
         let op = op.unwrap_or_else(|| Op { bytes: key.into(), klen: key.len(), set: None, at: Instant::now() });
-        peer.push(op, &self.total);
+        peer.push(op);
     }
 
     /// The peers of the current view.
@@ -388,7 +399,7 @@ impl Replicator {
 }
 
 /// A peer's sender: batches until the peer is stopped.
-fn send_loop(peer: &Peer, total: &AtomicUsize, clock: &Clock) {
+fn send_loop(peer: &Peer, clock: &Clock) {
     let mut conn: Option<TcpStream> = None;
     let mut wbuf = Vec::with_capacity(BATCH_BYTES + 4096);
     let mut backoff = BACKOFF_MIN;
@@ -415,7 +426,7 @@ fn send_loop(peer: &Peer, total: &AtomicUsize, clock: &Clock) {
                 peer.lag_us.store(oldest.as_micros() as u64, Ordering::Relaxed);
                 peer.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 peer.refused.fetch_add(refused, Ordering::Relaxed);
-                peer.release(&batch, total);
+                peer.release(&batch);
                 batch.clear();
                 backoff = BACKOFF_MIN;
                 if down_logged {
@@ -433,7 +444,7 @@ fn send_loop(peer: &Peer, total: &AtomicUsize, clock: &Clock) {
                 attempts += 1;
                 if attempts >= ATTEMPTS {
                     peer.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    peer.release(&batch, total);
+                    peer.release(&batch);
                     batch.clear();
                 }
                 let until = Instant::now() + backoff;
@@ -445,9 +456,9 @@ fn send_loop(peer: &Peer, total: &AtomicUsize, clock: &Clock) {
         }
     }
     // Stopped: what is left is not sent.
-    peer.release(&batch, total);
+    peer.release(&batch);
     let rest: Vec<Op> = peer.queue.lock().drain(..).collect();
-    peer.release(&rest, total);
+    peer.release(&rest);
 }
 
 /// Writes one encoded batch (ending in `mn`) and reads to `MN`; returns
@@ -541,12 +552,13 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_and_bytes_come_back() {
-        let total = AtomicUsize::new(0);
-        let p = Peer::new(Node { host: "x".into(), ip: "127.0.0.1".into(), port: 1 });
+        let total = Arc::new(AtomicUsize::new(0));
+        let node = Node { host: "x".into(), ip: "127.0.0.1".into(), port: 1 };
+        let p = Peer::new(node.clone(), total.clone());
         let value = vec![0u8; 1 << 20];
         let mut accepted = 0;
         for i in 0..40 {
-            if p.push(op(format!("k{i}").as_bytes(), Some((&value, 0, 0))), &total) {
+            if p.push(op(format!("k{i}").as_bytes(), Some((&value, 0, 0)))) {
                 accepted += 1;
             }
         }
@@ -561,16 +573,23 @@ mod tests {
                 break;
             }
             got += b.len();
-            p.release(&b, &total);
+            p.release(&b);
             if got == accepted {
                 break;
             }
         }
         assert_eq!((got, total.load(Ordering::Relaxed)), (accepted, 0));
+        // a peer dropped with copies queued gives their bytes back
+        assert!(p.push(op(b"late", Some((b"v", 0, 0)))));
+        assert!(total.load(Ordering::Relaxed) > 0);
+        drop(p);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
         // the total bound holds across peers
-        let total = AtomicUsize::new(TOTAL_QUEUE_BYTES - 10);
-        assert!(!p.push(op(b"k", Some((b"0123456789", 0, 0))), &total));
+        let total = Arc::new(AtomicUsize::new(TOTAL_QUEUE_BYTES - 10));
+        let p = Peer::new(node, total.clone());
+        assert!(!p.push(op(b"k", Some((b"0123456789", 0, 0)))));
         assert_eq!(total.load(Ordering::Relaxed), TOTAL_QUEUE_BYTES - 10);
+        assert_eq!(p.dropped.load(Ordering::Relaxed), 1);
     }
 
     fn clock() -> Arc<Clock> {

@@ -131,7 +131,9 @@ pub fn dispatch<R: Reply>(
             w.store_too_large.incr();
             if set {
                 // As memcached: a failed set must not leave the old value.
-                store.delete(key);
+                if store.delete(key) {
+                    written(sh, session, key);
+                }
             }
             reply.status(Status::TooLarge, 0);
             return Action::Swallow(swallow);
