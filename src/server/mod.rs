@@ -14,6 +14,7 @@
 //!   the loops serve.
 //!   Signals are blocked in every other thread, so no handler runs async.
 
+mod cluster;
 mod connection;
 mod event_loop;
 pub mod listener;
@@ -139,6 +140,7 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     if let Some(tls) = tls {
         let _ = shared.tls.set(tls);
     }
+    cluster::start(&shared).map_err(Error::Config)?;
 
     let mut loops = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
