@@ -93,7 +93,8 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
         _ => {}
     }
-    let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
+    let mut discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
+    discovery.set_warm(crate::discovery::WarmConfig::from(&config.cluster));
     // Read before privileges are dropped, as memcached does; a refresh
     // later reads as the -u user.
     let tls = match &config.server.tls {
@@ -219,6 +220,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
                 sh.discovery.check_all();
             })
             .map_err(|source| Error::Io { what: "starting the discovery thread", source })?;
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("warm".into())
+            .spawn(move || crate::discovery::warm::run(&sh.discovery, &sh.stopping))
+            .map_err(|source| Error::Io { what: "starting the warm-join thread", source })?;
     }
     let backups = {
         let sh = shared.clone();
