@@ -96,11 +96,16 @@ fn unix_now() -> u64 {
 impl Discovery {
     /// Loads the persisted version and the cluster file, if any.
     pub fn new(cfg: DiscoveryConfig) -> Result<Discovery, String> {
+        Discovery::with_warm(cfg, WarmConfig::default())
+    }
+
+    /// As [`Discovery::new`], with the warm-join settings.
+    pub fn with_warm(cfg: DiscoveryConfig, warm: WarmConfig) -> Result<Discovery, String> {
         let d = Discovery {
             cfg,
             state: Mutex::new(State::default()),
             tls: std::sync::OnceLock::new(),
-            warm: WarmConfig::default(),
+            warm,
             wake: Condvar::new(),
         };
         if let Some(path) = d.version_path() {
@@ -129,11 +134,6 @@ impl Discovery {
     /// The health-check settings.
     pub fn config(&self) -> &DiscoveryConfig {
         &self.cfg
-    }
-
-    /// Sets the warm-join settings (before the threads start).
-    pub fn set_warm(&mut self, warm: WarmConfig) {
-        self.warm = warm;
     }
 
     /// The served view: version and nodes, if a cluster is configured.
@@ -510,8 +510,8 @@ mod tests {
 
     #[test]
     fn a_zero_warm_timeout_serves_added_nodes_at_once() {
-        let mut d = disc(None);
-        d.set_warm(WarmConfig { timeout: Duration::ZERO, ..WarmConfig::default() });
+        let warm = WarmConfig { timeout: Duration::ZERO, ..WarmConfig::default() };
+        let d = Discovery::with_warm(DiscoveryConfig::default(), warm).unwrap();
         d.config_set(b"a|127.0.0.1|1").unwrap();
         d.config_set(b"a|127.0.0.1|1 b|127.0.0.1|2").unwrap();
         assert_eq!(d.view().unwrap().0, 2);
@@ -540,6 +540,13 @@ mod tests {
         std::fs::write(&file, "c|127.0.0.1|3\n").unwrap();
         let d = disc(Some(file.clone()));
         assert_eq!(d.view().unwrap().0, 3);
+        drop(d);
+        // a node added while the endpoint was down joins: clients still
+        // use the list served before the restart
+        std::fs::write(&file, "c|127.0.0.1|3\nd|127.0.0.1|4\n").unwrap();
+        let d = disc(Some(file.clone()));
+        assert_eq!(d.view().unwrap(), (3, parse_nodes("c|127.0.0.1|3")));
+        assert_eq!(stat(&d, "node:1:state"), "joining");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

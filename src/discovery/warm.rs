@@ -431,12 +431,13 @@ impl Discovery {
         true
     }
 
-    /// The nodes added by a new configured list start joining (not with
-    /// the first list, nor when none of the served nodes stays). Caller
-    /// holds the lock, before `configured` is replaced.
+    /// The nodes added by a new configured list start joining: those not
+    /// in the previous list (at start, the list served before the restart,
+    /// which clients may still use), unless none of the served nodes stays.
+    /// Caller holds the lock, before `configured` is replaced.
     pub(super) fn joins_for_new_list(&self, s: &mut State, nodes: &[Node]) {
         s.joining.retain(|n, _| nodes.contains(n));
-        let Some(old) = s.configured.clone() else { return };
+        let old = s.configured.clone().unwrap_or_else(|| s.served.clone());
         if !s.served.iter().any(|n| nodes.contains(n)) {
             return;
         }

@@ -93,8 +93,8 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
         _ => {}
     }
-    let mut discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
-    discovery.set_warm(crate::discovery::WarmConfig::from(&config.cluster));
+    let warm = crate::discovery::WarmConfig::from(&config.cluster);
+    let discovery = crate::discovery::Discovery::with_warm(config.discovery.clone(), warm).map_err(Error::Config)?;
     // Read before privileges are dropped, as memcached does; a refresh
     // later reads as the -u user.
     let tls = match &config.server.tls {
