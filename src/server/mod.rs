@@ -94,7 +94,8 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
         _ => {}
     }
-    let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
+    let warm = crate::discovery::WarmConfig::from(&config.cluster);
+    let discovery = crate::discovery::Discovery::with_warm(config.discovery.clone(), warm).map_err(Error::Config)?;
     // Read before privileges are dropped, as memcached does; a refresh
     // later reads as the -u user.
     let tls = match &config.server.tls {
@@ -221,6 +222,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
                 sh.discovery.check_all();
             })
             .map_err(|source| Error::Io { what: "starting the discovery thread", source })?;
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("warm".into())
+            .spawn(move || crate::discovery::warm::run(&sh.discovery, &sh.stopping))
+            .map_err(|source| Error::Io { what: "starting the warm-join thread", source })?;
     }
     let backups = {
         let sh = shared.clone();
