@@ -14,6 +14,7 @@
 //! Not here: the reply bytes (`format.rs`) and the listener (the config
 //! port is an ordinary listener of the event loops).
 
+pub mod dns;
 pub mod format;
 
 use std::collections::{HashMap, VecDeque};
