@@ -11,6 +11,9 @@
 //! cluster`). The version is persisted to `<cluster-file>.version`, so it
 //! never goes backwards across a restart.
 //!
+//! With `--cluster-dns` the configured list is what a DNS name resolves to
+//! instead (`dns.rs`), looked up again every `--cluster-poll-ms`.
+//!
 //! Not here: the reply bytes (`format.rs`) and the listener (the config
 //! port is an ordinary listener of the event loops).
 
@@ -76,6 +79,8 @@ pub struct Discovery {
     state: Mutex<State>,
     /// With `-Z`: health checks speak TLS and verify the node.
     tls: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>>,
+    /// With `--cluster-dns`: where the configured list comes from.
+    dns: std::sync::OnceLock<dns::Membership>,
 }
 
 fn unix_now() -> u64 {
@@ -85,7 +90,12 @@ fn unix_now() -> u64 {
 impl Discovery {
     /// Loads the persisted version and the cluster file, if any.
     pub fn new(cfg: DiscoveryConfig) -> Result<Discovery, String> {
-        let d = Discovery { cfg, state: Mutex::new(State::default()), tls: std::sync::OnceLock::new() };
+        let d = Discovery {
+            cfg,
+            state: Mutex::new(State::default()),
+            tls: std::sync::OnceLock::new(),
+            dns: std::sync::OnceLock::new(),
+        };
         if let Some(path) = d.version_path() {
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let v = text.lines().next().and_then(|l| l.trim().parse().ok());
@@ -215,6 +225,29 @@ impl Discovery {
         let _ = self.tls.set(config);
     }
 
+    /// With `--cluster-dns`: the configured list follows `membership`
+    /// from the next [`Discovery::poll_dns`] on.
+    pub fn follow_dns(&self, membership: dns::Membership) {
+        let _ = self.dns.set(membership);
+    }
+
+    /// Whether the configured list comes from DNS.
+    pub fn follows_dns(&self) -> bool {
+        self.dns.get().is_some()
+    }
+
+    /// One `--cluster-dns` lookup: a new answer becomes the configured
+    /// list; a failed one keeps the last (`dns::Membership::lookup` counts
+    /// and logs it).
+    pub fn poll_dns(&self) {
+        let Some(m) = self.dns.get() else { return };
+        let Ok(nodes) = m.lookup() else { return };
+        let mut s = self.state.lock();
+        if s.configured.as_ref() != Some(&nodes) {
+            self.set_nodes(&mut s, nodes, format!("DNS {} resolved", m.name()), 0);
+        }
+    }
+
     /// One round of health checks (run by the health thread).
     pub fn check_all(&self) {
         let nodes = match &self.state.lock().configured {
@@ -264,6 +297,9 @@ impl Discovery {
             ("cluster_configured".to_string(), s.configured.as_ref().map_or(0, Vec::len).to_string()),
             ("cluster_serving".to_string(), s.served.len().to_string()),
         ];
+        if let Some(m) = self.dns.get() {
+            out.extend(m.stats());
+        }
         for (i, n) in s.configured.iter().flatten().enumerate() {
             let h = s.health.get(n).cloned().unwrap_or_default();
             out.push((format!("node:{i}:addr"), n.to_string()));

@@ -94,6 +94,9 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         _ => {}
     }
     let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
+    if let Some(m) = crate::discovery::dns::Membership::from_config(&config.cluster).map_err(Error::Config)? {
+        discovery.follow_dns(m);
+    }
     // Read before privileges are dropped, as memcached does; a refresh
     // later reads as the -u user.
     let tls = match &config.server.tls {
@@ -206,7 +209,20 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         .collect::<Result<_, _>>()
         .map_err(|source| Error::Io { what: "starting an event loop thread", source })?;
 
-    if shared.discovery.view().is_some() || shared.config.config_port.is_some() {
+    if shared.discovery.follows_dns() {
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("cluster-dns".into())
+            .spawn(move || loop {
+                sh.discovery.poll_dns();
+                std::thread::sleep(sh.config.cluster.poll);
+                if sh.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+            })
+            .map_err(|source| Error::Io { what: "starting the cluster-dns thread", source })?;
+    }
+    if shared.discovery.view().is_some() || shared.config.config_port.is_some() || shared.discovery.follows_dns() {
         let sh = shared.clone();
         std::thread::Builder::new()
             .name("discovery".into())
