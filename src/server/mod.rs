@@ -96,6 +96,8 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
     if let Some(m) = crate::discovery::dns::Membership::from_config(&config.cluster).map_err(Error::Config)? {
         discovery.follow_dns(m);
+        // before the listeners open: the first client already gets the list
+        discovery.poll_dns();
     }
     // Read before privileges are dropped, as memcached does; a refresh
     // later reads as the -u user.
@@ -214,11 +216,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         std::thread::Builder::new()
             .name("cluster-dns".into())
             .spawn(move || loop {
-                sh.discovery.poll_dns();
                 std::thread::sleep(sh.config.cluster.poll);
                 if sh.stopping.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
+                sh.discovery.poll_dns();
             })
             .map_err(|source| Error::Io { what: "starting the cluster-dns thread", source })?;
     }
