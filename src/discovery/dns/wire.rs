@@ -517,6 +517,36 @@ mod tests {
         assert_eq!(r.map(|r| r.rcode), Ok(RCODE_NXDOMAIN));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+        /// Bytes of a valid reply overwritten at random: decoding ends,
+        /// with a reply or an error, and never panics.
+        #[test]
+        fn damaged_replies_never_panic(which in 0..3usize, edits in proptest::collection::vec((0..2048usize, proptest::prelude::any::<u8>()), 1..8)) {
+            let mut m = [a_reply(), srv_reply(), cname_reply()][which].clone();
+            for (at, byte) in edits {
+                let i = at % m.len();
+                m[i] = byte;
+            }
+            if let Ok(r) = decode(&m) {
+                let names = r.answers.iter().chain(&r.additional).map(|a| &a.name);
+                proptest::prop_assert!(names.chain([&r.question.0]).all(|n| n.len() <= MAX_NAME_LEN));
+            }
+        }
+
+        /// Random sections behind a header that passes the flag and
+        /// question-count checks.
+        #[test]
+        fn random_sections_never_panic(mut m in proptest::collection::vec(proptest::prelude::any::<u8>(), 12..600)) {
+            m[2] = 0x81;
+            m[3] &= 0x0f;
+            m[4] = 0;
+            m[5] = 1;
+            let _ = decode(&m);
+        }
+    }
+
     #[test]
     fn records_of_other_types_and_classes_are_kept_as_their_type() {
         let mut m = header(0, 2, 0, 0);
