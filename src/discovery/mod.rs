@@ -13,10 +13,13 @@
 //!
 //! A node added to a running cluster, or back after being down, is
 //! *joining* until its future keys have been copied to it (`warm.rs`).
+//! With `--cluster-dns` the configured list is what a DNS name resolves to
+//! instead (`dns.rs`), looked up again every `--cluster-poll-ms`.
 //!
 //! Not here: the reply bytes (`format.rs`) and the listener (the config
 //! port is an ordinary listener of the event loops).
 
+pub mod dns;
 pub mod format;
 pub mod warm;
 
@@ -87,6 +90,8 @@ pub struct Discovery {
     warm: WarmConfig,
     /// Wakes the warm thread when a node starts joining.
     wake: Condvar,
+    /// With `--cluster-dns`: where the configured list comes from.
+    dns: std::sync::OnceLock<dns::Membership>,
 }
 
 fn unix_now() -> u64 {
@@ -107,6 +112,7 @@ impl Discovery {
             tls: std::sync::OnceLock::new(),
             warm,
             wake: Condvar::new(),
+            dns: std::sync::OnceLock::new(),
         };
         if let Some(path) = d.version_path() {
             if let Ok(text) = std::fs::read_to_string(&path) {
@@ -243,6 +249,29 @@ impl Discovery {
         let _ = self.tls.set(config);
     }
 
+    /// With `--cluster-dns`: the configured list follows `membership`
+    /// from the next [`Discovery::poll_dns`] on.
+    pub fn follow_dns(&self, membership: dns::Membership) {
+        let _ = self.dns.set(membership);
+    }
+
+    /// Whether the configured list comes from DNS.
+    pub fn follows_dns(&self) -> bool {
+        self.dns.get().is_some()
+    }
+
+    /// One `--cluster-dns` lookup: a new answer becomes the configured
+    /// list; a failed one keeps the last (`dns::Membership::lookup` counts
+    /// and logs it).
+    pub fn poll_dns(&self) {
+        let Some(m) = self.dns.get() else { return };
+        let Ok(nodes) = m.lookup() else { return };
+        let mut s = self.state.lock();
+        if s.configured.as_ref() != Some(&nodes) {
+            self.set_nodes(&mut s, nodes, format!("DNS {} resolved", m.name()), 0);
+        }
+    }
+
     /// One round of health checks (run by the health thread).
     pub fn check_all(&self) {
         let nodes = match &self.state.lock().configured {
@@ -299,6 +328,9 @@ impl Discovery {
             ("cluster_serving".to_string(), s.served.len().to_string()),
             ("cluster_joining".to_string(), s.joining.len().to_string()),
         ];
+        if let Some(m) = self.dns.get() {
+            out.extend(m.stats());
+        }
         for (i, n) in s.configured.iter().flatten().enumerate() {
             let h = s.health.get(n).cloned().unwrap_or_default();
             let state = if h.down {

@@ -96,6 +96,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     }
     let warm = crate::discovery::WarmConfig::from(&config.cluster);
     let discovery = crate::discovery::Discovery::with_warm(config.discovery.clone(), warm).map_err(Error::Config)?;
+    if let Some(m) = crate::discovery::dns::Membership::from_config(&config.cluster).map_err(Error::Config)? {
+        discovery.follow_dns(m);
+        // before the listeners open: the first client already gets the list
+        discovery.poll_dns();
+    }
     // Read before privileges are dropped, as memcached does; a refresh
     // later reads as the -u user.
     let tls = match &config.server.tls {
@@ -209,7 +214,20 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         .collect::<Result<_, _>>()
         .map_err(|source| Error::Io { what: "starting an event loop thread", source })?;
 
-    if shared.discovery.view().is_some() || shared.config.config_port.is_some() {
+    if shared.discovery.follows_dns() {
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("cluster-dns".into())
+            .spawn(move || loop {
+                std::thread::sleep(sh.config.cluster.poll);
+                if sh.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                sh.discovery.poll_dns();
+            })
+            .map_err(|source| Error::Io { what: "starting the cluster-dns thread", source })?;
+    }
+    if shared.discovery.view().is_some() || shared.config.config_port.is_some() || shared.discovery.follows_dns() {
         let sh = shared.clone();
         std::thread::Builder::new()
             .name("discovery".into())
