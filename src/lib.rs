@@ -20,6 +20,8 @@
 //!   watch: per-loop log rings that `watch` connections read (fed by
 //!          dispatch, the loops and the store's eviction hook)
 //!   other threads: signals, discovery health checks, metrics HTTP
+//!   cluster: a follower thread keeps the served list; with --replicas 1,
+//!            dispatch queues owned writes for per-peer sender threads
 //! ```
 //!
 //! Module rules: `protocol` and `storage` depend on nothing else in the
