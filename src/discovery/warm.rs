@@ -567,10 +567,10 @@ pub fn run(d: &Discovery, stop: &AtomicBool) {
         };
         let names: Vec<String> = plan.joiners.iter().map(|&(i, _)| plan.future[i].to_string()).collect();
         log::info!(
-            "cluster: warm join of {}: copying from {} node(s), {} items/s at most",
+            "cluster: warm join of {}: copying from {} node(s), {}",
             names.join(", "),
             plan.sources.len(),
-            if d.warm.rate == 0 { "no limit".to_string() } else { d.warm.rate.to_string() }
+            if d.warm.rate == 0 { "no rate limit".to_string() } else { format!("at most {} items/s", d.warm.rate) }
         );
         let start = Instant::now();
         match Copy::new(d, &plan, stop).run() {
