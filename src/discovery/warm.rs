@@ -415,6 +415,15 @@ fn future_list(s: &State) -> Vec<Node> {
     s.configured.iter().flatten().filter(|n| !down(n)).cloned().collect()
 }
 
+/// Whether the served and joining nodes are still those of `plan` (the
+/// same joins: a node that left and came back is a new one).
+fn holds(s: &State, plan: &Plan) -> bool {
+    s.served == plan.sources
+        && future_list(s) == plan.future
+        && s.joining.len() == plan.joiners.len()
+        && plan.joiners.iter().all(|&(i, id)| s.joining.get(&plan.future[i]).is_some_and(|j| j.id == id))
+}
+
 impl Discovery {
     /// A node added to the configured list, or back after being down:
     /// joining if another node is served (and warm join is on). Caller
@@ -489,13 +498,7 @@ impl Discovery {
 
     /// Whether the lists are still those of `plan`.
     fn plan_holds(&self, plan: &Plan) -> bool {
-        let s = self.state.lock();
-        s.served == plan.sources && future_list(&s) == plan.future && Self::same_joins(&s, plan)
-    }
-
-    fn same_joins(s: &State, plan: &Plan) -> bool {
-        s.joining.len() == plan.joiners.len()
-            && plan.joiners.iter().all(|&(i, id)| s.joining.get(&plan.future[i]).is_some_and(|j| j.id == id))
+        holds(&self.state.lock(), plan)
     }
 
     /// Adds a batch's progress: (future index, items found, stored, bytes).
@@ -515,7 +518,7 @@ impl Discovery {
     /// still holds. False if it does not (the copy is to be done again).
     fn warm_finish(&self, plan: &Plan, extra: &str) -> bool {
         let mut s = self.state.lock();
-        if !(s.served == plan.sources && future_list(&s) == plan.future && Self::same_joins(&s, plan)) {
+        if !holds(&s, plan) {
             return false;
         }
         let mut names = Vec::new();
