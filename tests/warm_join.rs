@@ -285,3 +285,40 @@ fn the_warm_timeout_publishes_a_copy_the_rate_keeps_from_finishing() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(curr_items(&s.j), on_j);
 }
+
+#[test]
+fn a_node_added_during_a_copy_is_copied_with_it_and_both_join_together() {
+    // 100 items/s: J's ~300 keys take 3 s, time to add a fourth node
+    let s = setup(&["--warm-rate", "100"], 900);
+    let (k, nk) = start_node("127.0.0.13");
+    config_set(s.config, &s.future);
+    assert_eq!(cluster_stats(&s.endpoint)["node:2:state"], "joining");
+    let mut four = s.future.clone();
+    four.push(nk);
+    config_set(s.config, &four);
+    let st = cluster_stats(&s.endpoint);
+    let t0 = Instant::now();
+    let (version, served) = loop {
+        let (v, nodes) = config_get(s.config);
+        if nodes.len() == 4 {
+            break (v, nodes);
+        }
+        assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(10), "never published");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(served, four);
+    let ring = Ring::from_nodes(Scheme::Ketama, &four);
+    let of = |i: usize| s.items.iter().filter(|it| ring.owner(it.key.as_bytes()) == Some(i)).collect::<Vec<_>>();
+    if st["cluster_joining"] == "2" && version == 2 {
+        // both joined in one bump, copied against the four-node ring
+        assert_holds(&s.j, &of(2));
+        assert_holds(&k, &of(3));
+    } else {
+        // J was published first (the machine stalled past its copy): each
+        // still holds at least what the final ring gives it
+        for (node, i) in [(&s.j, 2), (&k, 3)] {
+            let mut c = node.connect();
+            assert!(of(i).iter().all(|it| read_item(&mut c, &it.key).is_some()));
+        }
+    }
+}
