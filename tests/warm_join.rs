@@ -197,7 +197,7 @@ impl Setup {
 fn an_added_node_is_served_once_it_holds_its_keys() {
     // 200 items/s: J's ~400 keys take at least 2 s, so the joining state
     // is there to be seen.
-    let s = setup(&["--warm-rate", "200"], 1200);
+    let mut s = setup(&["--warm-rate", "200"], 1200);
     let (a_items, b_items) = (curr_items(&s.a), curr_items(&s.b));
     let owned = s.for_j(false);
     assert!(owned.len() > 250, "{}", owned.len());
@@ -237,6 +237,18 @@ fn an_added_node_is_served_once_it_holds_its_keys() {
     assert!(st["history:2"].contains("warm join of"), "{st:?}");
     // the sources keep their items
     assert_eq!((curr_items(&s.a), curr_items(&s.b)), (a_items, b_items));
+    // the log has the join, the copy's start and its end
+    let moved = owned.len();
+    s.endpoint.signal_and_wait(15);
+    let log = s.endpoint.stderr_text();
+    let j = s.future[2].to_string();
+    for line in [
+        format!("{j} joining: served once its keys are copied"),
+        format!("warm join of {j}: copying from 2 node(s), at most 200 items/s"),
+        format!("warm join of {j} done: {moved} items, "),
+    ] {
+        assert!(log.contains(&line), "no {line:?} in the log:\n{log}");
+    }
 }
 
 #[test]
