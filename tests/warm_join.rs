@@ -58,6 +58,7 @@ fn config_get(addr: SocketAddr) -> (u64, Vec<Node>) {
     (version, nodes)
 }
 
+#[derive(Clone)]
 struct Item {
     key: String,
     value: Vec<u8>,
@@ -333,4 +334,51 @@ fn a_node_added_during_a_copy_is_copied_with_it_and_both_join_together() {
             assert!(of(i).iter().all(|it| read_item(&mut c, &it.key).is_some()));
         }
     }
+}
+
+#[test]
+fn a_node_back_from_a_warm_restart_gets_what_was_written_while_it_was_down() {
+    let dir = std::env::temp_dir().join(format!("ferrocache-warm-join-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let snap = dir.join("b.snapshot");
+    let (a, na) = start_node("127.0.0.10");
+    let mut b = Server::start_raw(&["-l", "127.0.0.11", "-p", "-1", "--snapshot-file", snap.to_str().unwrap()]);
+    let nb = Node { host: "127.0.0.11".into(), ip: "127.0.0.11".into(), port: b.port() };
+    let (_endpoint, config) = start_endpoint(&[]);
+    let both = [na.clone(), nb.clone()];
+    config_set(config, &both);
+    let mut all = items(300);
+    fill(&[&a, &b], &both, &all);
+
+    // B stops (writing its snapshot) and is dropped
+    assert!(b.signal_and_wait(15).success());
+    let t0 = Instant::now();
+    while config_get(config).1.len() != 1 {
+        assert!(t0.elapsed() < TIMEOUT, "B never dropped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // meanwhile clients write B's keys to A: updates and new keys
+    let ring = Ring::from_nodes(Scheme::Ketama, &both);
+    let on_b = |k: &str| ring.owner(k.as_bytes()) == Some(1);
+    for (i, it) in all.iter_mut().enumerate().filter(|(i, it)| i % 2 == 0 && on_b(&it.key)) {
+        it.value = format!("written while B was down {i}").into_bytes();
+    }
+    all.extend((0..100).map(|i| Item { key: format!("late:{i}"), value: vec![b'L'; 10 + i], flags: 1, ttl: 0 }));
+    let mine: Vec<&Item> = all.iter().filter(|it| on_b(&it.key)).collect();
+    let copies: Vec<Item> = mine.iter().map(|it| (*it).clone()).collect();
+    fill(&[&a], &[na], &copies);
+
+    // B comes back with its snapshot: joining, then served with the news
+    let b =
+        Server::start_raw(&["-l", "127.0.0.11", "-p", &nb.port.to_string(), "--snapshot-file", snap.to_str().unwrap()]);
+    assert!(curr_items(&b) > 0, "the snapshot was loaded");
+    let t0 = Instant::now();
+    while config_get(config).1.len() != 2 {
+        assert!(t0.elapsed() < TIMEOUT, "B never served again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(config_get(config), (3, both.to_vec()));
+    assert_holds(&b, &mine);
+    let _ = std::fs::remove_dir_all(&dir);
 }
