@@ -637,6 +637,40 @@ fn config_endpoint_and_health_checks_over_tls() {
     assert_ne!(cluster["node:0:checks"], "0");
     // Plain text to the TLS config endpoint is closed.
     assert!(closed_after(config_port, b"config get cluster\r\n"));
+
+    // Warm join over TLS: a node added to the file is served once the
+    // endpoint has copied its keys from `good`, both verified.
+    let mut g = tls_connect(good.addr(), config.clone()).unwrap();
+    for i in 0..200 {
+        assert_eq!(call(&mut g, format!("set k{i} 0 0 4\r\nv{i:03}\r\n").as_bytes(), b"\r\n").unwrap(), b"STORED\r\n");
+    }
+    let added = node(&pki, "127.0.0.1", true);
+    let added_line = line("localhost", &added);
+    std::fs::write(&file, format!("{good_line}\n{forged_line}\n{plain_line}\n{added_line}\n")).unwrap();
+    assert!(common::send_signal(endpoint.child.id(), "HUP"));
+    loop {
+        let mut c = tls_connect(config_port, config.clone()).unwrap();
+        let reply = String::from_utf8(call(&mut c, b"config get cluster\r\n", b"END\r\n").unwrap()).unwrap();
+        if reply.contains(&added_line) {
+            break;
+        }
+        assert!(Instant::now() < deadline + TIMEOUT, "the added node was never served: {reply}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let entry = |s: &Server| ferrocache::discovery::Node {
+        host: "localhost".into(),
+        ip: s.addr().ip().to_string(),
+        port: s.addr().port(),
+    };
+    let ring =
+        ferrocache::cluster::Ring::from_nodes(ferrocache::cluster::Scheme::Ketama, &[entry(&good), entry(&added)]);
+    let mut a = tls_connect(added.addr(), config.clone()).unwrap();
+    let moved: Vec<usize> = (0..200).filter(|i| ring.owner(format!("k{i}").as_bytes()) == Some(1)).collect();
+    assert!(moved.len() > 50, "{moved:?}");
+    for i in moved {
+        let got = call(&mut a, format!("get k{i}\r\n").as_bytes(), b"END\r\n").unwrap();
+        assert_eq!(got, format!("VALUE k{i} 0 4\r\nv{i:03}\r\nEND\r\n").as_bytes(), "k{i}");
+    }
 }
 
 /// Resumption with tickets; `ssl_new_sessions` (with `ssl_session_cache`)
