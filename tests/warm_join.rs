@@ -15,7 +15,13 @@ use ferrocache::cluster::{Ring, Scheme};
 use ferrocache::discovery::Node;
 
 fn start_node(ip: &str) -> (Server, Node) {
-    let s = Server::start_raw(&["-l", ip, "-p", "-1"]);
+    start_node_with(ip, &[])
+}
+
+fn start_node_with(ip: &str, extra: &[&str]) -> (Server, Node) {
+    let mut args = vec!["-l", ip, "-p", "-1"];
+    args.extend_from_slice(extra);
+    let s = Server::start_raw(&args);
     let n = Node { host: ip.to_string(), ip: ip.to_string(), port: s.port() };
     (s, n)
 }
@@ -171,14 +177,19 @@ struct Setup {
 }
 
 fn setup(extra: &[&str], n: usize) -> Setup {
-    let (a, na) = start_node("127.0.0.10");
-    let (b, nb) = start_node("127.0.0.11");
-    let (j, nj) = start_node("127.0.0.12");
+    setup_with(&[], extra, items(n))
+}
+
+/// As [`setup`], the nodes started with `node_args`, holding `items`.
+fn setup_with(node_args: &[&str], extra: &[&str], items: Vec<Item>) -> Setup {
+    let n = items.len();
+    let (a, na) = start_node_with("127.0.0.10", node_args);
+    let (b, nb) = start_node_with("127.0.0.11", node_args);
+    let (j, nj) = start_node_with("127.0.0.12", node_args);
     let (endpoint, config) = start_endpoint(extra);
     let served = [na.clone(), nb.clone()];
     config_set(config, &served);
     assert_eq!(config_get(config), (1, served.to_vec()), "the first list is served at once");
-    let items = items(n);
     fill(&[&a, &b], &served, &items);
     assert_eq!(curr_items(&a) + curr_items(&b), n as u64);
     Setup { a, b, j, endpoint, config, future: vec![na, nb, nj], items }
@@ -381,4 +392,29 @@ fn a_node_back_from_a_warm_restart_gets_what_was_written_while_it_was_down() {
     assert_eq!(config_get(config), (3, both.to_vec()));
     assert_holds(&b, &mine);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Nodes close a client that leaves a full output buffer unread past their
+/// `write_timeout`: a paced copy must not leave a source's metadump unread
+/// while it copies (it lists the keys first, then copies).
+#[test]
+fn a_slow_copy_never_leaves_a_metadump_unread() {
+    // 200,000 keys: each node's metadump (about 7 MB) is far more than a
+    // node queues and loopback buffers hold
+    let small = (0..200_000).map(|i| Item { key: format!("k{i}"), value: b"12345678".to_vec(), flags: 0, ttl: 0 });
+    let mut s =
+        setup_with(&["-o", "write_timeout=1"], &["--warm-rate", "50", "--warm-timeout-ms", "4000"], small.collect());
+    config_set(s.config, &s.future);
+    let t0 = Instant::now();
+    while config_get(s.config).0 == 1 {
+        assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(4), "never published");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for node in [&s.a, &s.b] {
+        assert_eq!(node.stats("ferrocache")["write_stalls"], "0", "a source closed the copy's metadump");
+    }
+    s.endpoint.signal_and_wait(15);
+    let log = s.endpoint.stderr_text();
+    assert!(!log.contains("failed"), "{log}");
+    assert!(log.contains("joined after the warm timeout"), "{log}");
 }

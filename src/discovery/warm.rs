@@ -84,6 +84,8 @@ pub(super) struct Join {
 const BATCH_KEYS: usize = 64;
 /// A batch ends once its items (metadump sizes) add up to this much.
 const BATCH_BYTES: u64 = 4 << 20;
+/// Most memory the keys listed for one pass over a source may take.
+const LIST_BYTES: usize = 32 << 20;
 /// Longest metadump or reply header line accepted.
 const MAX_LINE: usize = 4096;
 /// Largest value accepted from a source (memcached's largest item).
@@ -580,10 +582,10 @@ pub fn run(d: &Discovery, stop: &AtomicBool) {
             Ok(Some(tally)) => {
                 let extra = tally.note();
                 if !d.warm_finish(&plan, &extra) {
-                    log::info!("cluster: the nodes changed during the warm copy: copying again");
+                    log::info!("cluster: warm copy ended, but the served or joining nodes changed meanwhile");
                 }
             }
-            Ok(None) => log::info!("cluster: the nodes changed during the warm copy: copying again"),
+            Ok(None) => log::info!("cluster: warm copy stopped: the served or joining nodes changed"),
             Err(e) => {
                 log::warn!("cluster: warm copy to {} failed after {:?}: {e}", names.join(", "), start.elapsed());
                 sleep_unless(d, stop, pause, None);
@@ -681,6 +683,74 @@ impl Tally {
     }
 }
 
+/// The keys whose [`part_hash`] is `residue` modulo `modulus`: a source
+/// with more keys to copy than one list holds is listed in parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    modulus: u64,
+    residue: u64,
+}
+
+impl Part {
+    fn has(&self, key: &[u8]) -> bool {
+        part_hash(key) % self.modulus == self.residue
+    }
+}
+
+/// FNV-1a: a cheap, fixed hash that splits keys into parts.
+pub fn part_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A key listed for the copy.
+#[derive(Debug)]
+struct Listed {
+    key: Box<[u8]>,
+    /// Its item's size, from the metadump.
+    size: u64,
+    /// The joining nodes it goes to (future indexes).
+    targets: [Option<usize>; 2],
+}
+
+impl Listed {
+    /// Bytes a listed key takes beyond its own.
+    const COST: usize = std::mem::size_of::<Listed>() + 16;
+
+    fn cost(&self) -> usize {
+        Listed::COST + self.key.len()
+    }
+}
+
+/// The keys of one part listed so far, in at most `cap` bytes.
+#[derive(Debug)]
+struct Listing {
+    part: Part,
+    listed: Vec<Listed>,
+    held: usize,
+    cap: usize,
+}
+
+impl Listing {
+    fn new(part: Part, cap: usize) -> Listing {
+        Listing { part, listed: Vec::new(), held: 0, cap }
+    }
+
+    /// Adds a key of `part`. Past the cap, the part is halved: the keys
+    /// of the other half are dropped and that half pushed onto `later`.
+    fn push(&mut self, l: Listed, later: &mut Vec<Part>) {
+        self.held += l.cost();
+        self.listed.push(l);
+        while self.held > self.cap && self.part.modulus < 1 << 32 {
+            let Part { modulus, residue } = self.part;
+            later.push(Part { modulus: modulus * 2, residue: residue + modulus });
+            self.part.modulus *= 2;
+            let part = self.part;
+            self.listed.retain(|l| part.has(&l.key));
+            self.held = self.listed.iter().map(Listed::cost).sum();
+        }
+    }
+}
+
 /// One copy, for one plan.
 struct Copy<'a> {
     d: &'a Discovery,
@@ -724,44 +794,72 @@ impl<'a> Copy<'a> {
         Ok(Some(self.tally))
     }
 
-    /// Lists source `si` and copies what it owns for the joining nodes;
-    /// false if the plan stopped holding.
+    /// Copies what source `si` owns for the joining nodes: lists its keys
+    /// (one part of them at a time, see [`Copy::list`]), then reads and
+    /// writes them in paced batches. False if the plan stopped holding.
     fn source(&mut self, si: usize) -> Result<bool, String> {
-        let node = &self.plan.sources[si];
-        let mut dump = Conn::open(self.d, node)?;
-        let mut reader = Conn::open(self.d, node)?;
-        dump.send(b"lru_crawler metadump all\r\n")?;
-        let mut batch: Vec<(Vec<u8>, [Option<usize>; 2])> = Vec::new();
-        let mut batch_bytes = 0;
-        loop {
-            let line = dump.next(parse_dump_line)?;
-            let full = match &line {
-                DumpLine::End => !batch.is_empty(),
-                DumpLine::Item { key, size } => {
-                    let t = targets(&self.current, &self.future, si, &self.joining, self.d.warm.replicas > 0, key);
-                    if t != [None, None] {
-                        batch.push((key.clone(), t));
-                        batch_bytes += size;
-                    }
-                    batch.len() >= self.pace.batch() || batch_bytes >= BATCH_BYTES
+        let mut parts = vec![Part { modulus: 1, residue: 0 }];
+        while let Some(part) = parts.pop() {
+            let Some(listed) = self.list(si, part, &mut parts)? else { return Ok(false) };
+            // fresh connections after a listing, which may have been long
+            self.sinks.iter_mut().for_each(|s| *s = None);
+            let mut reader = Conn::open(self.d, &self.plan.sources[si])?;
+            let mut start = 0;
+            while start < listed.len() {
+                let (mut end, mut bytes) = (start, 0);
+                while end < listed.len() && end - start < self.pace.batch() && bytes < BATCH_BYTES {
+                    bytes += listed[end].size;
+                    end += 1;
                 }
-            };
-            if full {
-                if !self.batch(&mut reader, &batch)? {
+                if !self.batch(&mut reader, &listed[start..end])? {
                     return Ok(false);
                 }
-                batch.clear();
-                batch_bytes = 0;
-            }
-            if line == DumpLine::End {
-                return Ok(true);
+                start = end;
             }
         }
+        Ok(true)
+    }
+
+    /// Reads source `si`'s whole metadump at once and keeps the keys of
+    /// `part` to copy. Reading it while pacing the copy would leave the
+    /// dump unread for long stretches, and nodes close a client that
+    /// leaves a full output buffer unread past their `write_timeout`; so
+    /// the keys are listed first, with the list bounded by [`LIST_BYTES`]:
+    /// past it, the part is halved (the other half is pushed onto `parts`
+    /// for a later pass). None if the plan stopped holding.
+    fn list(&mut self, si: usize, part: Part, parts: &mut Vec<Part>) -> Result<Option<Vec<Listed>>, String> {
+        let mut dump = Conn::open(self.d, &self.plan.sources[si])?;
+        dump.send(b"lru_crawler metadump all\r\n")?;
+        let mut listing = Listing::new(part, LIST_BYTES);
+        let mut lines = 0u64;
+        while let DumpLine::Item { key, size } = dump.next(parse_dump_line)? {
+            lines += 1;
+            if lines.is_multiple_of(65_536) && !sleep_unless(self.d, self.stop, Duration::ZERO, Some(self.plan)) {
+                return Ok(None);
+            }
+            if !listing.part.has(&key) {
+                continue;
+            }
+            let targets = targets(&self.current, &self.future, si, &self.joining, self.d.warm.replicas > 0, &key);
+            if targets != [None, None] {
+                listing.push(Listed { key: key.into_boxed_slice(), size, targets }, parts);
+            }
+        }
+        let listed = listing.listed;
+        let mut found = vec![0u64; self.plan.future.len()];
+        for l in &listed {
+            for &i in l.targets.iter().flatten() {
+                found[i] += 1;
+            }
+        }
+        let deltas: Vec<_> = found.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| (i, n, 0, 0)).collect();
+        self.d.warm_progress(self.plan, &deltas);
+        Ok(Some(listed))
     }
 
     /// Reads a batch from the source and writes it to its targets; false
     /// if the plan stopped holding.
-    fn batch(&mut self, reader: &mut Conn, batch: &[(Vec<u8>, [Option<usize>; 2])]) -> Result<bool, String> {
+    fn batch(&mut self, reader: &mut Conn, batch: &[Listed]) -> Result<bool, String> {
         let n = batch.len() as u64;
         let wait = self.pace.delay(n, Instant::now());
         if !sleep_unless(self.d, self.stop, wait, Some(self.plan)) {
@@ -770,28 +868,24 @@ impl<'a> Copy<'a> {
         self.pace.take(n);
         let mut asked = Vec::with_capacity(batch.len());
         let mut out = Vec::new();
-        for (key, t) in batch {
-            if get_command(key, &mut out) {
-                asked.push((key, t));
+        for l in batch {
+            if get_command(&l.key, &mut out) {
+                asked.push(l);
             } else {
                 self.tally.failed += 1;
             }
         }
         reader.send(&out)?;
-        // per future index: (found, bytes of the commands, values' bytes)
-        let mut found = vec![0u64; self.plan.future.len()];
+        // per future index: sets written, value bytes, the sets
+        let mut sent = vec![0u64; self.plan.future.len()];
         let mut bytes = vec![0u64; self.plan.future.len()];
         let mut sets: Vec<Vec<u8>> = vec![Vec::new(); self.plan.future.len()];
-        let mut sent = vec![0u64; self.plan.future.len()];
         let now = unix_now();
-        for (key, t) in asked {
-            for &i in t.iter().flatten() {
-                found[i] += 1;
-            }
+        for l in asked {
             match reader.next(parse_get_reply)? {
                 GetReply::Hit(v) => {
-                    for &i in t.iter().flatten() {
-                        set_command(key, &v, now, &mut sets[i]);
+                    for &i in l.targets.iter().flatten() {
+                        set_command(&l.key, &v, now, &mut sets[i]);
                         sent[i] += 1;
                         bytes[i] += v.data.len() as u64;
                     }
@@ -802,16 +896,11 @@ impl<'a> Copy<'a> {
         }
         let mut deltas = Vec::new();
         for (i, cmds) in sets.iter_mut().enumerate() {
-            if found[i] == 0 {
-                continue;
-            }
-            let mut stored = 0;
             if !cmds.is_empty() {
                 let failed = self.write(i, cmds)?;
                 self.tally.failed += failed;
-                stored = sent[i] - failed.min(sent[i]);
+                deltas.push((i, 0, sent[i] - failed.min(sent[i]), bytes[i]));
             }
-            deltas.push((i, found[i], stored, bytes[i]));
         }
         self.d.warm_progress(self.plan, &deltas);
         Ok(true)
@@ -1033,6 +1122,36 @@ END\r\n"
             let o = current.owner(key.as_bytes()).unwrap();
             targets(&current, &fut, o, &none, true, key.as_bytes()) == [None, None]
         }));
+    }
+
+    #[test]
+    fn a_listing_past_its_cap_is_split_into_parts_that_cover_every_key_once() {
+        let keys: Vec<Vec<u8>> = (0..5000).map(|i| format!("key:{i}").into_bytes()).collect();
+        let cap = 200 * (Listed::COST + 8);
+        let mut todo = vec![Part { modulus: 1, residue: 0 }];
+        let mut seen = std::collections::HashMap::new();
+        let mut passes = 0;
+        while let Some(part) = todo.pop() {
+            passes += 1;
+            assert!(passes < 1000);
+            // one pass over every key, as over a metadump
+            let mut listing = Listing::new(part, cap);
+            for k in &keys {
+                if listing.part.has(k) {
+                    let l = Listed { key: k.clone().into_boxed_slice(), size: 1, targets: [Some(0), None] };
+                    listing.push(l, &mut todo);
+                }
+                assert!(listing.held <= cap, "the bound holds after every key");
+            }
+            for l in listing.listed {
+                *seen.entry(l.key.to_vec()).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(seen.len(), keys.len(), "every key in some part");
+        assert!(seen.values().all(|&n| n == 1), "no key in two parts");
+        assert!(passes >= 5000 / 200, "{passes}");
+        assert_eq!(part_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(part_hash(b"a"), 0xaf63_dc4c_8601_ec8c, "FNV-1a");
     }
 
     #[test]
