@@ -413,8 +413,10 @@ fn ask_version(mut s: Box<dyn Stream>) -> bool {
 mod tests {
     use super::*;
 
+    /// With a warm thread expected (none runs in these tests).
     fn disc(file: Option<PathBuf>) -> Discovery {
-        Discovery::new(DiscoveryConfig { cluster_file: file, failures: 2, ..DiscoveryConfig::default() }).unwrap()
+        let cfg = DiscoveryConfig { cluster_file: file, failures: 2, ..DiscoveryConfig::default() };
+        Discovery::with_warm(cfg, WarmConfig { copier: true, ..WarmConfig::default() }).unwrap()
     }
 
     #[test]
@@ -541,13 +543,18 @@ mod tests {
     }
 
     #[test]
-    fn a_zero_warm_timeout_serves_added_nodes_at_once() {
-        let warm = WarmConfig { timeout: Duration::ZERO, ..WarmConfig::default() };
-        let d = Discovery::with_warm(DiscoveryConfig::default(), warm).unwrap();
-        d.config_set(b"a|127.0.0.1|1").unwrap();
-        d.config_set(b"a|127.0.0.1|1 b|127.0.0.1|2").unwrap();
-        assert_eq!(d.view().unwrap().0, 2);
-        assert_eq!(stat(&d, "cluster_joining"), "0");
+    fn without_warm_timeout_or_warm_thread_added_nodes_are_served_at_once() {
+        for warm in [
+            WarmConfig { timeout: Duration::ZERO, copier: true, ..WarmConfig::default() },
+            // no warm thread (a node given its list by `config set`)
+            WarmConfig::default(),
+        ] {
+            let d = Discovery::with_warm(DiscoveryConfig::default(), warm).unwrap();
+            d.config_set(b"a|127.0.0.1|1").unwrap();
+            d.config_set(b"a|127.0.0.1|1 b|127.0.0.1|2").unwrap();
+            assert_eq!(d.view().unwrap().0, 2);
+            assert_eq!(stat(&d, "cluster_joining"), "0");
+        }
     }
 
     #[test]

@@ -52,11 +52,16 @@ pub struct WarmConfig {
     /// A joining node is served after this long, copied or not; zero
     /// turns warm join off (new nodes are served at once).
     pub timeout: Duration,
+    /// Whether a warm thread runs ([`run`]); without one (a node that
+    /// serves no list at start) nodes are served at once, as before.
+    pub copier: bool,
 }
 
 impl From<&ClusterConfig> for WarmConfig {
+    /// The settings, with no warm thread (the server sets `copier` when
+    /// it starts one).
     fn from(c: &ClusterConfig) -> WarmConfig {
-        WarmConfig { hash: c.hash, replicas: c.replicas, rate: c.warm_rate, timeout: c.warm_timeout }
+        WarmConfig { hash: c.hash, replicas: c.replicas, rate: c.warm_rate, timeout: c.warm_timeout, copier: false }
     }
 }
 
@@ -427,11 +432,17 @@ fn holds(s: &State, plan: &Plan) -> bool {
 }
 
 impl Discovery {
+    /// Whether a warm thread is to run ([`WarmConfig::copier`]).
+    pub fn copies(&self) -> bool {
+        self.warm.copier
+    }
+
     /// A node added to the configured list, or back after being down:
     /// joining if another node is served (and warm join is on). Caller
     /// holds the lock. True if it is joining.
     pub(super) fn start_join(&self, s: &mut State, node: &Node) -> bool {
-        if self.warm.timeout.is_zero() || !s.served.iter().any(|n| n != node) || s.joining.contains_key(node) {
+        let off = !self.warm.copier || self.warm.timeout.is_zero();
+        if off || !s.served.iter().any(|n| n != node) || s.joining.contains_key(node) {
             return false;
         }
         s.next_join += 1;

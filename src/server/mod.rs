@@ -94,7 +94,9 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
         _ => {}
     }
-    let warm = crate::discovery::WarmConfig::from(&config.cluster);
+    // The warm thread runs where the discovery thread does.
+    let copier = config.discovery.cluster_file.is_some() || config.config_port.is_some();
+    let warm = crate::discovery::WarmConfig { copier, ..crate::discovery::WarmConfig::from(&config.cluster) };
     let discovery = crate::discovery::Discovery::with_warm(config.discovery.clone(), warm).map_err(Error::Config)?;
     if let Some(m) = crate::discovery::dns::Membership::from_config(&config.cluster).map_err(Error::Config)? {
         discovery.follow_dns(m);
@@ -240,6 +242,8 @@ pub fn run(mut config: Config) -> Result<(), Error> {
                 sh.discovery.check_all();
             })
             .map_err(|source| Error::Io { what: "starting the discovery thread", source })?;
+    }
+    if shared.discovery.copies() {
         let sh = shared.clone();
         std::thread::Builder::new()
             .name("warm".into())
