@@ -37,6 +37,7 @@ clients: build
 	scripts/memccapable-check $(BIN_DEBUG)
 	scripts/pylibmc-binary $(BIN_DEBUG)
 	BIN=$(BIN_DEBUG) scripts/cluster-demo
+	BIN=$(BIN_DEBUG) scripts/ring-golden --check
 	BIN=$(BIN_DEBUG) scripts/cluster-ha
 
 # memcached 1.6.18's own t/*.t suite against the debug build; needs a

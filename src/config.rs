@@ -216,9 +216,9 @@ pub struct Args {
     /// or 1 (the key's successor on the ring)
     #[arg(long = "replicas", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub replicas: u8,
-    /// Hash ring the cluster's clients use: ketama (libmemcached, pylibmc,
-    /// twemproxy) or uhashring (python-memcached with uhashring,
-    /// elasticache-pyclient)
+    /// Hash ring the cluster's clients use: ketama (libmemcached/pylibmc
+    /// `ketama`), ketama_weighted (libmemcached/pylibmc `ketama_weighted`) or
+    /// uhashring (python-memcached with uhashring, elasticache-pyclient)
     #[arg(long = "cluster-hash", default_value = "ketama")]
     pub cluster_hash: String,
     /// Warm join: items per second copied to a joining node (0: no limit)
@@ -684,6 +684,15 @@ mod tests {
 
     fn cfg(args: &[&str]) -> Result<Config, Error> {
         Config::parse_from(std::iter::once("ferrocache").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cluster_hash_names_the_clients_ring() {
+        use crate::cluster::Scheme;
+        assert_eq!(cfg(&[]).unwrap().cluster.hash, Scheme::Ketama);
+        assert_eq!(cfg(&["--cluster-hash", "uhashring"]).unwrap().cluster.hash, Scheme::Uhashring);
+        assert_eq!(cfg(&["--cluster-hash", "ketama_weighted"]).unwrap().cluster.hash, Scheme::KetamaWeighted);
+        assert!(cfg(&["--cluster-hash", "crc32"]).is_err());
     }
 
     #[test]

@@ -1,15 +1,33 @@
 //! Consistent hashing as the clients compute it.
 //!
 //! A ring is a sorted list of points, each naming a node. A key goes to the
-//! node of the first point at or after the key's hash, wrapping around to
-//! the first point. When a node leaves, exactly its keys move, each to the
-//! node of the next point that is not the leaving node's: that node is the
-//! key's *successor*.
+//! node of the first point at (or, for uhashring, after) the key's hash,
+//! wrapping around to the first point. When a node leaves, exactly its keys
+//! move, each to the node of the next point that is not the leaving node's:
+//! that node is the key's *successor*.
 //!
-//! [`Scheme::Ketama`] is libketama's continuum: for each node name and
-//! `i` in 0..40, `md5("name-i")` gives four points (bytes 4k..4k+3, little
-//! endian), 160 points per node; a key hashes to the first four bytes of
-//! its md5, little endian.
+//! Each [`Scheme`] reproduces one client library, measured against the
+//! library itself (`scripts/ring-golden` writes `ring_golden.txt`, which the
+//! tests below check point for point):
+//!
+//! - [`Scheme::Ketama`], libmemcached's `MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA`
+//!   (pylibmc `behaviors={"ketama": True}`): 100 points per node, point `i`
+//!   is the one-at-a-time hash of `"name-i"` (i in 0..100); a key hashes
+//!   with the same function.
+//! - [`Scheme::KetamaWeighted`], libmemcached's `ketama_weighted` (pylibmc
+//!   `{"ketama_weighted": True}`): 160 points per node, four per
+//!   `md5("name-i")` (i in 0..40, bytes 4k..4k+3 little endian); a key hashes
+//!   to the first four bytes of its md5, little endian.
+//! - [`Scheme::Uhashring`], python-memcached patched by uhashring 2.3
+//!   (elasticache-pyclient): 160 points per node, point `w` is
+//!   `md5("name-w")` read as one 128-bit big-endian number; a key hashes the
+//!   same way, over the text Python prints for the key's bytes (`b'key'`),
+//!   and goes to the first point strictly after its hash.
+//!
+//! libmemcached names a node `host:port`, or `host` alone on port 11211;
+//! uhashring names it by its host alone ([`ring_name`]).
+
+use std::fmt::Write as _;
 
 use md5::{Digest, Md5};
 
@@ -19,9 +37,17 @@ use crate::discovery::Node;
 /// `docs/cluster.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Scheme {
-    /// libketama: md5, 160 points per node (40 digests of 4 points).
+    /// libmemcached's ketama, pylibmc `{"ketama": True}`: one-at-a-time
+    /// hash, 100 points per node.
     #[default]
     Ketama,
+    /// libmemcached's weighted ketama, pylibmc `{"ketama_weighted": True}`:
+    /// md5, 160 points per node (40 digests of 4 points), all weights 1.
+    KetamaWeighted,
+    /// uhashring 2.3's ring as `uhashring.monkey.patch_memcache` builds it
+    /// for python-memcached (elasticache-pyclient): 128-bit md5 points, 160
+    /// per node, nodes named by host.
+    Uhashring,
 }
 
 impl std::str::FromStr for Scheme {
@@ -30,18 +56,32 @@ impl std::str::FromStr for Scheme {
     fn from_str(s: &str) -> Result<Scheme, String> {
         match s {
             "ketama" => Ok(Scheme::Ketama),
-            _ => Err(format!("unknown hash ring {s:?} (ketama)")),
+            "ketama_weighted" => Ok(Scheme::KetamaWeighted),
+            "uhashring" => Ok(Scheme::Uhashring),
+            _ => Err(format!("unknown hash ring {s:?} (ketama, ketama_weighted, uhashring)")),
         }
     }
 }
 
-/// The name a client hashes for `node` under `scheme`: `host:port`, the
-/// host as the node list names it.
+/// The name a client hashes for `node` under `scheme` (a point's name is
+/// this, `-`, and the point's number): for libmemcached `host:port`, or
+/// `host` alone when the port is 11211; for uhashring the host alone. The
+/// host is the node list's host field, as clients take it.
 pub fn ring_name(scheme: Scheme, node: &Node) -> String {
     match scheme {
-        Scheme::Ketama => format!("{}:{}", node.host, node.port),
+        Scheme::Ketama | Scheme::KetamaWeighted if node.port != DEFAULT_PORT => format!("{}:{}", node.host, node.port),
+        Scheme::Ketama | Scheme::KetamaWeighted | Scheme::Uhashring => node.host.clone(),
     }
 }
+
+/// The port libmemcached leaves out of a node's name.
+const DEFAULT_PORT: u16 = 11211;
+/// Points per node for [`Scheme::Ketama`].
+const KETAMA_POINTS: u32 = 100;
+/// md5 digests per node for [`Scheme::KetamaWeighted`] (4 points each).
+const WEIGHTED_DIGESTS: u32 = 40;
+/// Points per node for [`Scheme::Uhashring`].
+const UHASHRING_POINTS: u32 = 160;
 
 /// A hash ring over a list of node names.
 #[derive(Debug, Clone, Default)]
@@ -56,24 +96,108 @@ fn md5(data: &[u8]) -> [u8; 16] {
     Md5::digest(data).into()
 }
 
+/// The `k`th little-endian 32-bit word of a digest.
 fn word(d: &[u8; 16], k: usize) -> u128 {
     u128::from(u32::from_le_bytes([d[4 * k], d[4 * k + 1], d[4 * k + 2], d[4 * k + 3]]))
 }
 
+/// libhashkit's one-at-a-time hash. It adds each byte as a C `char`, which
+/// is signed on the platforms libmemcached is built for: bytes from 0x80 add
+/// a negative number (measured: with unsigned bytes 2,899 of 3,000 random
+/// keys hash differently).
+fn one_at_a_time(data: &[u8]) -> u32 {
+    let mut h: u32 = 0;
+    for &b in data {
+        h = h.wrapping_add(b as i8 as u32);
+        h = h.wrapping_add(h << 10);
+        h ^= h >> 6;
+    }
+    h = h.wrapping_add(h << 3);
+    h ^= h >> 11;
+    h.wrapping_add(h << 15)
+}
+
+/// md5 of what Python's `str()` gives for a `bytes` object holding `key`
+/// (`b'abc'`, `b"it's"`, `b'\xc3\xa9'`): python-memcached hands uhashring
+/// the key encoded to bytes, and uhashring hashes `str(key)`. Streams into
+/// the digest through a stack buffer; allocates nothing.
+fn md5_of_bytes_repr(key: &[u8]) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let quote = if key.contains(&b'\'') && !key.contains(&b'"') { b'"' } else { b'\'' };
+    let mut md5 = Md5::new();
+    let mut buf = [0u8; 256];
+    buf[0] = b'b';
+    buf[1] = quote;
+    let mut n = 2;
+    for &c in key {
+        if n + 4 > buf.len() {
+            md5.update(&buf[..n]);
+            n = 0;
+        }
+        let escaped: &[u8] = match c {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ if c == quote => {
+                buf[n] = b'\\';
+                buf[n + 1] = c;
+                n += 2;
+                continue;
+            }
+            0x20..=0x7e => {
+                buf[n] = c;
+                n += 1;
+                continue;
+            }
+            _ => {
+                buf[n..n + 4].copy_from_slice(&[b'\\', b'x', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+                n += 4;
+                continue;
+            }
+        };
+        buf[n..n + escaped.len()].copy_from_slice(escaped);
+        n += escaped.len();
+    }
+    buf[n] = quote;
+    md5.update(&buf[..=n]);
+    md5.finalize().into()
+}
+
+/// `"name-i"`, the text a point's hash is taken of, written into `buf`.
+fn point_name<'a>(buf: &'a mut String, name: &str, i: u32) -> &'a [u8] {
+    buf.clear();
+    let _ = write!(buf, "{name}-{i}");
+    buf.as_bytes()
+}
+
 impl Ring {
-    /// The ring clients build from `names` (each node's name as the clients
-    /// name it, e.g. `host:port`), in list order: indexes returned refer to
-    /// `names`.
+    /// The ring clients build from `names` (each node's [`ring_name`]), in
+    /// list order: indexes returned refer to `names`. Under
+    /// [`Scheme::Uhashring`] a name given twice is one node, the last one
+    /// given (python-memcached's servers become a dict keyed by host).
     pub fn new(scheme: Scheme, names: &[String]) -> Ring {
-        let mut points = Vec::with_capacity(names.len() * 160);
+        let mut points = Vec::new();
+        let mut buf = String::new();
         for (n, name) in names.iter().enumerate() {
             match scheme {
                 Scheme::Ketama => {
-                    for i in 0..40 {
-                        let d = md5(format!("{name}-{i}").as_bytes());
-                        for k in 0..4 {
-                            points.push((word(&d, k), n));
-                        }
+                    for i in 0..KETAMA_POINTS {
+                        points.push((u128::from(one_at_a_time(point_name(&mut buf, name, i))), n));
+                    }
+                }
+                Scheme::KetamaWeighted => {
+                    for i in 0..WEIGHTED_DIGESTS {
+                        let d = md5(point_name(&mut buf, name, i));
+                        points.extend((0..4).map(|k| (word(&d, k), n)));
+                    }
+                }
+                Scheme::Uhashring => {
+                    if names[n + 1..].contains(name) {
+                        continue;
+                    }
+                    for w in 0..UHASHRING_POINTS {
+                        points.push((u128::from_be_bytes(md5(point_name(&mut buf, name, w))), n));
                     }
                 }
             }
@@ -99,16 +223,28 @@ impl Ring {
         self.nodes == 0
     }
 
-    /// The hash of a key on this ring.
+    /// The scheme this ring was built with.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The hash of a key on this ring. Allocates nothing.
     pub fn hash_key(&self, key: &[u8]) -> u128 {
         match self.scheme {
-            Scheme::Ketama => word(&md5(key), 0),
+            Scheme::Ketama => u128::from(one_at_a_time(key)),
+            Scheme::KetamaWeighted => word(&md5(key), 0),
+            Scheme::Uhashring => u128::from_be_bytes(md5_of_bytes_repr(key)),
         }
     }
 
-    /// Position of the first point at or after `h`, wrapping.
+    /// Position of the point a key of hash `h` goes to: the first point at
+    /// or after `h` (libmemcached), or strictly after it (uhashring's
+    /// `bisect`), wrapping to the first point.
     fn position(&self, h: u128) -> usize {
-        let i = self.points.partition_point(|&(p, _)| p < h);
+        let i = match self.scheme {
+            Scheme::Ketama | Scheme::KetamaWeighted => self.points.partition_point(|&(p, _)| p < h),
+            Scheme::Uhashring => self.points.partition_point(|&(p, _)| p <= h),
+        };
         if i == self.points.len() {
             0
         } else {
@@ -125,13 +261,16 @@ impl Ring {
     }
 
     /// The node clients send `key` to once `excluded` has left the list:
-    /// the owner on this ring without `excluded`'s points.
+    /// the owner on this ring without `excluded`'s points. It is also where
+    /// python-memcached with uhashring falls over to while `excluded` is
+    /// down (the next distinct node of `HashRing.range`).
     pub fn owner_without(&self, key: &[u8], excluded: usize) -> Option<usize> {
         if self.points.is_empty() {
             return None;
         }
         let start = self.position(self.hash_key(key));
-        (0..self.points.len()).map(|k| self.points[(start + k) % self.points.len()].1).find(|&n| n != excluded)
+        let (wrapped, from_start) = self.points.split_at(start);
+        from_start.iter().chain(wrapped).map(|&(_, n)| n).find(|&n| n != excluded)
     }
 
     /// The key's successor: where clients send it once its owner has left.
@@ -146,45 +285,158 @@ impl Ring {
 mod tests {
     use super::*;
 
+    /// Owners and successors taken from the client libraries themselves
+    /// (`scripts/ring-golden`).
+    const GOLDEN: &str = include_str!("ring_golden.txt");
+
+    fn node(s: &str) -> Node {
+        let (host, port) = s.rsplit_once(':').unwrap();
+        Node { host: host.to_string(), ip: String::new(), port: port.parse().unwrap() }
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn golden_lists() -> Vec<(&'static str, Vec<Node>)> {
+        GOLDEN
+            .lines()
+            .filter_map(|l| l.strip_prefix("list "))
+            .map(|l| {
+                let mut w = l.split(' ');
+                (w.next().unwrap(), w.map(node).collect())
+            })
+            .collect()
+    }
+
+    fn golden_ring(column: &str) -> Ring {
+        let (scheme, list) = column.split_once(':').unwrap();
+        let nodes = golden_lists().into_iter().find(|(name, _)| *name == list).unwrap().1;
+        Ring::from_nodes(scheme.parse().unwrap(), &nodes)
+    }
+
+    #[test]
+    fn owners_and_successors_match_the_clients() {
+        let columns: Vec<&str> = GOLDEN.lines().find_map(|l| l.strip_prefix("columns ")).unwrap().split(' ').collect();
+        assert_eq!(columns.len(), 6);
+        let rings: Vec<Ring> = columns.iter().map(|c| golden_ring(c)).collect();
+        let rows: Vec<&str> = GOLDEN.lines().skip_while(|l| !l.starts_with("columns ")).skip(1).collect();
+        assert_eq!(rows.len(), 300);
+        for row in rows {
+            let mut w = row.split(' ');
+            let key = unhex(w.next().unwrap());
+            for ((column, ring), want) in columns.iter().zip(&rings).zip(w) {
+                let (owner, successor) = want.split_once('.').unwrap();
+                let got = (ring.owner(&key).unwrap(), ring.successor(&key).unwrap());
+                assert_eq!(got, (owner.parse().unwrap(), successor.parse().unwrap()), "{column} {row}");
+            }
+        }
+    }
+
+    #[test]
+    fn uhashring_points_match_uhashring() {
+        for line in GOLDEN.lines().filter_map(|l| l.strip_prefix("points uhashring ")) {
+            let (list, points) = line.split_once(' ').unwrap();
+            let ring = golden_ring(&format!("uhashring:{list}"));
+            let want: Vec<u128> = points.split(' ').map(|p| u128::from_str_radix(p, 16).unwrap()).collect();
+            let got: Vec<u128> = ring.points.iter().take(want.len()).map(|&(p, _)| p).collect();
+            assert_eq!(got, want, "{list}");
+            assert_eq!(ring.points.len(), ring.len() * 160);
+        }
+    }
+
+    #[test]
+    fn point_counts_and_names() {
+        let nodes = [node("10.0.0.1:11211"), node("10.0.0.2:11311")];
+        assert_eq!(Ring::from_nodes(Scheme::Ketama, &nodes).points.len(), 200);
+        assert_eq!(Ring::from_nodes(Scheme::KetamaWeighted, &nodes).points.len(), 320);
+        assert_eq!(ring_name(Scheme::Ketama, &nodes[0]), "10.0.0.1");
+        assert_eq!(ring_name(Scheme::KetamaWeighted, &nodes[1]), "10.0.0.2:11311");
+        assert_eq!(ring_name(Scheme::Uhashring, &nodes[1]), "10.0.0.2");
+        assert_eq!("uhashring".parse(), Ok(Scheme::Uhashring));
+        assert_eq!("ketama_weighted".parse(), Ok(Scheme::KetamaWeighted));
+        assert!("md5".parse::<Scheme>().is_err());
+    }
+
+    #[test]
+    fn hashes_match_libhashkit_and_python() {
+        // libhashkit's libhashkit_one_at_a_time("a") and ("\xe9"), and
+        // Python: int(hashlib.md5(str(b"it's").encode()).hexdigest(), 16).
+        assert_eq!(one_at_a_time(b"a"), 0xca2e_9442);
+        assert_eq!(one_at_a_time(&[0xe9]), 0x4098_48ff);
+        assert_eq!(md5_of_bytes_repr(b"it's"), md5(b"b\"it's\""));
+        assert_eq!(md5_of_bytes_repr(b"a'\"\\\xff\t"), md5(b"b'a\\'\"\\\\\\xff\\t'"));
+        let long = [b'x'; 250];
+        let mut text = b"b'".to_vec();
+        text.extend_from_slice(&long);
+        text.push(b'\'');
+        assert_eq!(md5_of_bytes_repr(&long), md5(&text));
+    }
+
+    #[test]
+    fn uhashring_sends_a_hash_equal_to_a_point_past_it() {
+        let ring = Ring::new(Scheme::Uhashring, &names(3));
+        let ketama = Ring::new(Scheme::Ketama, &names(3));
+        for r in [&ring, &ketama] {
+            for k in 0..r.points.len() {
+                let at = r.position(r.points[k].0);
+                let want = if r.scheme == Scheme::Uhashring { (k + 1) % r.points.len() } else { k };
+                assert_eq!(at, want);
+            }
+        }
+    }
+
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("127.0.0.{}:11311", 10 + i)).collect()
     }
 
     #[test]
     fn every_node_gets_its_points_and_keys_spread() {
-        let ring = Ring::new(Scheme::Ketama, &names(4));
-        assert_eq!(ring.points.len(), 4 * 160);
-        let mut counts = [0usize; 4];
-        for i in 0..4000 {
-            counts[ring.owner(format!("key{i}").as_bytes()).unwrap()] += 1;
+        for scheme in [Scheme::Ketama, Scheme::KetamaWeighted, Scheme::Uhashring] {
+            let ring = Ring::new(scheme, &names(4));
+            let mut counts = [0usize; 4];
+            for i in 0..4000 {
+                counts[ring.owner(format!("key{i}").as_bytes()).unwrap()] += 1;
+            }
+            assert!(counts.iter().all(|&c| c > 500), "{scheme:?} {counts:?}");
         }
-        assert!(counts.iter().all(|&c| c > 500), "{counts:?}");
     }
 
     #[test]
     fn removing_a_node_moves_exactly_its_keys_to_their_successors() {
         let all = names(4);
-        let ring = Ring::new(Scheme::Ketama, &all);
-        let without: Vec<String> = all.iter().filter(|n| *n != &all[2]).cloned().collect();
-        let smaller = Ring::new(Scheme::Ketama, &without);
-        let index_in_all = |i: usize| all.iter().position(|n| *n == without[i]).unwrap();
-        for i in 0..2000 {
-            let key = format!("k:{i}");
-            let before = ring.owner(key.as_bytes()).unwrap();
-            let after = index_in_all(smaller.owner(key.as_bytes()).unwrap());
-            if before == 2 {
-                assert_eq!(Some(after), ring.successor(key.as_bytes()), "{key}");
-            } else {
-                assert_eq!(after, before, "{key} moved though its owner stayed");
+        for scheme in [Scheme::Ketama, Scheme::KetamaWeighted, Scheme::Uhashring] {
+            let ring = Ring::new(scheme, &all);
+            let without: Vec<String> = all.iter().filter(|n| *n != &all[2]).cloned().collect();
+            let smaller = Ring::new(scheme, &without);
+            let index_in_all = |i: usize| all.iter().position(|n| *n == without[i]).unwrap();
+            for i in 0..2000 {
+                let key = format!("k:{i}");
+                let before = ring.owner(key.as_bytes()).unwrap();
+                let after = index_in_all(smaller.owner(key.as_bytes()).unwrap());
+                if before == 2 {
+                    assert_eq!(Some(after), ring.successor(key.as_bytes()), "{scheme:?} {key}");
+                } else {
+                    assert_eq!(after, before, "{scheme:?} {key} moved though its owner stayed");
+                }
             }
         }
     }
 
     #[test]
+    fn uhashring_names_a_host_given_twice_once_the_last() {
+        let ring = Ring::new(Scheme::Uhashring, &["a".to_string(), "b".to_string(), "a".to_string()]);
+        assert_eq!(ring.points.len(), 320);
+        assert!((0..200).all(|i| ring.owner(format!("{i}").as_bytes()) != Some(0)));
+    }
+
+    #[test]
     fn small_rings() {
-        assert_eq!(Ring::new(Scheme::Ketama, &[]).owner(b"a"), None);
-        let one = Ring::new(Scheme::Ketama, &names(1));
-        assert_eq!(one.owner(b"a"), Some(0));
-        assert_eq!(one.successor(b"a"), None);
+        for scheme in [Scheme::Ketama, Scheme::KetamaWeighted, Scheme::Uhashring] {
+            assert_eq!(Ring::new(scheme, &[]).owner(b"a"), None);
+            let one = Ring::new(scheme, &names(1));
+            assert_eq!(one.owner(b"a"), Some(0));
+            assert_eq!(one.successor(b"a"), None);
+        }
     }
 }
