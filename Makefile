@@ -28,7 +28,10 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 
+# tests/cluster_dns.rs runs Debian's dnsmasq (dnsmasq-base: the binary,
+# no service) as its DNS server.
 unit:
+	bash -c '. scripts/deps.sh && apt_install dnsmasq-base'
 	$(CARGO) test --all-targets
 
 clients: build

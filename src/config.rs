@@ -540,6 +540,12 @@ impl Config {
             hash_expand: x.hash_expand,
             track_sizes: x.track_sizes,
         };
+        if let Some(spec) = &a.cluster_dns {
+            crate::discovery::dns::Target::parse(spec).map_err(|e| Error::Config(format!("--cluster-dns {e}")))?;
+            if a.cluster_file.is_some() {
+                return Err(Error::Config("--cluster-dns and --cluster-file both set the node list: give one".into()));
+            }
+        }
         let metrics = a.metrics_port.map(|port| SocketAddr::new(a.metrics_listen.unwrap_or(interfaces[0].ip()), port));
         Ok(Config {
             server,

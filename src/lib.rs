@@ -19,7 +19,8 @@
 //!        ^ maintenance thread: clock tick, expiry crawler
 //!   watch: per-loop log rings that `watch` connections read (fed by
 //!          dispatch, the loops and the store's eviction hook)
-//!   other threads: signals, discovery health checks, metrics HTTP
+//!   other threads: signals, discovery health checks, warm join, metrics HTTP,
+//!   cluster-dns lookups
 //! ```
 //!
 //! Module rules: `protocol` and `storage` depend on nothing else in the

@@ -81,6 +81,7 @@ pub fn render(sh: &Shared) -> String {
         active.iter().filter_map(|cs| Some((format!("slab=\"{}\"{more}", cs.id), (f.get)(cs).as_f64()?))).collect()
     });
     backups(&mut o, &sh.backup);
+    replication(&mut o, sh);
     let lat = sh.stats.latency();
     let name = "ferrocache_request_duration_seconds";
     let _ = writeln!(o, "# HELP {name} Time from the event loop waking for a request (or the end of the one before it) to its queued reply, by command.");
@@ -129,6 +130,57 @@ fn backups(o: &mut String, b: &crate::backup::Backups) {
     ];
     for (name, help, v) in last {
         family(o, &gauge(name, help), &[(String::new(), v)]);
+    }
+}
+
+/// The cluster view this node follows and its replication queues
+/// (`--replicas 1`), one sample per peer: ferrocache's own.
+fn replication(o: &mut String, sh: &Shared) {
+    if let Some(f) = sh.cluster.get() {
+        let m = Metric {
+            name: "ferrocache_cluster_view_version",
+            labels: "",
+            kind: Kind::Gauge,
+            help: "Version of the served node list this node follows.",
+        };
+        family(o, &m, &[(String::new(), f.view().version as f64)]);
+    }
+    let Some(r) = sh.replication.get() else { return };
+    let not_copied = Metric {
+        name: "ferrocache_replica_not_copied_total",
+        labels: "",
+        kind: Kind::Counter,
+        help: "Writes not copied: the key is not this node's, or there is no peer to copy to.",
+    };
+    family(o, &not_copied, &[(String::new(), r.not_copied.load(Ordering::Relaxed) as f64)]);
+    let peers = r.peers();
+    type Value = fn(&crate::cluster::replicate::Peer) -> f64;
+    let rows: [(&'static str, Kind, &'static str, Value); 6] = [
+        ("ferrocache_replica_queued", Kind::Gauge, "Copies waiting for a peer.", |p| p.waiting().0 as f64),
+        ("ferrocache_replica_queue_bytes", Kind::Gauge, "Bytes of copies queued or in flight to a peer.", |p| {
+            p.bytes.load(Ordering::Relaxed) as f64
+        }),
+        ("ferrocache_replica_sent_total", Kind::Counter, "Copies a peer acknowledged.", |p| {
+            p.sent.load(Ordering::Relaxed) as f64
+        }),
+        ("ferrocache_replica_dropped_total", Kind::Counter, "Copies dropped: queue full or peer unreachable.", |p| {
+            p.dropped.load(Ordering::Relaxed) as f64
+        }),
+        ("ferrocache_replica_refused_total", Kind::Counter, "Copies a peer answered with an error.", |p| {
+            p.refused.load(Ordering::Relaxed) as f64
+        }),
+        (
+            "ferrocache_replica_lag_seconds",
+            Kind::Gauge,
+            "Queue-to-acknowledgement time of the last batch's oldest copy.",
+            |p| p.lag_us.load(Ordering::Relaxed) as f64 / 1e6,
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        let m = Metric { name, labels: "", kind, help };
+        let samples: Vec<(String, f64)> =
+            peers.iter().map(|p| (format!("peer=\"{}\"", p.node.address()), value(p))).collect();
+        family(o, &m, &samples);
     }
 }
 

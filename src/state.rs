@@ -150,6 +150,11 @@ pub struct Shared {
     pub backup: crate::backup::Backups,
     /// `-Z`: the TLS state (set by the server before the loops start).
     pub tls: OnceLock<Arc<crate::tls::Tls>>,
+    /// The served list this node follows (`crate::cluster::start`).
+    pub cluster: OnceLock<Arc<crate::cluster::Follower>>,
+    /// `--replicas 1`: where writes are copied; unset otherwise, so the
+    /// write path's check is one load and one branch.
+    pub replication: OnceLock<Arc<crate::cluster::Replicator>>,
 }
 
 impl Shared {
@@ -184,6 +189,8 @@ impl Shared {
             watch,
             backup: crate::backup::Backups::default(),
             tls: OnceLock::new(),
+            cluster: OnceLock::new(),
+            replication: OnceLock::new(),
         }
     }
 

@@ -5,11 +5,20 @@
 //! list, where clients will look for a key ([`ring::Ring::owner`]) and where
 //! they will look once its owner has left the list
 //! ([`ring::Ring::successor`]).
+//!
+//! A node follows the served list ([`follow`]) when it is given
+//! `--cluster-endpoint`, `--node-id` or `--replicas 1`; with `--replicas 1`
+//! it copies the writes it owns to their successors ([`replicate`]).
 
+pub mod follow;
+pub mod replicate;
 pub mod ring;
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+pub use follow::{Follower, View};
+pub use replicate::Replicator;
 
 pub use ring::{Ring, Scheme};
 

@@ -268,16 +268,31 @@ impl Ring {
         if self.points.is_empty() {
             return None;
         }
-        let start = self.position(self.hash_key(key));
-        let (wrapped, from_start) = self.points.split_at(start);
-        from_start.iter().chain(wrapped).map(|&(_, n)| n).find(|&n| n != excluded)
+        self.next_other(self.position(self.hash_key(key)), excluded)
     }
 
     /// The key's successor: where clients send it once its owner has left.
     /// None with fewer than two nodes.
     pub fn successor(&self, key: &[u8]) -> Option<usize> {
-        let owner = self.owner(key)?;
-        self.owner_without(key, owner)
+        self.placement(key)?.1
+    }
+
+    /// The key's owner and successor, hashing the key once; None on an
+    /// empty ring.
+    pub fn placement(&self, key: &[u8]) -> Option<(usize, Option<usize>)> {
+        if self.points.is_empty() {
+            return None;
+        }
+        let start = self.position(self.hash_key(key));
+        let owner = self.points[start].1;
+        Some((owner, self.next_other(start, owner)))
+    }
+
+    /// The node of the first point from `start` on, wrapping, that is not
+    /// `excluded`'s.
+    fn next_other(&self, start: usize, excluded: usize) -> Option<usize> {
+        let (wrapped, from_start) = self.points.split_at(start);
+        from_start.iter().chain(wrapped).map(|&(_, n)| n).find(|&n| n != excluded)
     }
 }
 
@@ -328,6 +343,7 @@ mod tests {
             for ((column, ring), want) in columns.iter().zip(&rings).zip(w) {
                 let (owner, successor) = want.split_once('.').unwrap();
                 let got = (ring.owner(&key).unwrap(), ring.successor(&key).unwrap());
+                assert_eq!(ring.placement(&key), Some((got.0, Some(got.1))));
                 assert_eq!(got, (owner.parse().unwrap(), successor.parse().unwrap()), "{column} {row}");
             }
         }
@@ -437,6 +453,8 @@ mod tests {
             let one = Ring::new(scheme, &names(1));
             assert_eq!(one.owner(b"a"), Some(0));
             assert_eq!(one.successor(b"a"), None);
+            assert_eq!(one.placement(b"a"), Some((0, None)));
+            assert_eq!(Ring::new(scheme, &[]).placement(b"a"), None);
         }
     }
 }

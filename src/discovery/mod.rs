@@ -11,10 +11,17 @@
 //! cluster`). The version is persisted to `<cluster-file>.version`, so it
 //! never goes backwards across a restart.
 //!
+//! A node added to a running cluster, or back after being down, is
+//! *joining* until its future keys have been copied to it (`warm.rs`).
+//! With `--cluster-dns` the configured list is what a DNS name resolves to
+//! instead (`dns.rs`), looked up again every `--cluster-poll-ms`.
+//!
 //! Not here: the reply bytes (`format.rs`) and the listener (the config
 //! port is an ordinary listener of the event loops).
 
+pub mod dns;
 pub mod format;
+pub mod warm;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -22,9 +29,10 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 pub use format::Node;
+pub use warm::WarmConfig;
 
 /// History entries kept for `stats cluster`.
 const HISTORY: usize = 32;
@@ -66,6 +74,9 @@ struct State {
     version: u64,
     history: VecDeque<(u64, u64, String)>,
     file_mtime: Option<SystemTime>,
+    /// Configured, up, not yet served: their keys are being copied.
+    joining: HashMap<Node, warm::Join>,
+    next_join: u64,
 }
 
 /// The cluster view, shared by the event loops and the health checker.
@@ -75,6 +86,12 @@ pub struct Discovery {
     state: Mutex<State>,
     /// With `-Z`: health checks speak TLS and verify the node.
     tls: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>>,
+    /// Warm join settings.
+    warm: WarmConfig,
+    /// Wakes the warm thread when a node starts joining.
+    wake: Condvar,
+    /// With `--cluster-dns`: where the configured list comes from.
+    dns: std::sync::OnceLock<dns::Membership>,
 }
 
 fn unix_now() -> u64 {
@@ -84,7 +101,19 @@ fn unix_now() -> u64 {
 impl Discovery {
     /// Loads the persisted version and the cluster file, if any.
     pub fn new(cfg: DiscoveryConfig) -> Result<Discovery, String> {
-        let d = Discovery { cfg, state: Mutex::new(State::default()), tls: std::sync::OnceLock::new() };
+        Discovery::with_warm(cfg, WarmConfig::default())
+    }
+
+    /// As [`Discovery::new`], with the warm-join settings.
+    pub fn with_warm(cfg: DiscoveryConfig, warm: WarmConfig) -> Result<Discovery, String> {
+        let d = Discovery {
+            cfg,
+            state: Mutex::new(State::default()),
+            tls: std::sync::OnceLock::new(),
+            warm,
+            wake: Condvar::new(),
+            dns: std::sync::OnceLock::new(),
+        };
         if let Some(path) = d.version_path() {
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let v = text.lines().next().and_then(|l| l.trim().parse().ok());
@@ -123,7 +152,11 @@ impl Discovery {
     /// changed. Caller holds the lock.
     fn publish(&self, s: &mut State, reason: String, at_least: u64) {
         let served: Vec<Node> = match &s.configured {
-            Some(nodes) => nodes.iter().filter(|n| !s.health.get(*n).is_some_and(|h| h.down)).cloned().collect(),
+            Some(nodes) => nodes
+                .iter()
+                .filter(|n| !s.health.get(*n).is_some_and(|h| h.down) && !s.joining.contains_key(*n))
+                .cloned()
+                .collect(),
             None => Vec::new(),
         };
         if served == s.served && s.version > 0 && at_least <= s.version {
@@ -149,6 +182,7 @@ impl Discovery {
 
     fn set_nodes(&self, s: &mut State, nodes: Vec<Node>, reason: String, at_least: u64) {
         s.health.retain(|n, _| nodes.contains(n));
+        self.joins_for_new_list(s, &nodes);
         s.configured = Some(nodes);
         self.publish(s, reason, at_least);
     }
@@ -205,6 +239,7 @@ impl Discovery {
         }
         s.configured = None;
         s.health.clear();
+        s.joining.clear();
         self.publish(&mut s, "config delete".into(), 0);
         true
     }
@@ -212,6 +247,29 @@ impl Discovery {
     /// With `-Z`: health checks from now on speak TLS with `config`.
     pub fn set_tls(&self, config: std::sync::Arc<rustls::ClientConfig>) {
         let _ = self.tls.set(config);
+    }
+
+    /// With `--cluster-dns`: the configured list follows `membership`
+    /// from the next [`Discovery::poll_dns`] on.
+    pub fn follow_dns(&self, membership: dns::Membership) {
+        let _ = self.dns.set(membership);
+    }
+
+    /// Whether the configured list comes from DNS.
+    pub fn follows_dns(&self) -> bool {
+        self.dns.get().is_some()
+    }
+
+    /// One `--cluster-dns` lookup: a new answer becomes the configured
+    /// list; a failed one keeps the last (`dns::Membership::lookup` counts
+    /// and logs it).
+    pub fn poll_dns(&self) {
+        let Some(m) = self.dns.get() else { return };
+        let Ok(nodes) = m.lookup() else { return };
+        let mut s = self.state.lock();
+        if s.configured.as_ref() != Some(&nodes) {
+            self.set_nodes(&mut s, nodes, format!("DNS {} resolved", m.name()), 0);
+        }
     }
 
     /// One round of health checks (run by the health thread).
@@ -227,8 +285,9 @@ impl Discovery {
                 (n, ok)
             })
             .collect();
-        let mut s = self.state.lock();
-        let mut changes = Vec::new();
+        let mut guard = self.state.lock();
+        let s = &mut *guard;
+        let (mut changes, mut back) = (Vec::new(), Vec::new());
         for (node, ok) in results {
             if !s.configured.as_ref().is_some_and(|c| c.contains(&node)) {
                 continue; // removed while we probed
@@ -239,19 +298,24 @@ impl Discovery {
                 h.failures = 0;
                 if h.down {
                     h.down = false;
+                    back.push(node.clone());
                     changes.push(format!("{node} is back"));
                 }
             } else {
                 h.failures += 1;
                 if !h.down && h.failures >= self.cfg.failures {
                     h.down = true;
+                    s.joining.remove(&node);
                     changes.push(format!("{node} down after {} failed checks", h.failures));
                 }
             }
         }
+        for node in back {
+            self.start_join(s, &node);
+        }
         for reason in changes {
             log::warn!("cluster: {reason}");
-            self.publish(&mut s, reason, 0);
+            self.publish(s, reason, 0);
         }
     }
 
@@ -262,13 +326,25 @@ impl Discovery {
             ("cluster_version".to_string(), s.version.to_string()),
             ("cluster_configured".to_string(), s.configured.as_ref().map_or(0, Vec::len).to_string()),
             ("cluster_serving".to_string(), s.served.len().to_string()),
+            ("cluster_joining".to_string(), s.joining.len().to_string()),
         ];
+        if let Some(m) = self.dns.get() {
+            out.extend(m.stats());
+        }
         for (i, n) in s.configured.iter().flatten().enumerate() {
             let h = s.health.get(n).cloned().unwrap_or_default();
+            let state = if h.down {
+                "down"
+            } else if s.joining.contains_key(n) {
+                "joining"
+            } else {
+                "up"
+            };
             out.push((format!("node:{i}:addr"), n.to_string()));
-            out.push((format!("node:{i}:state"), if h.down { "down" } else { "up" }.to_string()));
+            out.push((format!("node:{i}:state"), state.to_string()));
             out.push((format!("node:{i}:failures"), h.failures.to_string()));
             out.push((format!("node:{i}:checks"), h.checks.to_string()));
+            self.join_stats(&s, i, n, &mut out);
         }
         for (v, at, why) in &s.history {
             out.push((format!("history:{v}"), format!("{at} {why}")));
@@ -277,35 +353,45 @@ impl Discovery {
     }
 }
 
-/// One health check: `version` answered with `VERSION ` within `timeout`;
-/// over TLS when `tls` is given, the node's certificate verified against
-/// its host name (or its IP when the host is not a DNS name).
+/// One health check: `version` answered with `VERSION ` within `timeout`,
+/// over a connection made by [`open`].
 pub fn probe(node: &Node, timeout: Duration, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> bool {
-    let Some(addr) = node.address().to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-        return false;
-    };
-    let Ok(tcp) = TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
-    };
+    open(node, timeout, tls).is_ok_and(ask_version)
+}
+
+/// A connection to a node: plain TCP or TLS.
+pub trait Stream: Read + Write + Send {}
+
+impl<T: Read + Write + Send> Stream for T {}
+
+/// Connects to `node` within `timeout`, reads and writes timing out after
+/// it too; over TLS when `tls` is given, the node's certificate verified
+/// against its host name (or its IP when the host is not a DNS name).
+pub fn open(
+    node: &Node,
+    timeout: Duration,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn Stream>, String> {
+    let addr = node.address().to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     let _ = tcp.set_read_timeout(Some(timeout));
     let _ = tcp.set_write_timeout(Some(timeout));
+    let _ = tcp.set_nodelay(true);
     match tls {
-        None => ask_version(tcp),
+        None => Ok(Box::new(tcp)),
         Some(config) => {
             let name = rustls::pki_types::ServerName::try_from(node.host.clone())
                 .ok()
                 .filter(|n| matches!(n, rustls::pki_types::ServerName::DnsName(_)) || node.ip.is_empty())
                 .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
-            let Ok(conn) = rustls::ClientConnection::new(config.clone(), name) else {
-                return false;
-            };
-            ask_version(rustls::StreamOwned::new(conn, tcp))
+            let conn = rustls::ClientConnection::new(config.clone(), name).map_err(|e| e.to_string())?;
+            Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
         }
     }
 }
 
 /// Sends `version` and checks the reply's start.
-fn ask_version<S: Read + Write>(mut s: S) -> bool {
+fn ask_version(mut s: Box<dyn Stream>) -> bool {
     if s.write_all(b"version\r\n").and_then(|()| s.flush()).is_err() {
         return false;
     }
@@ -379,6 +465,91 @@ mod tests {
         assert!(stats.iter().any(|(k, v)| k == "history:2" && v.contains("down after 2 failed checks")));
     }
 
+    fn parse_nodes(text: &str) -> Vec<Node> {
+        format::parse_nodes(text).unwrap()
+    }
+
+    fn stat(d: &Discovery, name: &str) -> String {
+        d.stats().into_iter().find(|(k, _)| k == name).map(|(_, v)| v).unwrap_or_default()
+    }
+
+    /// A node whose health checks pass while `up` is set.
+    fn node_with_switch() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let u = up.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let mut b = [0u8; 64];
+                let _ = c.read(&mut b);
+                if u.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = c.write_all(b"VERSION 1.6.18\r\n");
+                }
+            }
+        });
+        (port, up)
+    }
+
+    #[test]
+    fn added_and_returning_nodes_join_before_they_are_served() {
+        let (pa, _) = node_with_switch();
+        let (pb, b_up) = node_with_switch();
+        let (pc, _) = node_with_switch();
+        let d = disc(None);
+        // the first list is served at once
+        d.config_set(format!("a|127.0.0.1|{pa} b|127.0.0.1|{pb}").as_bytes()).unwrap();
+        assert_eq!(d.view().unwrap().1.len(), 2);
+        // an added node joins: configured, checked, not served, no bump
+        d.config_set(format!("a|127.0.0.1|{pa} b|127.0.0.1|{pb} c|127.0.0.1|{pc}").as_bytes()).unwrap();
+        assert_eq!(d.view().unwrap().0, 1);
+        assert_eq!(d.view().unwrap().1.len(), 2);
+        assert_eq!((stat(&d, "cluster_joining"), stat(&d, "node:2:state")), ("1".into(), "joining".into()));
+        assert_eq!(stat(&d, "node:2:warm_copied"), "0");
+        d.check_all();
+        assert_eq!(stat(&d, "node:2:checks"), "1", "a joining node is health-checked");
+        d.expire_joins(std::time::Instant::now());
+        assert_eq!(d.view().unwrap().0, 1, "not before --warm-timeout-ms");
+        d.expire_joins(std::time::Instant::now() + Duration::from_secs(61));
+        let (v, nodes) = d.view().unwrap();
+        assert_eq!((v, nodes.len()), (2, 3));
+        assert!(stat(&d, "history:2").contains("joined after the warm timeout"), "{:?}", d.stats());
+        assert_eq!(stat(&d, "node:2:state"), "up");
+        // b fails and comes back: it joins again
+        b_up.store(false, std::sync::atomic::Ordering::SeqCst);
+        d.check_all();
+        d.check_all();
+        assert_eq!(d.view().unwrap().0, 3, "b down");
+        b_up.store(true, std::sync::atomic::Ordering::SeqCst);
+        d.check_all();
+        assert_eq!(d.view().unwrap().0, 3, "b back, joining");
+        assert_eq!(stat(&d, "node:1:state"), "joining");
+        // down while joining: it stops joining
+        b_up.store(false, std::sync::atomic::Ordering::SeqCst);
+        d.check_all();
+        d.check_all();
+        assert_eq!((stat(&d, "node:1:state"), stat(&d, "cluster_joining")), ("down".into(), "0".into()));
+        // removed while joining: forgotten
+        b_up.store(true, std::sync::atomic::Ordering::SeqCst);
+        d.check_all();
+        assert_eq!(stat(&d, "cluster_joining"), "1");
+        d.config_set(format!("a|127.0.0.1|{pa} c|127.0.0.1|{pc}").as_bytes()).unwrap();
+        assert_eq!(stat(&d, "cluster_joining"), "0");
+        // nodes replacing every served one are served at once
+        d.config_set(format!("b|127.0.0.1|{pb}").as_bytes()).unwrap();
+        assert_eq!(d.view().unwrap().1, parse_nodes(&format!("b|127.0.0.1|{pb}")));
+    }
+
+    #[test]
+    fn a_zero_warm_timeout_serves_added_nodes_at_once() {
+        let warm = WarmConfig { timeout: Duration::ZERO, ..WarmConfig::default() };
+        let d = Discovery::with_warm(DiscoveryConfig::default(), warm).unwrap();
+        d.config_set(b"a|127.0.0.1|1").unwrap();
+        d.config_set(b"a|127.0.0.1|1 b|127.0.0.1|2").unwrap();
+        assert_eq!(d.view().unwrap().0, 2);
+        assert_eq!(stat(&d, "cluster_joining"), "0");
+    }
+
     #[test]
     fn the_version_survives_a_restart_and_the_file_is_followed() {
         let dir = std::env::temp_dir().join(format!("ferrocache-disc-{}", std::process::id()));
@@ -390,6 +561,8 @@ mod tests {
         assert_eq!(d.view().unwrap().0, 1);
         std::fs::write(&file, "a|127.0.0.1|1\nb|127.0.0.1|2\n").unwrap();
         d.reload_file("SIGHUP").unwrap();
+        assert_eq!(d.view().unwrap(), (1, parse_nodes("a|127.0.0.1|1")), "b joins before it is served");
+        d.expire_joins(std::time::Instant::now() + Duration::from_secs(61));
         assert_eq!(d.view().unwrap().0, 2);
         drop(d);
         // restart with the same file: same list, same version
@@ -399,6 +572,13 @@ mod tests {
         std::fs::write(&file, "c|127.0.0.1|3\n").unwrap();
         let d = disc(Some(file.clone()));
         assert_eq!(d.view().unwrap().0, 3);
+        drop(d);
+        // a node added while the endpoint was down joins: clients still
+        // use the list served before the restart
+        std::fs::write(&file, "c|127.0.0.1|3\nd|127.0.0.1|4\n").unwrap();
+        let d = disc(Some(file.clone()));
+        assert_eq!(d.view().unwrap(), (3, parse_nodes("c|127.0.0.1|3")));
+        assert_eq!(stat(&d, "node:1:state"), "joining");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -58,7 +58,8 @@ fn order(flags: &MetaFlags<'_>) -> MetaOrder {
     o
 }
 
-/// Runs one meta command.
+/// Runs one meta command; true if it changed the key's item (a write
+/// replication copies).
 #[allow(clippy::too_many_arguments)]
 pub fn run<R: Reply>(
     sh: &Shared,
@@ -69,7 +70,7 @@ pub fn run<R: Reply>(
     data: &[u8],
     flags: &MetaFlags<'_>,
     reply: &mut R,
-) {
+) -> bool {
     let store = &sh.store;
     match command {
         MetaCommand::Get => {
@@ -95,6 +96,7 @@ pub fn run<R: Reply>(
             if hit.is_none() {
                 reply.meta(command, MetaCode::En, key, flags, None, None);
             }
+            touching && hit.is_some()
         }
         MetaCommand::Set => {
             w.cmd_set.incr();
@@ -115,6 +117,7 @@ pub fn run<R: Reply>(
             let status = outcome::stored(w, mode, result);
             let it = MetaInfo { cas: new_cas, ..MetaInfo::default() };
             send(reply, command, status, key, flags, Some(&it));
+            status == Status::Stored
         }
         MetaCommand::Delete => {
             let opts = MetaDelete {
@@ -126,6 +129,7 @@ pub fn run<R: Reply>(
             super::watch::lookup(sh, key, fd);
             let status = outcome::deleted(w, store.delete_meta(key, opts));
             send(reply, command, status, key, flags, None);
+            status == Status::Deleted
         }
         MetaCommand::Arith => {
             let incr = !matches!(flags.mode, Some(b'D' | b'-'));
@@ -150,13 +154,18 @@ pub fn run<R: Reply>(
                     let digits = crate::num::format_u64(&mut buf, v);
                     let code = if flags.value { MetaCode::Va } else { MetaCode::Hd };
                     reply.meta(command, code, key, flags, Some(&it), flags.value.then_some(digits));
+                    true
                 }
-                Err(status) => send(reply, command, status, key, flags, None),
+                Err(status) => {
+                    send(reply, command, status, key, flags, None);
+                    false
+                }
             }
         }
         MetaCommand::Debug => {
             let item = store.debug(key).map(|m| info(&m, 0));
             reply.meta_debug(key, flags, item.as_ref());
+            false
         }
     }
 }

@@ -51,12 +51,15 @@ pub struct Session {
     pub authenticated: bool,
     /// The connection's socket descriptor (`cfd=` in watch lines).
     pub fd: i32,
+    /// The connection carries copies from another node (`ferrocache_replica`):
+    /// its writes are not copied again.
+    pub replica: bool,
 }
 
 impl Session {
     /// A new connection's state under `config`.
     pub fn new(config: &Config, binary: bool) -> Session {
-        Session { binary, authenticated: config.server.auth.is_none(), fd: -1 }
+        Session { binary, authenticated: config.server.auth.is_none(), fd: -1, replica: false }
     }
 
     /// The state of a connection (or datagram) whose first byte is
@@ -68,6 +71,18 @@ impl Session {
             ProtocolChoice::Binary => true,
         };
         Session::new(config, binary)
+    }
+}
+
+/// After a successful write of `key`: with `--replicas 1`, hands it to
+/// replication (unless the connection itself carries copies). Without
+/// replication this is one load and one branch.
+#[inline]
+fn written(sh: &Shared, session: &Session, key: &[u8]) {
+    if let Some(r) = sh.replication.get() {
+        if !session.replica {
+            r.written(&sh.store, key);
+        }
     }
 }
 
@@ -87,10 +102,10 @@ pub fn dispatch<R: Reply>(
     }
     let store = &sh.store;
     match req {
-        Request::Get { keys, cas } => return retrieve(sh, w, session.fd, keys, None, cas, reply),
+        Request::Get { keys, cas } => return retrieve(sh, w, session, keys, None, cas, reply),
         Request::Gat { exptime, keys, cas } => {
             let exp = store.clock().exptime_to_rel(exptime);
-            return retrieve(sh, w, session.fd, keys, Some(exp), cas, reply);
+            return retrieve(sh, w, session, keys, Some(exp), cas, reply);
         }
         Request::Store { command, key, flags, exptime, data, cas, noreply: _ } => {
             w.cmd_set.incr();
@@ -107,13 +122,18 @@ pub fn dispatch<R: Reply>(
             let before = watch::lookup(sh, key, session.fd);
             let (outcome, new_cas) = store.store_cas(mode, key, flags, exptime, data);
             watch::stored(sh, key, mode, outcome, exptime, flags, data, before, session.fd);
+            if outcome == crate::storage::StoreOutcome::Stored {
+                written(sh, session, key);
+            }
             reply.status(outcome::stored(w, mode, outcome), new_cas);
         }
         Request::TooLarge { key, set, swallow, noreply: _ } => {
             w.store_too_large.incr();
             if set {
                 // As memcached: a failed set must not leave the old value.
-                store.delete(key);
+                if store.delete(key) {
+                    written(sh, session, key);
+                }
             }
             reply.status(Status::TooLarge, 0);
             return Action::Swallow(swallow);
@@ -121,16 +141,26 @@ pub fn dispatch<R: Reply>(
         Request::Delete { key, cas, noreply: _ } => {
             sh.detail.record(key, Event::Delete);
             watch::lookup(sh, key, session.fd);
-            reply.status(outcome::deleted(w, store.delete_cas(key, cas)), 0);
+            let status = outcome::deleted(w, store.delete_cas(key, cas));
+            if status == Status::Deleted {
+                written(sh, session, key);
+            }
+            reply.status(status, 0);
         }
         Request::Incr { key, delta, initial, cas, noreply: _ } => {
             watch::lookup(sh, key, session.fd);
             let result = outcome::delta(w, true, store.delta_with(key, true, delta, cas, initial, None));
+            if result.is_ok() {
+                written(sh, session, key);
+            }
             arithmetic_reply(result, reply)
         }
         Request::Decr { key, delta, initial, cas, noreply: _ } => {
             watch::lookup(sh, key, session.fd);
             let result = outcome::delta(w, false, store.delta_with(key, false, delta, cas, initial, None));
+            if result.is_ok() {
+                written(sh, session, key);
+            }
             arithmetic_reply(result, reply)
         }
         Request::Touch { key, exptime, noreply: _ } => {
@@ -140,7 +170,10 @@ pub fn dispatch<R: Reply>(
             let found = hit.map(|(flags, _, klen, vlen)| (store.class_of(klen, vlen, flags), vlen));
             watch::fetched(sh, key, found, session.fd);
             match hit {
-                Some((flags, cas, ..)) => reply.touched(flags, cas),
+                Some((flags, cas, ..)) => {
+                    written(sh, session, key);
+                    reply.touched(flags, cas)
+                }
                 None => reply.status(Status::NotFound, 0),
             }
         }
@@ -227,7 +260,9 @@ pub fn dispatch<R: Reply>(
         }
         Request::Meta { command, key, data, flags } => {
             w.cmd_meta.incr();
-            meta::run(sh, w, session.fd, command, &key, data, &flags, reply)
+            if meta::run(sh, w, session.fd, command, &key, data, &flags, reply) {
+                written(sh, session, &key);
+            }
         }
         Request::ConfigGet => match sh.discovery.view() {
             Some((version, nodes)) => reply.raw(&crate::discovery::format::config_reply(version, &nodes)),
@@ -243,6 +278,10 @@ pub fn dispatch<R: Reply>(
         Request::ConfigDelete => {
             let status = if sh.discovery.config_delete() { Status::Deleted } else { Status::NotFound };
             reply.status(status, 0);
+        }
+        Request::ReplicaMark => {
+            session.replica = true;
+            reply.status(Status::Ok, 0);
         }
         Request::Admin(cmd) => return admin::run(sh, cmd, reply),
         Request::MetaNoop => {
@@ -269,7 +308,7 @@ pub fn dispatch<R: Reply>(
 fn retrieve<R: Reply>(
     sh: &Shared,
     w: &WorkerStats,
-    fd: i32,
+    session: &Session,
     keys: Keys<'_>,
     touch: Option<u32>,
     cas: bool,
@@ -277,6 +316,7 @@ fn retrieve<R: Reply>(
 ) -> Action {
     let mark = reply.queued();
     let cap = sh.config.server.output_cap;
+    let fd = session.fd;
     for key in keys.iter() {
         if key == crate::discovery::format::LEGACY_KEY {
             // Old auto-discovery clients read the node list as an item.
@@ -292,6 +332,9 @@ fn retrieve<R: Reply>(
             (it.flags, it.value.len())
         });
         outcome::looked_up(w, touch.is_some(), hit.is_some());
+        if touch.is_some() && hit.is_some() {
+            written(sh, session, key);
+        }
         if sh.watch.wants(crate::watch::FETCHERS) {
             let found = hit.map(|(flags, vlen)| (sh.store.class_of(key.len(), vlen, flags), vlen));
             watch::fetched(sh, key, found, fd);

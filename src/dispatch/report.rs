@@ -45,7 +45,7 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
         Some(b"conns") => conns(sh, out),
         Some(b"ferrocache") => rows(sh, figures::FERROCACHE, out),
         Some(b"cluster") => {
-            for (k, v) in sh.discovery.stats() {
+            for (k, v) in sh.discovery.stats().into_iter().chain(cluster_stats(sh)) {
                 out.stat(&k, &v);
             }
             out.stats_end();
@@ -280,4 +280,18 @@ fn cachedump<R: Reply>(sh: &Shared, id: &[u8], limit: &[u8], out: &mut R) {
         out.dump_item(&key, len, exp);
     }
     out.stats_end();
+}
+
+/// `stats cluster` lines of the node side (none on a node that does not
+/// follow a cluster).
+fn cluster_stats(sh: &Shared) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(f) = sh.cluster.get() {
+        out.extend(f.stats());
+        out.push(("replicas".to_string(), u8::from(sh.replication.get().is_some()).to_string()));
+    }
+    if let Some(r) = sh.replication.get() {
+        out.extend(r.stats());
+    }
+    out
 }

@@ -291,6 +291,9 @@ pub enum Request<'a> {
     },
     /// `config delete cluster`
     ConfigDelete,
+    /// `ferrocache_replica`: the connection carries copies from another
+    /// node (`--replicas`); what is written on it is not copied again.
+    ReplicaMark,
     /// An admin command (`slabs ...`, `lru_crawler ...`).
     Admin(AdminCommand<'a>),
     /// A refused request whose data must be discarded after the reply.

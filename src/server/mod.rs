@@ -14,6 +14,7 @@
 //!   the loops serve.
 //!   Signals are blocked in every other thread, so no handler runs async.
 
+mod cluster;
 mod connection;
 mod event_loop;
 pub mod listener;
@@ -93,7 +94,13 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         (Some(path), None) => log::info!("no restart metadata for {}: starting empty", path.display()),
         _ => {}
     }
-    let discovery = crate::discovery::Discovery::new(config.discovery.clone()).map_err(Error::Config)?;
+    let warm = crate::discovery::WarmConfig::from(&config.cluster);
+    let discovery = crate::discovery::Discovery::with_warm(config.discovery.clone(), warm).map_err(Error::Config)?;
+    if let Some(m) = crate::discovery::dns::Membership::from_config(&config.cluster).map_err(Error::Config)? {
+        discovery.follow_dns(m);
+        // before the listeners open: the first client already gets the list
+        discovery.poll_dns();
+    }
     // Read before privileges are dropped, as memcached does; a refresh
     // later reads as the -u user.
     let tls = match &config.server.tls {
@@ -139,6 +146,7 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     if let Some(tls) = tls {
         let _ = shared.tls.set(tls);
     }
+    cluster::start(&shared).map_err(Error::Config)?;
 
     let mut loops = Vec::with_capacity(threads);
     let mut wakers = Vec::with_capacity(threads);
@@ -206,7 +214,20 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         .collect::<Result<_, _>>()
         .map_err(|source| Error::Io { what: "starting an event loop thread", source })?;
 
-    if shared.discovery.view().is_some() || shared.config.config_port.is_some() {
+    if shared.discovery.follows_dns() {
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("cluster-dns".into())
+            .spawn(move || loop {
+                std::thread::sleep(sh.config.cluster.poll);
+                if sh.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                sh.discovery.poll_dns();
+            })
+            .map_err(|source| Error::Io { what: "starting the cluster-dns thread", source })?;
+    }
+    if shared.discovery.view().is_some() || shared.config.config_port.is_some() || shared.discovery.follows_dns() {
         let sh = shared.clone();
         std::thread::Builder::new()
             .name("discovery".into())
@@ -219,6 +240,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
                 sh.discovery.check_all();
             })
             .map_err(|source| Error::Io { what: "starting the discovery thread", source })?;
+        let sh = shared.clone();
+        std::thread::Builder::new()
+            .name("warm".into())
+            .spawn(move || crate::discovery::warm::run(&sh.discovery, &sh.stopping))
+            .map_err(|source| Error::Io { what: "starting the warm-join thread", source })?;
     }
     let backups = {
         let sh = shared.clone();

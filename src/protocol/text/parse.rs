@@ -162,6 +162,7 @@ fn parse_line<'a>(line: &'a [u8], rest: &'a [u8], limits: &Limits) -> Result<Lin
         b"cache_memlimit" => memlimit(&toks, n, noreply),
         b"refresh_certs" => Line::Done(Request::RefreshCerts { noreply }),
         b"config" => config(&toks, n, rest, limits),
+        b"ferrocache_replica" if n == 1 => Line::Done(Request::ReplicaMark),
         b"slabs" => super::admin::slabs(&toks, n),
         b"lru_crawler" => super::admin::lru_crawler(&toks, n),
         b"watch" => super::admin::watch(line),

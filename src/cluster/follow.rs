@@ -1,0 +1,359 @@
+//! The node's view of the served node list, kept as clients keep theirs.
+//!
+//! Two sources: `--cluster-endpoint HOST:PORT`, polled with `config get
+//! cluster` every `--cluster-poll-ms` by the `cluster-follow` thread; or,
+//! without it, the node's own [`Discovery`] (`--cluster-file`, `config set
+//! cluster`), read locally at the same interval. A list is taken only when
+//! its version is greater than the one held, as clients do. An unreachable
+//! endpoint leaves the last list in place: it is logged once per outage and
+//! counted.
+//!
+//! The view is an immutable snapshot ([`View`]) behind a read-write lock:
+//! readers clone an `Arc`, the follower swaps in a new one.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::ring::{ring_name, Ring, Scheme};
+use crate::discovery::{format, Discovery, Node};
+
+/// Largest `config get cluster` reply read (a list of thousands of nodes).
+const MAX_REPLY: usize = 1 << 20;
+
+/// One served list, its ring, and where this node is in it.
+#[derive(Debug, Default)]
+pub struct View {
+    pub version: u64,
+    pub nodes: Vec<Node>,
+    pub ring: Ring,
+    /// This node's index in `nodes`, if it is listed.
+    pub me: Option<usize>,
+}
+
+impl View {
+    /// The view of `nodes` at `version` for the node that `id` names (or
+    /// that listens on `listen`).
+    pub fn new(version: u64, nodes: Vec<Node>, scheme: Scheme, id: Option<&str>, listen: &[SocketAddr]) -> View {
+        let ring = Ring::from_nodes(scheme, &nodes);
+        let me = find_self(&nodes, scheme, id, listen);
+        View { version, nodes, ring, me }
+    }
+}
+
+/// The index of this node in `nodes`: the one `id` names (its ring name,
+/// `host:port` or `ip:port`), or without an id the first whose `ip:port`
+/// (or `host:port`, the host an IP) is one of the listen addresses.
+pub fn find_self(nodes: &[Node], scheme: Scheme, id: Option<&str>, listen: &[SocketAddr]) -> Option<usize> {
+    let same = |text: &str, a: &SocketAddr| text.parse::<IpAddr>().is_ok_and(|ip| ip == a.ip());
+    match id {
+        Some(id) => {
+            let id_addr: Option<SocketAddr> = id.parse().ok();
+            nodes.iter().position(|n| {
+                ring_name(scheme, n) == id
+                    || format!("{}:{}", n.host, n.port) == id
+                    || (!n.ip.is_empty() && format!("{}:{}", n.ip, n.port) == id)
+                    || id_addr.is_some_and(|a| a.port() == n.port && (same(&n.ip, &a) || same(&n.host, &a)))
+            })
+        }
+        None => nodes.iter().position(|n| {
+            listen.iter().any(|a| a.port() == n.port && (same(&n.ip, a) || (n.ip.is_empty() && same(&n.host, a))))
+        }),
+    }
+}
+
+/// Parses a `config get cluster` reply: `Ok(None)` until it is complete,
+/// then the version, the nodes and the bytes it took.
+pub fn parse_config_reply(buf: &[u8]) -> Result<Option<(u64, Vec<Node>, usize)>, String> {
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return if buf.len() > 256 { Err("no line end in the reply head".into()) } else { Ok(None) };
+    };
+    let head = std::str::from_utf8(&buf[..eol]).map_err(|_| "reply head not UTF-8".to_string())?;
+    let n: usize = match head.strip_prefix("CONFIG cluster 0 ") {
+        Some(n) => n.trim().parse().map_err(|_| format!("bad length in {head:?}"))?,
+        None => return Err(format!("unexpected reply {head:?}")),
+    };
+    if n > MAX_REPLY {
+        return Err(format!("reply of {n} bytes refused"));
+    }
+    let body_start = eol + 2;
+    let end = body_start + n + b"\r\nEND\r\n".len();
+    if buf.len() < end {
+        return Ok(None);
+    }
+    if &buf[body_start + n..end] != b"\r\nEND\r\n" {
+        return Err("reply does not end with END".into());
+    }
+    let body = std::str::from_utf8(&buf[body_start..body_start + n]).map_err(|_| "list not UTF-8".to_string())?;
+    let mut lines = body.lines();
+    let version = lines.next().and_then(|v| v.trim().parse().ok()).ok_or("no version line")?;
+    let nodes = format::parse_nodes(lines.next().unwrap_or(""))?;
+    Ok(Some((version, nodes, end)))
+}
+
+/// Where the follower reads the list from.
+enum Source {
+    Endpoint { addr: String, conn: Mutex<Option<TcpStream>> },
+    Local,
+}
+
+/// Called with each new view (from the follower thread).
+pub type OnChange = Box<dyn Fn(&Arc<View>) + Send + Sync>;
+
+/// This node's view and how it keeps it up to date.
+pub struct Follower {
+    view: RwLock<Arc<View>>,
+    source: Source,
+    scheme: Scheme,
+    id: Option<String>,
+    listen: Vec<SocketAddr>,
+    timeout: Duration,
+    /// Polls of the endpoint, and those that failed.
+    pub polls: AtomicU64,
+    pub poll_failures: AtomicU64,
+    /// False from a failed poll to the next good one.
+    reachable: AtomicBool,
+    on_change: OnceLock<OnChange>,
+}
+
+impl Follower {
+    /// A follower of `endpoint` (or, when None, of the local discovery
+    /// view), for the node named `id` or listening on `listen`.
+    pub fn new(
+        endpoint: Option<String>,
+        scheme: Scheme,
+        id: Option<String>,
+        listen: Vec<SocketAddr>,
+        poll: Duration,
+    ) -> Follower {
+        let source = match endpoint {
+            Some(addr) => Source::Endpoint { addr, conn: Mutex::new(None) },
+            None => Source::Local,
+        };
+        Follower {
+            view: RwLock::new(Arc::new(View::default())),
+            source,
+            scheme,
+            id,
+            listen,
+            timeout: poll.clamp(Duration::from_millis(200), Duration::from_secs(2)),
+            polls: AtomicU64::new(0),
+            poll_failures: AtomicU64::new(0),
+            reachable: AtomicBool::new(true),
+            on_change: OnceLock::new(),
+        }
+    }
+
+    /// The current view (a cheap `Arc` clone).
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().clone()
+    }
+
+    /// Registers the one function told of each new view.
+    pub fn set_on_change(&self, f: OnChange) {
+        let _ = self.on_change.set(f);
+    }
+
+    /// The endpoint followed, if any.
+    pub fn endpoint(&self) -> Option<&str> {
+        match &self.source {
+            Source::Endpoint { addr, .. } => Some(addr),
+            Source::Local => None,
+        }
+    }
+
+    /// This node's name in the view: its `--node-id`, or the ring name of
+    /// the entry it found itself in.
+    pub fn node_id(&self) -> Option<String> {
+        let v = self.view();
+        self.id.clone().or_else(|| v.me.map(|i| ring_name(self.scheme, &v.nodes[i])))
+    }
+
+    /// Takes `nodes` if `version` is newer than the view's; true if taken.
+    pub fn offer(&self, version: u64, nodes: Vec<Node>) -> bool {
+        let held = self.view.read().version;
+        if version <= held {
+            return false;
+        }
+        let v = Arc::new(View::new(version, nodes, self.scheme, self.id.as_deref(), &self.listen));
+        {
+            let mut w = self.view.write();
+            if version <= w.version {
+                return false;
+            }
+            *w = v.clone();
+        }
+        match v.me {
+            Some(i) => log::info!("cluster view {version}: {} node(s), this node is {}", v.nodes.len(), v.nodes[i]),
+            None => log::warn!("cluster view {version}: {} node(s), this node is not among them", v.nodes.len()),
+        }
+        if let Some(f) = self.on_change.get() {
+            f(&v);
+        }
+        true
+    }
+
+    /// One round: asks the endpoint, or reads the local discovery view.
+    pub fn poll(&self, discovery: &Discovery) {
+        match &self.source {
+            Source::Local => {
+                if let Some((version, nodes)) = discovery.view() {
+                    self.offer(version, nodes);
+                }
+            }
+            Source::Endpoint { addr, conn } => {
+                self.polls.fetch_add(1, Ordering::Relaxed);
+                let mut conn = conn.lock();
+                match self.ask(addr, &mut conn) {
+                    Ok((version, nodes)) => {
+                        if !self.reachable.swap(true, Ordering::Relaxed) {
+                            log::info!("cluster endpoint {addr} answers again");
+                        }
+                        self.offer(version, nodes);
+                    }
+                    Err(e) => {
+                        *conn = None;
+                        self.poll_failures.fetch_add(1, Ordering::Relaxed);
+                        if self.reachable.swap(false, Ordering::Relaxed) {
+                            log::warn!("cluster endpoint {addr}: {e}; keeping view {}", self.view.read().version);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `config get cluster` over the kept connection (opened if
+    /// needed).
+    fn ask(&self, addr: &str, conn: &mut Option<TcpStream>) -> Result<(u64, Vec<Node>), String> {
+        if conn.is_none() {
+            let to = addr.to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
+            let s = TcpStream::connect_timeout(&to, self.timeout).map_err(|e| e.to_string())?;
+            let _ = s.set_read_timeout(Some(self.timeout));
+            let _ = s.set_write_timeout(Some(self.timeout));
+            let _ = s.set_nodelay(true);
+            *conn = Some(s);
+        }
+        let s = conn.as_mut().ok_or("no connection")?;
+        s.write_all(b"config get cluster\r\n").map_err(|e| e.to_string())?;
+        let mut buf = Vec::with_capacity(512);
+        let mut chunk = [0u8; 4096];
+        loop {
+            if buf.starts_with(b"ERROR\r\n") {
+                return Err("no cluster configured there".into());
+            }
+            if let Some((version, nodes, used)) = parse_config_reply(&buf)? {
+                if used != buf.len() {
+                    return Err("bytes after the reply".into());
+                }
+                return Ok((version, nodes));
+            }
+            match s.read(&mut chunk) {
+                Ok(0) => return Err("connection closed".into()),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// `stats cluster` lines of the node side.
+    pub fn stats(&self) -> Vec<(String, String)> {
+        let v = self.view();
+        let mut out = vec![
+            ("node_id".to_string(), self.node_id().unwrap_or_default()),
+            ("node_source".to_string(), self.endpoint().unwrap_or("local").to_string()),
+            ("node_view_version".to_string(), v.version.to_string()),
+            ("node_view_nodes".to_string(), v.nodes.len().to_string()),
+            ("node_view_self".to_string(), v.me.map_or("-1".to_string(), |i| i.to_string())),
+        ];
+        if self.endpoint().is_some() {
+            out.push(("node_polls".to_string(), self.polls.load(Ordering::Relaxed).to_string()));
+            out.push(("node_poll_failures".to_string(), self.poll_failures.load(Ordering::Relaxed).to_string()));
+            let reachable = u8::from(self.reachable.load(Ordering::Relaxed));
+            out.push(("node_endpoint_reachable".to_string(), reachable.to_string()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::DiscoveryConfig;
+
+    fn n(host: &str, ip: &str, port: u16) -> Node {
+        Node { host: host.into(), ip: ip.into(), port }
+    }
+
+    #[test]
+    fn a_node_finds_itself_by_id_or_listen_address() {
+        let nodes = [n("a.local", "127.0.0.10", 7000), n("b.local", "127.0.0.11", 7000), n("127.0.0.12", "", 7001)];
+        let k = Scheme::Ketama;
+        assert_eq!(find_self(&nodes, k, Some("b.local:7000"), &[]), Some(1));
+        assert_eq!(find_self(&nodes, k, Some("127.0.0.11:7000"), &[]), Some(1));
+        assert_eq!(find_self(&nodes, k, Some("127.0.0.12:7001"), &[]), Some(2));
+        assert_eq!(find_self(&nodes, k, Some("c.local:7000"), &[]), None);
+        let listen: Vec<SocketAddr> = vec!["127.0.0.1:1".parse().unwrap(), "127.0.0.11:7000".parse().unwrap()];
+        assert_eq!(find_self(&nodes, k, None, &listen), Some(1));
+        assert_eq!(find_self(&nodes, k, None, &["127.0.0.12:7001".parse().unwrap()]), Some(2));
+        assert_eq!(find_self(&nodes, k, None, &["127.0.0.10:7001".parse().unwrap()]), None, "port differs");
+        // an id wins over the listen address
+        assert_eq!(find_self(&nodes, k, Some("a.local:7000"), &listen), Some(0));
+    }
+
+    #[test]
+    fn config_replies_parse_whole_or_wait() {
+        let nodes = [n("a", "127.0.0.10", 1), n("b", "", 2)];
+        let reply = format::config_reply(9, &nodes);
+        for cut in 0..reply.len() {
+            assert_eq!(parse_config_reply(&reply[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        assert_eq!(parse_config_reply(&reply).unwrap(), Some((9, nodes.to_vec(), reply.len())));
+        assert_eq!(parse_config_reply(&format::config_reply(1, &[])).unwrap().unwrap().1, vec![]);
+        for bad in [&b"VALUE x 0 1\r\n"[..], b"CONFIG cluster 0 x\r\n", b"CONFIG cluster 0 3\r\n1\n\nXXXXXXX"] {
+            assert!(parse_config_reply(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_config_reply(format!("CONFIG cluster 0 {}\r\n", MAX_REPLY + 1).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn only_newer_versions_are_taken_and_listeners_hear_of_them() {
+        let me: SocketAddr = "127.0.0.11:7000".parse().unwrap();
+        let f = Follower::new(None, Scheme::Ketama, None, vec![me], Duration::from_millis(100));
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = seen.clone();
+        f.set_on_change(Box::new(move |v| s.store(v.version, Ordering::SeqCst)));
+        assert!(f.offer(3, vec![n("a", "127.0.0.10", 7000), n("b", "127.0.0.11", 7000)]));
+        assert_eq!((f.view().version, f.view().me, seen.load(Ordering::SeqCst)), (3, Some(1), 3));
+        assert_eq!(f.view().ring.len(), 2);
+        assert!(!f.offer(3, vec![]), "same version");
+        assert!(!f.offer(2, vec![]), "older version");
+        assert_eq!(f.view().nodes.len(), 2);
+        assert!(f.offer(4, vec![n("a", "127.0.0.10", 7000)]));
+        assert_eq!((f.view().me, f.node_id()), (None, None));
+        // the local source follows discovery
+        let d = Discovery::new(DiscoveryConfig::default()).unwrap();
+        d.config_set(b"9\nb|127.0.0.11|7000").unwrap();
+        f.poll(&d);
+        assert_eq!((f.view().version, f.view().me), (9, Some(0)));
+        assert_eq!(f.node_id().as_deref(), Some("b:7000"));
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_keeps_the_last_list() {
+        // a port nothing listens on
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let f = Follower::new(Some(format!("127.0.0.1:{port}")), Scheme::Ketama, None, vec![], Duration::ZERO);
+        f.offer(5, vec![n("a", "127.0.0.10", 7000)]);
+        let d = Discovery::new(DiscoveryConfig::default()).unwrap();
+        f.poll(&d);
+        f.poll(&d);
+        assert_eq!(f.view().version, 5);
+        assert_eq!((f.polls.load(Ordering::Relaxed), f.poll_failures.load(Ordering::Relaxed)), (2, 2));
+        assert!(f.stats().iter().any(|(k, v)| k == "node_endpoint_reachable" && v == "0"));
+    }
+}

@@ -1,0 +1,315 @@
+//! `--replicas 1`: nodes following an endpoint copy the writes they own to
+//! each key's successor, on loopback (127.0.0.10, .11, .12).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{bin, Client, Server, TIMEOUT};
+use ferrocache::cluster::{Ring, Scheme};
+use ferrocache::discovery::Node;
+
+fn node_of(addr: SocketAddr) -> Node {
+    Node { host: addr.ip().to_string(), ip: addr.ip().to_string(), port: addr.port() }
+}
+
+fn list(nodes: &[Node]) -> String {
+    nodes.iter().map(Node::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// `config set cluster` with `text` as the data.
+fn config_set(addr: SocketAddr, text: &str) {
+    let mut c = Client::connect(addr);
+    c.expect(format!("config set cluster 0 {}\r\n{text}\r\n", text.len()).as_bytes(), b"STORED\r\n");
+}
+
+/// Waits (bounded) until `stats cluster` of `s` satisfies `want`.
+fn wait_stats(s: &Server, what: &str, want: impl Fn(&HashMap<String, String>) -> bool) -> HashMap<String, String> {
+    let start = Instant::now();
+    loop {
+        let st = s.stats("cluster");
+        if want(&st) {
+            return st;
+        }
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}: {st:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn num(st: &HashMap<String, String>, k: &str) -> i64 {
+    st.get(k).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {k} in {st:?}"))
+}
+
+/// Sum of `peer:*:<field>`.
+fn peers_sum(st: &HashMap<String, String>, field: &str) -> i64 {
+    st.iter()
+        .filter(|(k, _)| k.starts_with("peer:") && k.ends_with(&format!(":{field}")))
+        .map(|(_, v)| v.parse::<i64>().unwrap())
+        .sum()
+}
+
+/// `mg <key> v f t` (`b`: the key in base64) -> the reply head and the
+/// value, or None on a miss.
+fn meta_get(c: &mut Client, key_token: &str, b64: bool) -> Option<(String, String)> {
+    let flag = if b64 { " b" } else { "" };
+    c.send(format!("mg {key_token} v f t{flag}\r\nmn\r\n").as_bytes());
+    let reply = String::from_utf8(c.read_until(b"MN\r\n")).unwrap();
+    if reply == "EN\r\nMN\r\n" {
+        return None;
+    }
+    let (head, rest) = reply.split_once("\r\n").unwrap();
+    assert!(head.starts_with("VA "), "{reply:?}");
+    let value = rest.strip_suffix("\r\nMN\r\n").unwrap();
+    Some((head.to_string(), value.to_string()))
+}
+
+/// Waits (bounded) until the node `c` speaks to has `key_token` and
+/// `want` accepts it; returns the reply head and the value.
+fn wait_copy(c: &mut Client, key_token: &str, b64: bool, want: impl Fn(&str, &str) -> bool) -> (String, String) {
+    let start = Instant::now();
+    loop {
+        if let Some((head, value)) = meta_get(c, key_token, b64) {
+            if want(&head, &value) {
+                return (head, value);
+            }
+        }
+        assert!(start.elapsed() < TIMEOUT, "no copy of {key_token} arrived, or not the one expected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) until `key` is gone from the node `c` speaks to.
+fn wait_gone(c: &mut Client, key: &str) {
+    let start = Instant::now();
+    while meta_get(c, key, false).is_some() {
+        assert!(start.elapsed() < TIMEOUT, "{key} was not deleted on the copy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `t` (remaining TTL) of a meta reply head.
+fn ttl_of(head: &str) -> i64 {
+    head.split(' ').find_map(|t| t.strip_prefix('t')).unwrap().parse().unwrap()
+}
+
+fn start_node(ip: &str, endpoint: SocketAddr) -> Server {
+    let e = endpoint.to_string();
+    Server::start_raw(&["-l", ip, "-p", "-1", "--cluster-endpoint", &e, "--cluster-poll-ms", "50", "--replicas", "1"])
+}
+
+#[test]
+fn owners_copy_writes_to_successors() {
+    let endpoint = Server::start(&["--config-port", "0"]);
+    let config_addr = endpoint.addrs[1];
+    let servers: Vec<Server> =
+        ["127.0.0.10", "127.0.0.11", "127.0.0.12"].iter().map(|ip| start_node(ip, config_addr)).collect();
+    let nodes: Vec<Node> = servers.iter().map(|s| node_of(s.addr())).collect();
+    config_set(config_addr, &list(&nodes));
+    for (i, s) in servers.iter().enumerate() {
+        let st = wait_stats(s, "the node to find itself", |st| st.get("node_view_self") == Some(&i.to_string()));
+        assert_eq!(num(&st, "node_view_nodes"), 3);
+        assert_eq!(st["node_id"], format!("{}:{}", nodes[i].host, nodes[i].port));
+        assert_eq!(st["replicas"], "1");
+    }
+    let ring = Ring::from_nodes(Scheme::Ketama, &nodes);
+    let mut clients: Vec<Client> = servers.iter().map(Server::connect).collect();
+
+    // sets through the owner, with flags and TTLs; a third of them also
+    // written to a node that does not own them (not copied)
+    let keys: Vec<String> = (0..90).map(|i| format!("user:{i}")).collect();
+    let mut not_owner_writes = [0i64; 3];
+    let mut owned_extra = 0;
+    for (i, key) in keys.iter().enumerate() {
+        let owner = ring.owner(key.as_bytes()).unwrap();
+        let ttl = if i % 2 == 0 { 0 } else { 1000 };
+        let value = format!("value-{i}");
+        let c = &mut clients[owner];
+        c.expect(format!("set {key} {i} {ttl} {}\r\n{value}\r\n", value.len()).as_bytes(), b"STORED\r\n");
+        if i % 3 == 0 {
+            let other = (owner + 1) % 3;
+            let v = "elsewhere";
+            clients[other].expect(format!("set {key}:x 0 0 {}\r\n{v}\r\n", v.len()).as_bytes(), b"STORED\r\n");
+            if ring.owner(format!("{key}:x").as_bytes()) == Some(other) {
+                owned_extra += 1;
+            } else {
+                not_owner_writes[other] += 1;
+            }
+        }
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let owner = ring.owner(key.as_bytes()).unwrap();
+        let succ = ring.successor(key.as_bytes()).unwrap();
+        let (head, value) = wait_copy(&mut clients[succ], key, false, |_, _| true);
+        assert_eq!(value, format!("value-{i}"), "{key}");
+        assert!(head.split(' ').any(|t| t == format!("f{i}")), "{key}: {head}");
+        let ttl = ttl_of(&head);
+        if i % 2 == 0 {
+            assert_eq!(ttl, -1, "{key}: {head}");
+        } else {
+            assert!((990..=1000).contains(&ttl), "{key}: {head}");
+        }
+        // the third node has no copy
+        let third = 3 - owner - succ;
+        clients[third].expect(format!("mg {key} v\r\n").as_bytes(), b"EN\r\n");
+    }
+
+    // other writes: append, incr, touch, then delete
+    let key = keys.iter().find(|k| ring.owner(k.as_bytes()) == Some(0)).unwrap();
+    let succ = ring.successor(key.as_bytes()).unwrap();
+    clients[0].expect(format!("append {key} 0 0 2\r\n-a\r\n").as_bytes(), b"STORED\r\n");
+    clients[0].expect(format!("touch {key} 500\r\n").as_bytes(), b"TOUCHED\r\n");
+    wait_copy(&mut clients[succ], key, false, |head, value| {
+        value.ends_with("-a") && (490..=500).contains(&ttl_of(head))
+    });
+    let counter = (0..).map(|i| format!("counter:{i}")).find(|k| ring.owner(k.as_bytes()) == Some(1)).unwrap();
+    let csucc = ring.successor(counter.as_bytes()).unwrap();
+    clients[1].expect(format!("set {counter} 0 0 1\r\n5\r\n").as_bytes(), b"STORED\r\n");
+    clients[1].expect(format!("incr {counter} 10\r\n").as_bytes(), b"15\r\n");
+    wait_copy(&mut clients[csucc], &counter, false, |_, value| value == "15");
+    clients[0].expect(format!("delete {key}\r\n").as_bytes(), b"DELETED\r\n");
+    wait_gone(&mut clients[succ], key);
+    // meta delete too
+    let mkey = keys.iter().find(|k| ring.owner(k.as_bytes()) == Some(2)).unwrap();
+    clients[2].expect(format!("md {mkey}\r\n").as_bytes(), b"HD\r\n");
+    wait_gone(&mut clients[ring.successor(mkey.as_bytes()).unwrap()], mkey);
+
+    // a binary-protocol key the text protocol cannot carry goes in base64
+    let bkey = (0..).map(|i| format!("bin key {i}")).find(|k| ring.owner(k.as_bytes()) == Some(0)).unwrap();
+    let bsucc = ring.successor(bkey.as_bytes()).unwrap();
+    let mut extras = 77u32.to_be_bytes().to_vec();
+    extras.extend_from_slice(&0u32.to_be_bytes());
+    let r = servers[0].connect().bin_call(&bin(0x01, &extras, bkey.as_bytes(), b"binval", 0, 0));
+    assert_eq!(r.status, 0);
+    let b64 = base64_of(bkey.as_bytes());
+    let (head, value) = wait_copy(&mut clients[bsucc], &b64, true, |_, _| true);
+    assert!(value == "binval" && head.split(' ').any(|t| t == "f77"), "{head} {value}");
+
+    // copies are not copied again; writes a node does not own are counted
+    let start = Instant::now();
+    loop {
+        let stats: Vec<_> = servers.iter().map(|s| s.stats("cluster")).collect();
+        let settled = stats.iter().all(|st| peers_sum(st, "queued") == 0);
+        let enqueued: i64 = stats.iter().map(|st| peers_sum(st, "enqueued")).sum();
+        let sent: i64 = stats.iter().map(|st| peers_sum(st, "sent")).sum();
+        // 90 sets, append, touch, set+incr, delete, md, binary set
+        if settled && sent == enqueued {
+            assert_eq!(enqueued, 90 + owned_extra + 2 + 2 + 2 + 1, "{stats:?}");
+            for (i, st) in stats.iter().enumerate() {
+                assert_eq!(num(st, "replica_not_copied"), not_owner_writes[i], "node {i}: {st:?}");
+                assert_eq!(peers_sum(st, "dropped"), 0);
+                assert_eq!(peers_sum(st, "refused"), 0);
+                assert_eq!(num(st, "replica_queue_bytes"), 0);
+            }
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "queues did not drain: {stats:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // a write on a replication connection is not copied on
+    let mut repl = servers[0].connect();
+    repl.expect(b"ferrocache_replica\r\n", b"OK\r\n");
+    let k = keys.iter().find(|k| ring.owner(k.as_bytes()) == Some(0)).unwrap();
+    repl.expect(format!("ms {k} 3 T0\r\nnew\r\n").as_bytes(), b"HD\r\n");
+    let before = peers_sum(&servers[0].stats("cluster"), "enqueued");
+    assert_eq!(peers_sum(&servers[0].stats("cluster"), "enqueued"), before);
+    assert_eq!(num(&servers[0].stats("cluster"), "replica_not_copied"), not_owner_writes[0]);
+}
+
+fn base64_of(data: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_black_holed_peer_never_slows_clients() {
+    // A peer that accepts connections and never reads from them.
+    let hole = TcpListener::bind("127.0.0.11:0").unwrap();
+    let hole_addr = hole.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for s in hole.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let mut node = Server::start_raw(&[
+        "-l",
+        "127.0.0.10",
+        "-p",
+        "-1",
+        "-m",
+        "128",
+        "--replicas",
+        "1",
+        "--cluster-poll-ms",
+        "50",
+        "--metrics-port",
+        "0",
+    ]);
+    let url = node.stdout.next().unwrap().unwrap();
+    let metrics =
+        url.strip_prefix("ferrocache metrics on http://").unwrap().strip_suffix("/metrics").unwrap().to_string();
+    let nodes = vec![node_of(node.addr()), node_of(hole_addr)];
+    // the node is its own endpoint here: it follows its local list
+    config_set(node.addr(), &list(&nodes));
+    wait_stats(&node, "the hole as a peer", |st| st.get("peer:0:addr") == Some(&nodes[1].to_string()));
+    let ring = Ring::from_nodes(Scheme::Ketama, &nodes);
+    let value = vec![b'x'; 64 * 1024];
+    let mut c = node.connect();
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut written = 0;
+    // 16 MiB of copies fill the peer's queue: 400 values of 64 KiB pass it
+    for i in 0.. {
+        let key = format!("big:{i}");
+        if ring.owner(key.as_bytes()) != Some(0) {
+            continue;
+        }
+        let t = Instant::now();
+        c.send(format!("set {key} 0 0 {}\r\n", value.len()).as_bytes());
+        c.send(&value);
+        c.expect(b"\r\n", b"STORED\r\n");
+        slowest = slowest.max(t.elapsed());
+        written += 1;
+        if written == 400 {
+            break;
+        }
+        assert!(start.elapsed() < TIMEOUT, "400 sets took longer than {TIMEOUT:?}");
+    }
+    let st = node.stats("cluster");
+    assert!(num(&st, "peer:0:dropped") > 0, "{st:?}");
+    assert_eq!(num(&st, "peer:0:sent"), 0);
+    assert!(num(&st, "peer:0:bytes_queued") <= num(&st, "replica_peer_queue_limit"), "{st:?}");
+    assert!(num(&st, "replica_queue_bytes") <= num(&st, "replica_queue_limit"));
+    // every set was answered while the peer read nothing; the bound is
+    // generous (the sender waits on the peer 1 s per attempt, never a client)
+    assert!(slowest < Duration::from_secs(2), "slowest set took {slowest:?}");
+    // the node answers at once still
+    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    // and the metrics show the drops, by peer
+    let mut s = TcpStream::connect(&metrics).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let line = format!("ferrocache_replica_dropped_total{{peer=\"{hole_addr}\"}} ");
+    let dropped: f64 =
+        body.lines().find_map(|l| l.strip_prefix(&line)).unwrap_or_else(|| panic!("{body}")).parse().unwrap();
+    assert!(dropped > 0.0);
+    assert!(body.contains("# TYPE ferrocache_replica_queue_bytes gauge"));
+    assert!(body.contains("ferrocache_cluster_view_version 1\n"), "{body}");
+}

@@ -1,0 +1,287 @@
+//! Warm join: an endpoint (`--config-port`) over real nodes on
+//! 127.0.0.10-12. A node added by `config set cluster` is served only once
+//! the keys it will own are on it (checked on the node itself), or when
+//! `--warm-timeout-ms` passes; `--warm-rate` bounds the copy. Every wait is
+//! bounded; the rate is checked by counting items against elapsed time
+//! (an upper bound that a slow machine can only make easier to meet).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Client, Server, TIMEOUT};
+use ferrocache::cluster::{Ring, Scheme};
+use ferrocache::discovery::Node;
+
+fn start_node(ip: &str) -> (Server, Node) {
+    let s = Server::start_raw(&["-l", ip, "-p", "-1"]);
+    let n = Node { host: ip.to_string(), ip: ip.to_string(), port: s.port() };
+    (s, n)
+}
+
+/// An endpoint with `extra` options; its config port's address.
+fn start_endpoint(extra: &[&str]) -> (Server, SocketAddr) {
+    let mut args = vec![
+        "-l",
+        "127.0.0.1",
+        "-p",
+        "-1",
+        "--config-port",
+        "0",
+        "--health-interval-ms",
+        "100",
+        "--health-timeout-ms",
+        "1000",
+    ];
+    args.extend_from_slice(extra);
+    let s = Server::start_raw(&args);
+    let config = s.addrs[1];
+    (s, config)
+}
+
+fn config_set(addr: SocketAddr, nodes: &[Node]) {
+    let data: Vec<String> = nodes.iter().map(Node::to_string).collect();
+    let data = data.join(" ");
+    Client::connect(addr)
+        .expect(format!("config set cluster 0 {}\r\n{data}\r\n", data.len()).as_bytes(), b"STORED\r\n");
+}
+
+/// `config get cluster` -> (version, nodes).
+fn config_get(addr: SocketAddr) -> (u64, Vec<Node>) {
+    let mut c = Client::connect(addr);
+    c.send(b"config get cluster\r\n");
+    let reply = String::from_utf8(c.read_until(b"END\r\n")).unwrap();
+    let mut lines = reply.split('\n').skip(1);
+    let version = lines.next().unwrap().parse().unwrap();
+    let nodes = ferrocache::discovery::format::parse_nodes(lines.next().unwrap()).unwrap();
+    (version, nodes)
+}
+
+struct Item {
+    key: String,
+    value: Vec<u8>,
+    flags: u32,
+    ttl: u32,
+}
+
+/// `n` items: plain keys, keys the metadump must escape, a few large
+/// values, some with a TTL.
+fn items(n: usize) -> Vec<Item> {
+    (0..n)
+        .map(|i| Item {
+            key: if i % 7 == 3 { format!("k/é{{{i}}}") } else { format!("key:{i}") },
+            value: if i % 97 == 5 {
+                vec![b'0' + (i % 10) as u8; 150_000]
+            } else {
+                format!("value {i} ").repeat(4).into()
+            },
+            flags: i as u32 * 3,
+            ttl: if i % 5 == 0 { 3600 } else { 0 },
+        })
+        .collect()
+}
+
+/// Writes each item to its owner on the ring of `list`.
+fn fill(servers: &[&Server], list: &[Node], items: &[Item]) {
+    let ring = Ring::from_nodes(Scheme::Ketama, list);
+    let mut bufs = vec![Vec::new(); servers.len()];
+    for it in items {
+        let b = &mut bufs[ring.owner(it.key.as_bytes()).unwrap()];
+        b.extend_from_slice(
+            format!("set {} {} {} {} noreply\r\n", it.key, it.flags, it.ttl, it.value.len()).as_bytes(),
+        );
+        b.extend_from_slice(&it.value);
+        b.extend_from_slice(b"\r\n");
+    }
+    for (s, mut b) in servers.iter().zip(bufs) {
+        b.extend_from_slice(b"mn\r\n");
+        let mut c = s.connect();
+        c.send(&b);
+        assert!(c.read_until(b"MN\r\n").ends_with(b"MN\r\n"));
+    }
+}
+
+/// `mg <key> v f t` on `c`: (flags, ttl, value) or None.
+fn read_item(c: &mut Client, key: &str) -> Option<(u32, i64, Vec<u8>)> {
+    c.send(format!("mg {key} v f t\r\n").as_bytes());
+    // byte by byte: the value follows the line
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n") {
+        head.extend(c.read_exact(1));
+    }
+    let head = String::from_utf8(head).unwrap();
+    if head == "EN\r\n" {
+        return None;
+    }
+    let toks: Vec<&str> = head.trim_end().split(' ').collect();
+    assert_eq!(toks[0], "VA", "{head}");
+    let len: usize = toks[1].parse().unwrap();
+    let (mut flags, mut ttl) = (0, 0);
+    for t in &toks[2..] {
+        match t.split_at(1) {
+            ("f", v) => flags = v.parse().unwrap(),
+            ("t", v) => ttl = v.parse().unwrap(),
+            _ => {}
+        }
+    }
+    let mut data = c.read_exact(len + 2);
+    data.truncate(len);
+    Some((flags, ttl, data))
+}
+
+fn curr_items(s: &Server) -> u64 {
+    s.stat("curr_items")
+}
+
+/// Asserts `s` holds `expect` exactly as written, and how many items.
+fn assert_holds(s: &Server, expect: &[&Item]) {
+    let mut c = s.connect();
+    for it in expect {
+        let (flags, ttl, value) = read_item(&mut c, &it.key).unwrap_or_else(|| panic!("{} missing", it.key));
+        assert_eq!((flags, value.len()), (it.flags, it.value.len()), "{}", it.key);
+        assert!(value == it.value, "{}: another value", it.key);
+        if it.ttl == 0 {
+            assert_eq!(ttl, -1, "{}", it.key);
+        } else {
+            assert!(ttl > 0 && ttl <= i64::from(it.ttl), "{}: ttl {ttl}", it.key);
+        }
+    }
+    assert_eq!(curr_items(s), expect.len() as u64, "items beyond those expected");
+}
+
+/// `stats cluster` of the endpoint, by name.
+fn cluster_stats(endpoint: &Server) -> std::collections::HashMap<String, String> {
+    endpoint.stats("cluster")
+}
+
+/// Two served nodes (127.0.0.10, .11) holding `n` items, each on its
+/// owner; a third node (127.0.0.12) not yet in the list; an endpoint
+/// started with `extra`.
+struct Setup {
+    a: Server,
+    b: Server,
+    j: Server,
+    endpoint: Server,
+    config: SocketAddr,
+    /// The list once J is added.
+    future: Vec<Node>,
+    items: Vec<Item>,
+}
+
+fn setup(extra: &[&str], n: usize) -> Setup {
+    let (a, na) = start_node("127.0.0.10");
+    let (b, nb) = start_node("127.0.0.11");
+    let (j, nj) = start_node("127.0.0.12");
+    let (endpoint, config) = start_endpoint(extra);
+    let served = [na.clone(), nb.clone()];
+    config_set(config, &served);
+    assert_eq!(config_get(config), (1, served.to_vec()), "the first list is served at once");
+    let items = items(n);
+    fill(&[&a, &b], &served, &items);
+    assert_eq!(curr_items(&a) + curr_items(&b), n as u64);
+    Setup { a, b, j, endpoint, config, future: vec![na, nb, nj], items }
+}
+
+impl Setup {
+    /// The items J must hold once served: those it owns, and with
+    /// `successor` those it follows.
+    fn for_j(&self, successor: bool) -> Vec<&Item> {
+        let ring = Ring::from_nodes(Scheme::Ketama, &self.future);
+        let mine = |k: &[u8]| ring.owner(k) == Some(2) || (successor && ring.successor(k) == Some(2));
+        self.items.iter().filter(|it| mine(it.key.as_bytes())).collect()
+    }
+}
+
+#[test]
+fn an_added_node_is_served_once_it_holds_its_keys() {
+    // 200 items/s: J's ~400 keys take at least 2 s, so the joining state
+    // is there to be seen.
+    let s = setup(&["--warm-rate", "200"], 1200);
+    let (a_items, b_items) = (curr_items(&s.a), curr_items(&s.b));
+    let owned = s.for_j(false);
+    assert!(owned.len() > 250, "{}", owned.len());
+
+    let t0 = Instant::now();
+    config_set(s.config, &s.future);
+    let st = cluster_stats(&s.endpoint);
+    assert_eq!((st["node:2:state"].as_str(), st["cluster_joining"].as_str()), ("joining", "1"), "{st:?}");
+    let mut seen_joining = 0;
+    let (version, served) = loop {
+        let (v, nodes) = config_get(s.config);
+        if v != 1 {
+            break (v, nodes);
+        }
+        assert_eq!(nodes, s.future[..2], "not served while joining");
+        // the rate bounds what is on J at any time
+        let on_j = curr_items(&s.j);
+        assert!(on_j as f64 <= 200.0 * t0.elapsed().as_secs_f64() + 1.0, "{on_j} after {:?}", t0.elapsed());
+        let st = cluster_stats(&s.endpoint);
+        if st.get("node:2:state").map(String::as_str) == Some("joining") {
+            seen_joining += 1;
+            let copied: u64 = st["node:2:warm_copied"].parse().unwrap();
+            let total: u64 = st["node:2:warm_total"].parse().unwrap();
+            assert!(copied <= total && total <= owned.len() as u64, "{st:?}");
+            assert!(st.contains_key("node:2:warm_elapsed_ms") && st.contains_key("node:2:warm_bytes"));
+        }
+        assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(10), "never published");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((version, served), (2, s.future.clone()), "published with one bump, in configured order");
+    assert!(seen_joining > 0);
+    // at the bump J already held every key it owns, and only those
+    assert_holds(&s.j, &owned);
+    assert!(t0.elapsed() >= Duration::from_secs(owned.len() as u64 / 200), "faster than --warm-rate");
+    let st = cluster_stats(&s.endpoint);
+    assert_eq!((st["node:2:state"].as_str(), st["cluster_joining"].as_str()), ("up", "0"));
+    assert!(st["history:2"].contains("warm join of"), "{st:?}");
+    // the sources keep their items
+    assert_eq!((curr_items(&s.a), curr_items(&s.b)), (a_items, b_items));
+}
+
+#[test]
+fn with_replicas_the_joining_node_also_gets_its_successor_copies() {
+    let s = setup(&["--replicas", "1"], 600);
+    let expect = s.for_j(true);
+    assert!(expect.len() > s.for_j(false).len());
+    config_set(s.config, &s.future);
+    let start = Instant::now();
+    while config_get(s.config).0 == 1 {
+        assert!(start.elapsed() < TIMEOUT, "never published");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(config_get(s.config), (2, s.future.clone()));
+    assert_holds(&s.j, &expect);
+}
+
+#[test]
+fn the_warm_timeout_publishes_a_copy_the_rate_keeps_from_finishing() {
+    // J's ~200 keys need 10 s at 20/s; the timeout is 3 s.
+    let s = setup(&["--warm-rate", "20", "--warm-timeout-ms", "3000"], 600);
+    let owned = s.for_j(false).len() as u64;
+    assert!(owned > 100, "{owned}");
+
+    let t0 = Instant::now();
+    config_set(s.config, &s.future);
+    let bound = |t: Instant| 20.0 * t.elapsed().as_secs_f64() + 1.0;
+    loop {
+        let on_j = curr_items(&s.j);
+        assert!(on_j as f64 <= bound(t0), "{on_j} items after {:?}", t0.elapsed());
+        if config_get(s.config).0 != 1 {
+            break;
+        }
+        assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(3), "never published");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(3000), "published after {waited:?}, before the timeout");
+    assert_eq!(config_get(s.config), (2, s.future.clone()));
+    let on_j = curr_items(&s.j);
+    assert!(on_j as f64 <= bound(t0), "{on_j} items after {:?}", t0.elapsed());
+    assert!(on_j < owned, "the copy could not have finished: {on_j} of {owned}");
+    let st = cluster_stats(&s.endpoint);
+    assert!(st["history:2"].contains("joined after the warm timeout (3000 ms)"), "{st:?}");
+    // the copy stops once the node is published
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(curr_items(&s.j), on_j);
+}
