@@ -21,6 +21,8 @@
 //!          dispatch, the loops and the store's eviction hook)
 //!   other threads: signals, discovery health checks, warm join, metrics HTTP,
 //!   cluster-dns lookups
+//!   cluster: a follower thread keeps the served list; with --replicas 1,
+//!            dispatch queues owned writes for per-peer sender threads
 //! ```
 //!
 //! Module rules: `protocol` and `storage` depend on nothing else in the

@@ -216,6 +216,35 @@ fn owners_copy_writes_to_successors() {
     let before = peers_sum(&servers[0].stats("cluster"), "enqueued");
     assert_eq!(peers_sum(&servers[0].stats("cluster"), "enqueued"), before);
     assert_eq!(num(&servers[0].stats("cluster"), "replica_not_copied"), not_owner_writes[0]);
+
+    // the endpoint drops node 2: node 0's keys that went to 2 go to 1 now
+    config_set(config_addr, &list(&nodes[..2]));
+    for s in &servers {
+        wait_stats(s, "the smaller view", |st| st.get("node_view_nodes").map(String::as_str) == Some("2"));
+    }
+    let st2 = servers[2].stats("cluster");
+    assert_eq!((st2["node_view_self"].as_str(), st2.contains_key("peer:0:addr")), ("-1", false), "{st2:?}");
+    let st0 = servers[0].stats("cluster");
+    assert!(st0.contains_key("peer:0:addr") && !st0.contains_key("peer:1:addr"), "{st0:?}");
+    let smaller = Ring::from_nodes(Scheme::Ketama, &nodes[..2]);
+    let moved = (0..)
+        .map(|i| format!("after:{i}"))
+        .find(|k| smaller.owner(k.as_bytes()) == Some(0) && ring.successor(k.as_bytes()) == Some(2))
+        .unwrap();
+    clients[0].expect(format!("set {moved} 3 0 5\r\nmoved\r\n").as_bytes(), b"STORED\r\n");
+    wait_copy(&mut clients[1], &moved, false, |_, value| value == "moved");
+
+    // the endpoint goes away: nodes keep their last list, and copy by it
+    let version = num(&st0, "node_view_version");
+    drop(endpoint);
+    let st0 = wait_stats(&servers[0], "the endpoint to be missed", |st| {
+        st.get("node_endpoint_reachable").map(String::as_str) == Some("0")
+    });
+    assert_eq!(num(&st0, "node_view_version"), version);
+    assert!(num(&st0, "node_poll_failures") > 0);
+    let later = (0..).map(|i| format!("later:{i}")).find(|k| smaller.owner(k.as_bytes()) == Some(0)).unwrap();
+    clients[0].expect(format!("set {later} 0 0 4\r\nkept\r\n").as_bytes(), b"STORED\r\n");
+    wait_copy(&mut clients[1], &later, false, |_, value| value == "kept");
 }
 
 fn base64_of(data: &[u8]) -> String {

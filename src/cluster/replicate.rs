@@ -295,6 +295,9 @@ impl Replicator {
                     return None;
                 }
                 let addr = node.address();
+                if let Some(p) = kept.get(&addr).filter(|p: &&Arc<Peer>| p.node == *node) {
+                    return Some(Arc::clone(p)); // listed twice: one sender
+                }
                 let peer = match senders.remove(&addr) {
                     Some(p) if p.node == *node => p,
                     old => {
@@ -304,7 +307,9 @@ impl Replicator {
                         self.spawn(node.clone())
                     }
                 };
-                kept.insert(addr, peer.clone());
+                if let Some(replaced) = kept.insert(addr, peer.clone()) {
+                    self.stop(&replaced);
+                }
                 Some(peer)
             })
             .collect();
@@ -635,5 +640,27 @@ mod tests {
         let found = peers.iter().any(|p| p.queue.lock().iter().any(|o| o.key() == key.as_bytes() && o.set.is_none()));
         assert!(found);
         assert!(r.stats().iter().any(|(k, v)| k == "replica_not_copied" && *v == others.to_string()));
+    }
+
+    #[test]
+    fn a_new_view_keeps_running_peers_and_stops_the_others() {
+        let node = |i: u8| Node { host: format!("127.0.0.{i}"), ip: String::new(), port: 1 };
+        let me: std::net::SocketAddr = "127.0.0.10:1".parse().unwrap();
+        let view = |nodes: Vec<Node>, v| Arc::new(View::new(v, nodes, Scheme::Ketama, None, &[me]));
+        let r = Replicator { run_senders: false, ..Replicator::new(clock()) };
+        r.install(&view(vec![node(10), node(11), node(12)], 1));
+        let first = r.peers();
+        assert_eq!(first.len(), 2);
+        r.install(&view(vec![node(10), node(12), node(13), node(13)], 2));
+        let second = r.peers();
+        assert_eq!(second.len(), 3, "one peer a listed entry");
+        assert!(Arc::ptr_eq(&first[1], &second[0]), "127.0.0.12 keeps its queue");
+        assert!(first[0].stop.load(Ordering::Relaxed), "127.0.0.11 is stopped");
+        assert!(Arc::ptr_eq(&second[1], &second[2]), "an entry listed twice has one sender");
+        assert!(!second.iter().any(|p| p.stop.load(Ordering::Relaxed)));
+        // not listed: no peers at all
+        r.install(&view(vec![node(11), node(12)], 3));
+        assert!(r.peers().is_empty());
+        assert!(second.iter().all(|p| p.stop.load(Ordering::Relaxed)));
     }
 }

@@ -74,13 +74,14 @@ impl Session {
     }
 }
 
-/// After a successful write of `key`: with `--replicas 1`, hands it to
-/// replication (unless the connection itself carries copies). Without
-/// replication this is one load and one branch.
+/// After a write of `key` (`ok`: it succeeded): with `--replicas 1`,
+/// hands it to replication (unless the connection itself carries copies).
+/// Without replication this is one load and one branch: `ok` is only
+/// looked at behind it.
 #[inline]
-fn written(sh: &Shared, session: &Session, key: &[u8]) {
+fn written(sh: &Shared, session: &Session, ok: bool, key: &[u8]) {
     if let Some(r) = sh.replication.get() {
-        if !session.replica {
+        if ok && !session.replica {
             r.written(&sh.store, key);
         }
     }
@@ -122,18 +123,15 @@ pub fn dispatch<R: Reply>(
             let before = watch::lookup(sh, key, session.fd);
             let (outcome, new_cas) = store.store_cas(mode, key, flags, exptime, data);
             watch::stored(sh, key, mode, outcome, exptime, flags, data, before, session.fd);
-            if outcome == crate::storage::StoreOutcome::Stored {
-                written(sh, session, key);
-            }
+            written(sh, session, outcome == crate::storage::StoreOutcome::Stored, key);
             reply.status(outcome::stored(w, mode, outcome), new_cas);
         }
         Request::TooLarge { key, set, swallow, noreply: _ } => {
             w.store_too_large.incr();
             if set {
                 // As memcached: a failed set must not leave the old value.
-                if store.delete(key) {
-                    written(sh, session, key);
-                }
+                let deleted = store.delete(key);
+                written(sh, session, deleted, key);
             }
             reply.status(Status::TooLarge, 0);
             return Action::Swallow(swallow);
@@ -142,25 +140,19 @@ pub fn dispatch<R: Reply>(
             sh.detail.record(key, Event::Delete);
             watch::lookup(sh, key, session.fd);
             let status = outcome::deleted(w, store.delete_cas(key, cas));
-            if status == Status::Deleted {
-                written(sh, session, key);
-            }
+            written(sh, session, status == Status::Deleted, key);
             reply.status(status, 0);
         }
         Request::Incr { key, delta, initial, cas, noreply: _ } => {
             watch::lookup(sh, key, session.fd);
             let result = outcome::delta(w, true, store.delta_with(key, true, delta, cas, initial, None));
-            if result.is_ok() {
-                written(sh, session, key);
-            }
+            written(sh, session, result.is_ok(), key);
             arithmetic_reply(result, reply)
         }
         Request::Decr { key, delta, initial, cas, noreply: _ } => {
             watch::lookup(sh, key, session.fd);
             let result = outcome::delta(w, false, store.delta_with(key, false, delta, cas, initial, None));
-            if result.is_ok() {
-                written(sh, session, key);
-            }
+            written(sh, session, result.is_ok(), key);
             arithmetic_reply(result, reply)
         }
         Request::Touch { key, exptime, noreply: _ } => {
@@ -171,7 +163,7 @@ pub fn dispatch<R: Reply>(
             watch::fetched(sh, key, found, session.fd);
             match hit {
                 Some((flags, cas, ..)) => {
-                    written(sh, session, key);
+                    written(sh, session, true, key);
                     reply.touched(flags, cas)
                 }
                 None => reply.status(Status::NotFound, 0),
@@ -260,9 +252,8 @@ pub fn dispatch<R: Reply>(
         }
         Request::Meta { command, key, data, flags } => {
             w.cmd_meta.incr();
-            if meta::run(sh, w, session.fd, command, &key, data, &flags, reply) {
-                written(sh, session, &key);
-            }
+            let changed = meta::run(sh, w, session.fd, command, &key, data, &flags, reply);
+            written(sh, session, changed, &key);
         }
         Request::ConfigGet => match sh.discovery.view() {
             Some((version, nodes)) => reply.raw(&crate::discovery::format::config_reply(version, &nodes)),
@@ -332,9 +323,7 @@ fn retrieve<R: Reply>(
             (it.flags, it.value.len())
         });
         outcome::looked_up(w, touch.is_some(), hit.is_some());
-        if touch.is_some() && hit.is_some() {
-            written(sh, session, key);
-        }
+        written(sh, session, touch.is_some() && hit.is_some(), key);
         if sh.watch.wants(crate::watch::FETCHERS) {
             let found = hit.map(|(flags, vlen)| (sh.store.class_of(key.len(), vlen, flags), vlen));
             watch::fetched(sh, key, found, fd);

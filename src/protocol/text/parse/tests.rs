@@ -75,6 +75,7 @@ fn valid_cases() -> Vec<(&'static [u8], R<'static>)> {
         (b"shutdown graceful\r\n", R::Shutdown { graceful: true, valid: true }),
         (b"shutdown now\r\n", R::Shutdown { graceful: false, valid: false }),
         (b"cache_memlimit 100\r\n", R::CacheMemlimit { megabytes: 100, noreply: false }),
+        (b"ferrocache_replica\r\n", R::ReplicaMark),
         (b"set k 0 0 1001\r\n", R::TooLarge { key: b"k", set: true, swallow: 1003, noreply: false }),
         (b"add k 0 0 5000 noreply\r\n", R::TooLarge { key: b"k", set: false, swallow: 5002, noreply: true }),
     ]
@@ -131,6 +132,7 @@ fn err_cases() -> Vec<(&'static [u8], E, bool, usize)> {
         (b"\r\n", E::UnknownCommand, false, 2),
         (b"x\r\n", E::UnknownCommand, false, 3),
         (b"bogus\r\n", E::UnknownCommand, false, 7),
+        (b"ferrocache_replica x\r\n", E::UnknownCommand, false, 22),
         (b"GET a\r\n", E::UnknownCommand, false, 7),
         (b"get\r\n", E::UnknownCommand, false, 5),
         (b"gets\r\n", E::UnknownCommand, false, 6),
