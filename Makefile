@@ -41,6 +41,7 @@ clients: build
 	scripts/pylibmc-binary $(BIN_DEBUG)
 	BIN=$(BIN_DEBUG) scripts/cluster-demo
 	BIN=$(BIN_DEBUG) scripts/ring-golden --check
+	BIN=$(BIN_DEBUG) scripts/cluster-ha
 
 # memcached 1.6.18's own t/*.t suite against the debug build; needs a
 # memcached checkout in MEMCACHED_SRC (CI has none: see the README).
@@ -66,7 +67,8 @@ deb:
 install:
 	scripts/install
 
-# Auto-discovery with a real client, against the release build.
+# Auto-discovery with a real client, then a failure, a replacement and a
+# scale-out with their hit ratios (scripts/cluster-ha), on the release build.
 demo: release
 	scripts/cluster-demo
 
