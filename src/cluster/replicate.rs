@@ -134,10 +134,10 @@ pub struct Peer {
     pub node: Node,
     queue: Mutex<VecDeque<Op>>,
     ready: Condvar,
-    /// Bytes of copies queued or in flight ([`Op::cost`]).
+    /// Bytes of copies queued or in flight (`Op::cost`).
     pub bytes: AtomicUsize,
     /// Copies queued, sent (acknowledged by `mn`), dropped (queue full, or
-    /// a batch that failed [`ATTEMPTS`] times), refused by the peer.
+    /// a batch that failed `ATTEMPTS` times), refused by the peer.
     pub queued: AtomicU64,
     pub sent: AtomicU64,
     pub dropped: AtomicU64,

@@ -18,7 +18,7 @@
 //! current ring, never from a node holding a stale or extra copy.
 //!
 //! The thread never holds the [`Discovery`] lock across network I/O: it
-//! takes a [`Plan`] (a copy of the lists) under the lock, works without
+//! takes a `Plan` (a copy of the lists) under the lock, works without
 //! it, and takes it again for a moment per batch to report progress and
 //! to check that the plan still holds. Any change of the served or joining
 //! nodes makes the plan stale: the copy starts again against the new lists
@@ -391,7 +391,7 @@ impl Pace {
         self.done += n;
     }
 
-    /// Keys per batch: a tenth of a second's worth, 1 to [`BATCH_KEYS`].
+    /// Keys per batch: a tenth of a second's worth, 1 to `BATCH_KEYS`.
     pub fn batch(&self) -> usize {
         if self.rate == 0 {
             BATCH_KEYS
