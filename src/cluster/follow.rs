@@ -4,9 +4,14 @@
 //! cluster` every `--cluster-poll-ms` by the `cluster-follow` thread; or,
 //! without it, the node's own [`Discovery`] (`--cluster-file`, `config set
 //! cluster`), read locally at the same interval. A list is taken only when
-//! its version is greater than the one held, as clients do. An unreachable
-//! endpoint leaves the last list in place: it is logged once per outage and
-//! counted.
+//! its version is greater than the one held, as clients do, with one
+//! exception: the first list read over a new connection to the endpoint is
+//! taken whenever it differs from the one held, whatever its version (an
+//! endpoint restarted without its version file counts from 1 again). A list
+//! of more than [`MAX_NODES`] nodes is refused with a logged error. An
+//! unreachable endpoint leaves the last list in place: it is logged once per
+//! outage and counted. A local list deleted (`config delete cluster`)
+//! becomes the empty view, version 0.
 //!
 //! The view is an immutable snapshot ([`View`]) behind a read-write lock:
 //! readers clone an `Arc`, the follower swaps in a new one.
@@ -25,14 +30,21 @@ use crate::discovery::{format, Discovery, Node};
 /// Largest `config get cluster` reply read (a list of thousands of nodes).
 const MAX_REPLY: usize = 1 << 20;
 
+/// Most nodes a list may hold: a larger one is refused (its ring would cost
+/// up to 3 MiB of points per thousand nodes, built on every change).
+pub const MAX_NODES: usize = 1024;
+
 /// One served list, its ring, and where this node is in it.
 #[derive(Debug, Default)]
 pub struct View {
     pub version: u64,
     pub nodes: Vec<Node>,
     pub ring: Ring,
-    /// This node's index in `nodes`, if it is listed.
+    /// This node's first index in `nodes`, if it is listed.
     pub me: Option<usize>,
+    /// Every index of `nodes` naming this node, ascending (a node listed
+    /// twice has two).
+    mine: Vec<usize>,
 }
 
 impl View {
@@ -40,30 +52,67 @@ impl View {
     /// that listens on `listen`).
     pub fn new(version: u64, nodes: Vec<Node>, scheme: Scheme, id: Option<&str>, listen: &[SocketAddr]) -> View {
         let ring = Ring::from_nodes(scheme, &nodes);
-        let me = find_self(&nodes, scheme, id, listen);
-        View { version, nodes, ring, me }
+        let mine = find_selves(&nodes, scheme, id, listen);
+        View { version, nodes, ring, me: mine.first().copied(), mine }
+    }
+
+    /// True if entry `idx` of the list names this node.
+    pub fn is_me(&self, idx: usize) -> bool {
+        self.mine.binary_search(&idx).is_ok()
+    }
+
+    /// Where this node copies `key` to: None unless the key's owner is one
+    /// of this node's entries; then the first node past the owner on the
+    /// ring that is not this node under any of its entries (None if there
+    /// is no other node).
+    pub fn copy_target(&self, key: &[u8]) -> Option<usize> {
+        if self.mine.is_empty() {
+            return None;
+        }
+        let (owner, next) = self.ring.placement_skipping(key, |i| self.is_me(i))?;
+        if self.is_me(owner) {
+            next
+        } else {
+            None
+        }
     }
 }
 
-/// The index of this node in `nodes`: the one `id` names (its ring name,
-/// `host:port` or `ip:port`), or without an id the first whose `ip:port`
-/// (or `host:port`, the host an IP) is one of the listen addresses.
+/// The first index of this node in `nodes` (see [`find_selves`]).
 pub fn find_self(nodes: &[Node], scheme: Scheme, id: Option<&str>, listen: &[SocketAddr]) -> Option<usize> {
+    find_selves(nodes, scheme, id, listen).first().copied()
+}
+
+/// Every index of this node in `nodes`: those `id` names (its ring name,
+/// `host:port` or `ip:port`), or without an id those whose `ip:port` (or
+/// `host:port`, the host an IP) is one of the listen addresses. A listen
+/// address of all interfaces (`0.0.0.0`, `::`) matches an entry on its port
+/// whose IP is one of this host's (one it can bind).
+pub fn find_selves(nodes: &[Node], scheme: Scheme, id: Option<&str>, listen: &[SocketAddr]) -> Vec<usize> {
     let same = |text: &str, a: &SocketAddr| text.parse::<IpAddr>().is_ok_and(|ip| ip == a.ip());
-    match id {
+    let id_addr: Option<SocketAddr> = id.and_then(|id| id.parse().ok());
+    let is_me = |n: &Node| match id {
         Some(id) => {
-            let id_addr: Option<SocketAddr> = id.parse().ok();
-            nodes.iter().position(|n| {
-                ring_name(scheme, n) == id
-                    || format!("{}:{}", n.host, n.port) == id
-                    || (!n.ip.is_empty() && format!("{}:{}", n.ip, n.port) == id)
-                    || id_addr.is_some_and(|a| a.port() == n.port && (same(&n.ip, &a) || same(&n.host, &a)))
+            ring_name(scheme, n) == id
+                || format!("{}:{}", n.host, n.port) == id
+                || (!n.ip.is_empty() && format!("{}:{}", n.ip, n.port) == id)
+                || id_addr.is_some_and(|a| a.port() == n.port && (same(&n.ip, &a) || same(&n.host, &a)))
+        }
+        None => {
+            let ip = if n.ip.is_empty() { &n.host } else { &n.ip };
+            let ip: Option<IpAddr> = ip.parse().ok();
+            listen.iter().any(|a| {
+                a.port() == n.port && ip.is_some_and(|ip| ip == a.ip() || (a.ip().is_unspecified() && is_local_ip(ip)))
             })
         }
-        None => nodes.iter().position(|n| {
-            listen.iter().any(|a| a.port() == n.port && (same(&n.ip, a) || (n.ip.is_empty() && same(&n.host, a))))
-        }),
-    }
+    };
+    nodes.iter().enumerate().filter(|(_, n)| is_me(n)).map(|(i, _)| i).collect()
+}
+
+/// True if `ip` is one of this host's addresses: a socket can be bound to
+/// it.
+fn is_local_ip(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
 /// Parses a `config get cluster` reply: `Ok(None)` until it is complete,
@@ -117,6 +166,11 @@ pub struct Follower {
     pub poll_failures: AtomicU64,
     /// False from a failed poll to the next good one.
     reachable: AtomicBool,
+    /// Set when this node must find itself in the list (`--replicas 1`): a
+    /// view without it is logged as an error.
+    require_self: AtomicBool,
+    /// The version of the last list refused for its size (logged once).
+    refused: AtomicU64,
     on_change: OnceLock<OnChange>,
 }
 
@@ -144,6 +198,8 @@ impl Follower {
             polls: AtomicU64::new(0),
             poll_failures: AtomicU64::new(0),
             reachable: AtomicBool::new(true),
+            require_self: AtomicBool::new(false),
+            refused: AtomicU64::new(u64::MAX),
             on_change: OnceLock::new(),
         }
     }
@@ -151,6 +207,12 @@ impl Follower {
     /// The current view (a cheap `Arc` clone).
     pub fn view(&self) -> Arc<View> {
         self.view.read().clone()
+    }
+
+    /// Logs each view this node is not in as an error (with `--replicas
+    /// 1`, nothing is copied then) rather than a warning.
+    pub fn require_self(&self) {
+        self.require_self.store(true, Ordering::Relaxed);
     }
 
     /// Registers the one function told of each new view.
@@ -175,45 +237,100 @@ impl Follower {
 
     /// Takes `nodes` if `version` is newer than the view's; true if taken.
     pub fn offer(&self, version: u64, nodes: Vec<Node>) -> bool {
-        let held = self.view.read().version;
-        if version <= held {
+        self.take(version, nodes, false)
+    }
+
+    /// Takes `nodes` if `version` is newer than the view's or, with
+    /// `any_version` (the first list of a new connection), if the version
+    /// or the list differs from the view's; never a list of more than
+    /// [`MAX_NODES`]. True if taken.
+    fn take(&self, version: u64, nodes: Vec<Node>, any_version: bool) -> bool {
+        if nodes.len() > MAX_NODES {
+            if self.refused.swap(version, Ordering::Relaxed) != version {
+                log::error!(
+                    "cluster view {version}: {} nodes, more than the {MAX_NODES} a list may hold; refused, keeping view {}",
+                    nodes.len(),
+                    self.view.read().version
+                );
+            }
+            return false;
+        }
+        let wanted = |held: &View, nodes: &[Node]| {
+            if any_version {
+                held.version != version || held.nodes != nodes
+            } else {
+                version > held.version
+            }
+        };
+        if !wanted(&self.view.read(), &nodes) {
             return false;
         }
         let v = Arc::new(View::new(version, nodes, self.scheme, self.id.as_deref(), &self.listen));
+        let held = {
+            let mut w = self.view.write();
+            if !wanted(&w, &v.nodes) {
+                return false;
+            }
+            std::mem::replace(&mut *w, v.clone()).version
+        };
+        if version <= held {
+            log::warn!("cluster view {version} taken over view {held}: first list of a new connection to the endpoint");
+        }
+        self.announce(&v);
+        true
+    }
+
+    /// Forgets the list: the local one was deleted. True if a list was
+    /// held.
+    fn clear(&self) -> bool {
+        let v = Arc::new(View::default());
         {
             let mut w = self.view.write();
-            if version <= w.version {
+            if w.version == 0 && w.nodes.is_empty() {
                 return false;
             }
             *w = v.clone();
         }
+        log::warn!("cluster list deleted: following an empty list");
+        self.announce(&v);
+        true
+    }
+
+    /// Logs a new view and tells the listener of it.
+    fn announce(&self, v: &Arc<View>) {
+        let (version, count) = (v.version, v.nodes.len());
         match v.me {
-            Some(i) => log::info!("cluster view {version}: {} node(s), this node is {}", v.nodes.len(), v.nodes[i]),
-            None => log::warn!("cluster view {version}: {} node(s), this node is not among them", v.nodes.len()),
+            Some(i) => log::info!("cluster view {version}: {count} node(s), this node is {}", v.nodes[i]),
+            None if self.require_self.load(Ordering::Relaxed) => log::error!(
+                "cluster view {version}: {count} node(s), this node is not among them (give --node-id): nothing is copied"
+            ),
+            None => log::warn!("cluster view {version}: {count} node(s), this node is not among them"),
         }
         if let Some(f) = self.on_change.get() {
-            f(&v);
+            f(v);
         }
-        true
     }
 
     /// One round: asks the endpoint, or reads the local discovery view.
     pub fn poll(&self, discovery: &Discovery) {
         match &self.source {
-            Source::Local => {
-                if let Some((version, nodes)) = discovery.view() {
+            Source::Local => match discovery.view() {
+                Some((version, nodes)) => {
                     self.offer(version, nodes);
                 }
-            }
+                None => {
+                    self.clear();
+                }
+            },
             Source::Endpoint { addr, conn } => {
                 self.polls.fetch_add(1, Ordering::Relaxed);
                 let mut conn = conn.lock();
                 match self.ask(addr, &mut conn) {
-                    Ok((version, nodes)) => {
+                    Ok((version, nodes, fresh)) => {
                         if !self.reachable.swap(true, Ordering::Relaxed) {
                             log::info!("cluster endpoint {addr} answers again");
                         }
-                        self.offer(version, nodes);
+                        self.take(version, nodes, fresh);
                     }
                     Err(e) => {
                         *conn = None;
@@ -228,9 +345,10 @@ impl Follower {
     }
 
     /// One `config get cluster` over the kept connection (opened if
-    /// needed).
-    fn ask(&self, addr: &str, conn: &mut Option<TcpStream>) -> Result<(u64, Vec<Node>), String> {
-        if conn.is_none() {
+    /// needed): the version, the nodes, and whether the connection is new.
+    fn ask(&self, addr: &str, conn: &mut Option<TcpStream>) -> Result<(u64, Vec<Node>, bool), String> {
+        let fresh = conn.is_none();
+        if fresh {
             let to = addr.to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
             let s = TcpStream::connect_timeout(&to, self.timeout).map_err(|e| e.to_string())?;
             let _ = s.set_read_timeout(Some(self.timeout));
@@ -250,7 +368,7 @@ impl Follower {
                 if used != buf.len() {
                     return Err("bytes after the reply".into());
                 }
-                return Ok((version, nodes));
+                return Ok((version, nodes, fresh));
             }
             match s.read(&mut chunk) {
                 Ok(0) => return Err("connection closed".into()),
@@ -306,6 +424,60 @@ mod tests {
     }
 
     #[test]
+    fn a_node_on_all_interfaces_finds_itself_by_a_local_ip_and_its_port() {
+        let nodes = [n("a", "127.0.0.10", 7000), n("b", "192.0.2.1", 7000), n("127.0.0.12", "", 7001)];
+        let k = Scheme::Ketama;
+        for any in ["0.0.0.0", "[::]"] {
+            let at = |port: u16| -> Vec<SocketAddr> { vec![format!("{any}:{port}").parse().unwrap()] };
+            // 192.0.2.1 (a documentation address) is not this host's
+            assert_eq!(find_selves(&nodes, k, None, &at(7000)), vec![0], "{any}");
+            assert_eq!(find_self(&nodes, k, None, &at(7001)), Some(2), "{any}: an IP given as host");
+            assert_eq!(find_self(&nodes, k, None, &at(7002)), None, "{any}: port differs");
+        }
+        assert_eq!(find_self(&nodes[1..], k, None, &["0.0.0.0:7000".parse().unwrap()]), None);
+        assert!(is_local_ip("127.0.0.1".parse().unwrap()) && !is_local_ip("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_node_listed_twice_is_me_at_both_and_copies_past_both() {
+        let listen: Vec<SocketAddr> = vec!["127.0.0.11:7000".parse().unwrap()];
+        let nodes = vec![n("a", "127.0.0.10", 7000), n("b", "127.0.0.11", 7000), n("b2", "127.0.0.11", 7000)];
+        let v = View::new(1, nodes, Scheme::Ketama, None, &listen);
+        assert_eq!((v.me, v.is_me(0), v.is_me(1), v.is_me(2), v.is_me(3)), (Some(1), false, true, true, false));
+        let (mut owned, mut others) = (0, 0);
+        for i in 0..600 {
+            let key = format!("k{i}");
+            match v.ring.owner(key.as_bytes()) {
+                Some(1 | 2) => {
+                    owned += 1;
+                    assert_eq!(v.copy_target(key.as_bytes()), Some(0), "{key}: never to this node's other entry");
+                }
+                _ => {
+                    others += 1;
+                    assert_eq!(v.copy_target(key.as_bytes()), None, "{key}: not owned");
+                }
+            }
+        }
+        assert!(owned > 0 && others > 0);
+        // alone in the list under two entries: no one to copy to
+        let alone =
+            View::new(1, vec![n("b", "127.0.0.11", 7000), n("b", "127.0.0.11", 7000)], Scheme::Ketama, None, &listen);
+        assert!((0..50).all(|i| alone.copy_target(format!("k{i}").as_bytes()).is_none()));
+        assert!(View::default().copy_target(b"k").is_none());
+    }
+
+    #[test]
+    fn lists_past_the_node_cap_are_refused_and_the_view_kept() {
+        let f = Follower::new(None, Scheme::Uhashring, None, vec![], Duration::from_millis(100));
+        let list = |count: usize| (0..count).map(|i| n(&format!("h{i}"), "", 7000)).collect::<Vec<_>>();
+        assert!(f.offer(2, list(3)));
+        assert!(!f.offer(3, list(MAX_NODES + 1)));
+        assert_eq!((f.view().version, f.view().nodes.len()), (2, 3));
+        assert!(f.offer(4, list(MAX_NODES)));
+        assert_eq!(f.view().ring.len(), MAX_NODES);
+    }
+
+    #[test]
     fn config_replies_parse_whole_or_wait() {
         let nodes = [n("a", "127.0.0.10", 1), n("b", "", 2)];
         let reply = format::config_reply(9, &nodes);
@@ -341,6 +513,76 @@ mod tests {
         f.poll(&d);
         assert_eq!((f.view().version, f.view().me), (9, Some(0)));
         assert_eq!(f.node_id().as_deref(), Some("b:7000"));
+    }
+
+    #[test]
+    fn a_deleted_local_list_becomes_the_empty_view() {
+        let me: SocketAddr = "127.0.0.11:7000".parse().unwrap();
+        let f = Follower::new(None, Scheme::Ketama, None, vec![me], Duration::from_millis(100));
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = seen.clone();
+        f.set_on_change(Box::new(move |v| {
+            s.store(v.nodes.len() as u64 + 100 * u64::from(v.me.is_some()), Ordering::SeqCst)
+        }));
+        let d = Discovery::new(DiscoveryConfig::default()).unwrap();
+        d.config_set(b"4\na|127.0.0.10|7000 b|127.0.0.11|7000").unwrap();
+        f.poll(&d);
+        assert_eq!((f.view().version, f.view().me, seen.load(Ordering::SeqCst)), (4, Some(1), 102));
+        assert!(d.config_delete());
+        f.poll(&d);
+        let v = f.view();
+        assert_eq!((v.version, v.nodes.len(), v.me, seen.load(Ordering::SeqCst)), (0, 0, None, 0));
+        assert!(!f.clear(), "already empty");
+        // set again: discovery's version goes on from where it was
+        d.config_set(b"b|127.0.0.11|7000").unwrap();
+        f.poll(&d);
+        let version = d.view().unwrap().0;
+        assert!(version > 4);
+        assert_eq!((f.view().version, f.view().me), (version, Some(0)));
+    }
+
+    /// An endpoint answering `config get cluster` from a script: one list
+    /// of replies per connection, closed once its replies are sent.
+    fn scripted_endpoint(script: Vec<Vec<(u64, Vec<Node>)>>) -> (String, std::thread::JoinHandle<()>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let h = std::thread::spawn(move || {
+            for replies in script {
+                let (mut s, _) = l.accept().unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                for (version, nodes) in replies {
+                    let mut req = [0u8; 20];
+                    s.read_exact(&mut req).unwrap();
+                    assert_eq!(&req, b"config get cluster\r\n");
+                    s.write_all(&format::config_reply(version, &nodes)).unwrap();
+                }
+            }
+        });
+        (addr, h)
+    }
+
+    #[test]
+    fn the_first_list_of_a_new_connection_is_taken_whatever_its_version() {
+        let (a, b, c) = (n("a", "127.0.0.10", 7000), n("b", "127.0.0.11", 7000), n("c", "127.0.0.12", 7000));
+        let (addr, endpoint) = scripted_endpoint(vec![
+            vec![(7, vec![a.clone(), b.clone()])],
+            // restarted without its version file
+            vec![(1, vec![a.clone()]), (1, vec![a.clone(), c.clone()]), (2, vec![a.clone(), c.clone()])],
+        ]);
+        let f = Follower::new(Some(addr), Scheme::Ketama, None, vec![], Duration::from_secs(2));
+        let d = Discovery::new(DiscoveryConfig::default()).unwrap();
+        f.poll(&d);
+        assert_eq!((f.view().version, f.view().nodes.len()), (7, 2));
+        f.poll(&d); // the endpoint closed the connection: fails, view kept
+        assert_eq!((f.view().version, f.poll_failures.load(Ordering::Relaxed)), (7, 1));
+        f.poll(&d); // a new connection: version 1 taken over 7
+        assert_eq!((f.view().version, f.view().nodes.clone()), (1, vec![a.clone()]));
+        f.poll(&d); // same connection: the same version is not taken
+        assert_eq!(f.view().nodes.len(), 1);
+        f.poll(&d); // a greater one is
+        assert_eq!((f.view().version, f.view().nodes.clone()), (2, vec![a, c]));
+        endpoint.join().unwrap();
+        assert_eq!(f.poll_failures.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! libmemcached names a node `host:port`, or `host` alone on port 11211;
 //! uhashring names it by its host alone ([`ring_name`]).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use md5::{Digest, Md5};
@@ -83,12 +84,72 @@ const WEIGHTED_DIGESTS: u32 = 40;
 /// Points per node for [`Scheme::Uhashring`].
 const UHASHRING_POINTS: u32 = 160;
 
+/// A ring's points, (point, node index) sorted by point, stored as small
+/// as the scheme allows: 8 bytes a point for the two 32-bit ketama schemes,
+/// 20 for uhashring's 128-bit points (kept as big-endian bytes, which sort
+/// as the numbers do, so that no 16-byte alignment pads them to 32).
+#[derive(Debug, Clone)]
+enum Points {
+    Narrow(Vec<(u32, u32)>),
+    Wide(Vec<([u8; 16], u32)>),
+}
+
+impl Default for Points {
+    fn default() -> Points {
+        Points::Narrow(Vec::new())
+    }
+}
+
+impl Points {
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Points::Narrow(p) => p.len(),
+            Points::Wide(p) => p.len(),
+        }
+    }
+
+    /// The point at position `k`, as a number.
+    #[cfg(test)]
+    fn point(&self, k: usize) -> u128 {
+        match self {
+            Points::Narrow(p) => u128::from(p[k].0),
+            Points::Wide(p) => u128::from_be_bytes(p[k].0),
+        }
+    }
+
+    /// The node index of the point at position `k`.
+    fn node(&self, k: usize) -> usize {
+        match self {
+            Points::Narrow(p) => p[k].1 as usize,
+            Points::Wide(p) => p[k].1 as usize,
+        }
+    }
+
+    /// The number of points below `h` (`or_equal`: at or below `h`).
+    fn count_below(&self, h: u128, or_equal: bool) -> usize {
+        match self {
+            Points::Narrow(p) => {
+                // a ketama hash is 32 bits wide; a larger `h` is past every point
+                let Ok(h) = u32::try_from(h) else { return p.len() };
+                p.partition_point(|&(x, _)| x < h || (or_equal && x == h))
+            }
+            Points::Wide(p) => {
+                let h = h.to_be_bytes();
+                p.partition_point(|(x, _)| *x < h || (or_equal && *x == h))
+            }
+        }
+    }
+}
+
 /// A hash ring over a list of node names.
 #[derive(Debug, Clone, Default)]
 pub struct Ring {
     scheme: Scheme,
-    /// (point, node index), sorted by point.
-    points: Vec<(u128, usize)>,
+    points: Points,
     nodes: usize,
 }
 
@@ -97,8 +158,8 @@ fn md5(data: &[u8]) -> [u8; 16] {
 }
 
 /// The `k`th little-endian 32-bit word of a digest.
-fn word(d: &[u8; 16], k: usize) -> u128 {
-    u128::from(u32::from_le_bytes([d[4 * k], d[4 * k + 1], d[4 * k + 2], d[4 * k + 3]]))
+fn word(d: &[u8; 16], k: usize) -> u32 {
+    u32::from_le_bytes([d[4 * k], d[4 * k + 1], d[4 * k + 2], d[4 * k + 3]])
 }
 
 /// libhashkit's one-at-a-time hash. It adds each byte as a C `char`, which
@@ -130,7 +191,8 @@ fn md5_of_bytes_repr(key: &[u8]) -> [u8; 16] {
     buf[1] = quote;
     let mut n = 2;
     for &c in key {
-        if n + 4 > buf.len() {
+        // room for the longest escape (4 bytes) and the closing quote
+        if n + 4 >= buf.len() {
             md5.update(&buf[..n]);
             n = 0;
         }
@@ -176,33 +238,48 @@ impl Ring {
     /// list order: indexes returned refer to `names`. Under
     /// [`Scheme::Uhashring`] a name given twice is one node, the last one
     /// given (python-memcached's servers become a dict keyed by host).
+    ///
+    /// Node indexes are stored in 32 bits: callers bound the list (the
+    /// follower takes at most `follow::MAX_NODES`).
     pub fn new(scheme: Scheme, names: &[String]) -> Ring {
-        let mut points = Vec::new();
         let mut buf = String::new();
-        for (n, name) in names.iter().enumerate() {
-            match scheme {
-                Scheme::Ketama => {
-                    for i in 0..KETAMA_POINTS {
-                        points.push((u128::from(one_at_a_time(point_name(&mut buf, name, i))), n));
+        let index = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let points = match scheme {
+            Scheme::Ketama | Scheme::KetamaWeighted => {
+                let per_node = if scheme == Scheme::Ketama { KETAMA_POINTS } else { 4 * WEIGHTED_DIGESTS };
+                let mut points = Vec::with_capacity(names.len() * per_node as usize);
+                for (n, name) in names.iter().enumerate() {
+                    if scheme == Scheme::Ketama {
+                        for i in 0..KETAMA_POINTS {
+                            points.push((one_at_a_time(point_name(&mut buf, name, i)), index(n)));
+                        }
+                    } else {
+                        for i in 0..WEIGHTED_DIGESTS {
+                            let d = md5(point_name(&mut buf, name, i));
+                            points.extend((0..4).map(|k| (word(&d, k), index(n))));
+                        }
                     }
                 }
-                Scheme::KetamaWeighted => {
-                    for i in 0..WEIGHTED_DIGESTS {
-                        let d = md5(point_name(&mut buf, name, i));
-                        points.extend((0..4).map(|k| (word(&d, k), n)));
-                    }
-                }
-                Scheme::Uhashring => {
-                    if names[n + 1..].contains(name) {
+                points.sort_unstable();
+                Points::Narrow(points)
+            }
+            Scheme::Uhashring => {
+                // the last index each name is given at (one pass, not one
+                // search per name)
+                let last: HashMap<&str, usize> = names.iter().enumerate().map(|(n, s)| (s.as_str(), n)).collect();
+                let mut points = Vec::with_capacity(last.len() * UHASHRING_POINTS as usize);
+                for (n, name) in names.iter().enumerate() {
+                    if last.get(name.as_str()) != Some(&n) {
                         continue;
                     }
                     for w in 0..UHASHRING_POINTS {
-                        points.push((u128::from_be_bytes(md5(point_name(&mut buf, name, w))), n));
+                        points.push((md5(point_name(&mut buf, name, w)), index(n)));
                     }
                 }
+                points.sort_unstable();
+                Points::Wide(points)
             }
-        }
-        points.sort_unstable();
+        };
         Ring { scheme, points, nodes: names.len() }
     }
 
@@ -232,7 +309,7 @@ impl Ring {
     pub fn hash_key(&self, key: &[u8]) -> u128 {
         match self.scheme {
             Scheme::Ketama => u128::from(one_at_a_time(key)),
-            Scheme::KetamaWeighted => word(&md5(key), 0),
+            Scheme::KetamaWeighted => u128::from(word(&md5(key), 0)),
             Scheme::Uhashring => u128::from_be_bytes(md5_of_bytes_repr(key)),
         }
     }
@@ -241,10 +318,7 @@ impl Ring {
     /// or after `h` (libmemcached), or strictly after it (uhashring's
     /// `bisect`), wrapping to the first point.
     fn position(&self, h: u128) -> usize {
-        let i = match self.scheme {
-            Scheme::Ketama | Scheme::KetamaWeighted => self.points.partition_point(|&(p, _)| p < h),
-            Scheme::Uhashring => self.points.partition_point(|&(p, _)| p <= h),
-        };
+        let i = self.points.count_below(h, self.scheme == Scheme::Uhashring);
         if i == self.points.len() {
             0
         } else {
@@ -257,7 +331,7 @@ impl Ring {
         if self.points.is_empty() {
             return None;
         }
-        Some(self.points[self.position(self.hash_key(key))].1)
+        Some(self.points.node(self.position(self.hash_key(key))))
     }
 
     /// The node clients send `key` to once `excluded` has left the list:
@@ -268,7 +342,7 @@ impl Ring {
         if self.points.is_empty() {
             return None;
         }
-        self.next_other(self.position(self.hash_key(key)), excluded)
+        self.next_other(self.position(self.hash_key(key)), |n| n == excluded)
     }
 
     /// The key's successor: where clients send it once its owner has left.
@@ -284,15 +358,26 @@ impl Ring {
             return None;
         }
         let start = self.position(self.hash_key(key));
-        let owner = self.points[start].1;
-        Some((owner, self.next_other(start, owner)))
+        let owner = self.points.node(start);
+        Some((owner, self.next_other(start, |n| n == owner)))
     }
 
-    /// The node of the first point from `start` on, wrapping, that is not
-    /// `excluded`'s.
-    fn next_other(&self, start: usize, excluded: usize) -> Option<usize> {
-        let (wrapped, from_start) = self.points.split_at(start);
-        from_start.iter().chain(wrapped).map(|&(_, n)| n).find(|&n| n != excluded)
+    /// The key's owner and the node of the first point from the owner's on,
+    /// wrapping, that `skip` does not reject (with `skip` true for the
+    /// owner alone, [`Ring::placement`]); None on an empty ring.
+    pub fn placement_skipping(&self, key: &[u8], skip: impl Fn(usize) -> bool) -> Option<(usize, Option<usize>)> {
+        if self.points.is_empty() {
+            return None;
+        }
+        let start = self.position(self.hash_key(key));
+        Some((self.points.node(start), self.next_other(start, skip)))
+    }
+
+    /// The node of the first point from `start` on, wrapping, that `skip`
+    /// does not reject.
+    fn next_other(&self, start: usize, skip: impl Fn(usize) -> bool) -> Option<usize> {
+        let len = self.points.len();
+        (0..len).map(|k| self.points.node((start + k) % len)).find(|&n| !skip(n))
     }
 }
 
@@ -355,7 +440,7 @@ mod tests {
             let (list, points) = line.split_once(' ').unwrap();
             let ring = golden_ring(&format!("uhashring:{list}"));
             let want: Vec<u128> = points.split(' ').map(|p| u128::from_str_radix(p, 16).unwrap()).collect();
-            let got: Vec<u128> = ring.points.iter().take(want.len()).map(|&(p, _)| p).collect();
+            let got: Vec<u128> = (0..want.len()).map(|k| ring.points.point(k)).collect();
             assert_eq!(got, want, "{list}");
             assert_eq!(ring.points.len(), ring.len() * 160);
         }
@@ -389,13 +474,58 @@ mod tests {
         assert_eq!(md5_of_bytes_repr(&long), md5(&text));
     }
 
+    /// The whole `b'...'` text Python prints for `key`, built in memory.
+    fn bytes_repr(key: &[u8]) -> Vec<u8> {
+        let quote = if key.contains(&b'\'') && !key.contains(&b'"') { b'"' } else { b'\'' };
+        let mut out = vec![b'b', quote];
+        for &c in key {
+            match c {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                _ if c == quote => out.extend_from_slice(&[b'\\', c]),
+                0x20..=0x7e => out.push(c),
+                _ => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
+            }
+        }
+        out.push(quote);
+        out
+    }
+
+    #[test]
+    fn a_repr_filling_the_buffer_to_its_last_byte_hashes() {
+        // 2 + 2 + 63 * 4 = 256 bytes before the closing quote: this key
+        // indexed past the stack buffer before the flush kept room for it
+        let mut key = b"aa".to_vec();
+        key.extend_from_slice(&[0x80; 63]);
+        assert_eq!(md5_of_bytes_repr(&key), md5(&bytes_repr(&key)));
+        let ring = Ring::new(Scheme::Uhashring, &names(2));
+        assert!(ring.owner(&key).is_some());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, ..Default::default() })]
+        #[test]
+        fn streamed_repr_digest_matches_the_whole_text(key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=250)) {
+            proptest::prop_assert_eq!(md5_of_bytes_repr(&key), md5(&bytes_repr(&key)));
+        }
+
+        #[test]
+        fn long_escaped_keys_match_too(prefix in 0..8usize, fill in proptest::sample::select(vec![0x80u8, b'\\', b'\'', b'\n', b'a']), len in 0..=250usize) {
+            let mut key = vec![b'a'; prefix.min(len)];
+            key.resize(len, fill);
+            proptest::prop_assert_eq!(md5_of_bytes_repr(&key), md5(&bytes_repr(&key)));
+        }
+    }
+
     #[test]
     fn uhashring_sends_a_hash_equal_to_a_point_past_it() {
         let ring = Ring::new(Scheme::Uhashring, &names(3));
         let ketama = Ring::new(Scheme::Ketama, &names(3));
         for r in [&ring, &ketama] {
             for k in 0..r.points.len() {
-                let at = r.position(r.points[k].0);
+                let at = r.position(r.points.point(k));
                 let want = if r.scheme == Scheme::Uhashring { (k + 1) % r.points.len() } else { k };
                 assert_eq!(at, want);
             }
@@ -444,6 +574,42 @@ mod tests {
         let ring = Ring::new(Scheme::Uhashring, &["a".to_string(), "b".to_string(), "a".to_string()]);
         assert_eq!(ring.points.len(), 320);
         assert!((0..200).all(|i| ring.owner(format!("{i}").as_bytes()) != Some(0)));
+    }
+
+    #[test]
+    fn points_are_stored_small() {
+        assert_eq!(std::mem::size_of::<(u32, u32)>(), 8);
+        assert_eq!(std::mem::size_of::<([u8; 16], u32)>(), 20);
+        assert!(matches!(Ring::new(Scheme::Ketama, &names(2)).points, Points::Narrow(_)));
+        assert!(matches!(Ring::new(Scheme::KetamaWeighted, &names(2)).points, Points::Narrow(_)));
+        assert!(matches!(Ring::new(Scheme::Uhashring, &names(2)).points, Points::Wide(_)));
+        // a hash past 32 bits on a 32-bit ring wraps to the first point
+        let ring = Ring::new(Scheme::Ketama, &names(2));
+        assert_eq!(ring.position(u128::from(u32::MAX) + 1), 0);
+    }
+
+    #[test]
+    fn uhashring_dedup_of_a_long_list_keeps_the_last_of_each_name() {
+        // 1024 names, each given twice: one pass keeps the second of each
+        let names: Vec<String> = (0..2048).map(|i| format!("10.0.{}.{}", (i % 1024) / 256, i % 256)).collect();
+        let ring = Ring::new(Scheme::Uhashring, &names);
+        assert_eq!(ring.points.len(), 1024 * 160);
+        assert!((0..ring.points.len()).all(|k| ring.points.node(k) >= 1024));
+    }
+
+    #[test]
+    fn placement_skipping_passes_every_rejected_node() {
+        for scheme in [Scheme::Ketama, Scheme::KetamaWeighted, Scheme::Uhashring] {
+            let ring = Ring::new(scheme, &names(4));
+            for i in 0..500 {
+                let key = format!("s{i}");
+                let (owner, next) = ring.placement_skipping(key.as_bytes(), |n| n == 0 || n == 1).unwrap();
+                assert_eq!(Some(owner), ring.owner(key.as_bytes()));
+                assert!(matches!(next, Some(2 | 3)), "{scheme:?} {key}");
+                assert_eq!(ring.placement_skipping(key.as_bytes(), |n| n == owner), ring.placement(key.as_bytes()));
+                assert_eq!(ring.placement_skipping(key.as_bytes(), |_| true), Some((owner, None)));
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub fn start(sh: &Arc<Shared>) -> Result<(), String> {
     let listen = sh.bound.get().map(|b| b.tcp.clone()).unwrap_or_default();
     let follower = Arc::new(Follower::new(c.endpoint.clone(), c.hash, c.node_id.clone(), listen, c.poll));
     if c.replicas > 0 {
+        follower.require_self();
         let r = Arc::new(Replicator::new(sh.store.clock().clone()));
         let installer = r.clone();
         follower.set_on_change(Box::new(move |v| installer.install(v)));
