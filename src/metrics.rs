@@ -155,7 +155,7 @@ fn replication(o: &mut String, sh: &Shared) {
     family(o, &not_copied, &[(String::new(), r.not_copied.load(Ordering::Relaxed) as f64)]);
     let peers = r.peers();
     type Value = fn(&crate::cluster::replicate::Peer) -> f64;
-    let rows: [(&'static str, Kind, &'static str, Value); 6] = [
+    let rows: [(&'static str, Kind, &'static str, Value); 8] = [
         ("ferrocache_replica_queued", Kind::Gauge, "Copies waiting for a peer.", |p| p.waiting().0 as f64),
         ("ferrocache_replica_queue_bytes", Kind::Gauge, "Bytes of copies queued or in flight to a peer.", |p| {
             p.bytes.load(Ordering::Relaxed) as f64
@@ -172,16 +172,40 @@ fn replication(o: &mut String, sh: &Shared) {
         (
             "ferrocache_replica_lag_seconds",
             Kind::Gauge,
-            "Queue-to-acknowledgement time of the last batch's oldest copy.",
-            |p| p.lag_us.load(Ordering::Relaxed) as f64 / 1e6,
+            "Queue-to-acknowledgement time of the last batch's oldest copy, or the age of the oldest copy not yet acknowledged if greater.",
+            |p| p.lag().as_secs_f64(),
         ),
+        (
+            "ferrocache_replica_oldest_copy_seconds",
+            Kind::Gauge,
+            "Age of the oldest copy waiting for a peer or in flight (0: none).",
+            |p| p.waiting().1.as_secs_f64(),
+        ),
+        ("ferrocache_replica_connected", Kind::Gauge, "Whether the connection to a peer is up.", |p| {
+            f64::from(u8::from(p.connected.load(Ordering::Relaxed)))
+        }),
     ];
     for (name, kind, help, value) in rows {
         let m = Metric { name, labels: "", kind, help };
         let samples: Vec<(String, f64)> =
-            peers.iter().map(|p| (format!("peer=\"{}\"", p.node.address()), value(p))).collect();
+            peers.iter().map(|p| (format!("peer=\"{}\"", escape_label(&p.node.address())), value(p))).collect();
         family(o, &m, &samples);
     }
+}
+
+/// A label value as the exposition format writes it: `\`, `"` and a
+/// newline escaped.
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Answers one scrape.
@@ -217,5 +241,14 @@ pub fn serve(listener: TcpListener, sh: Arc<Shared>) {
         if let Ok(s) = conn {
             answer(&sh, s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::escape_label("10.0.0.1:11211"), "10.0.0.1:11211");
+        assert_eq!(super::escape_label("a\"b\\c\nd:1"), "a\\\"b\\\\c\\nd:1");
     }
 }

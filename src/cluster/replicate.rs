@@ -10,7 +10,17 @@
 //! a loop never waits on a peer. One sender thread per peer drains its
 //! queue in batches over one persistent connection, in the meta protocol
 //! (`ms <key> <len> F<flags> T<ttl> q`, `md <key> q`, then `mn`), and
-//! reconnects with backoff.
+//! reconnects with backoff. An item invalidated on the owner (`md .. I`,
+//! `ms .. I`) goes as its set followed by `md <key> I q`, so the successor
+//! holds it stale too. A delete is copied whatever it found on the owner
+//! (the successor may still hold what the owner lost to a flush or an
+//! eviction), except a refused CAS.
+//!
+//! Before a sender reconnects after a failed batch, it shuts down the
+//! writing half of the old connection and waits (bounded) for the peer to
+//! close it, so commands the peer still holds from the old connection are
+//! applied before any copy sent on the new one; while it does not close,
+//! the sender keeps backing off.
 //!
 //! The connection first sends [`MARK`]; the receiving node marks it as a
 //! replication connection, and writes on it are never copied again.
@@ -21,8 +31,8 @@
 //! the last copy sent is the item as the last write left it.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +58,8 @@ const BATCH_BYTES: usize = 256 << 10;
 const BATCH_OPS: usize = 1024;
 /// Connect, write and read timeout towards a peer.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one wait for a failed connection's peer to close it lasts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// A batch that failed this many times is dropped (counted).
@@ -69,6 +81,8 @@ struct Op {
     klen: usize,
     /// `None`: a delete; else client flags and unix expiry (0: never).
     set: Option<(u32, u64)>,
+    /// The item is stale (invalidated): the set is followed by `md .. I`.
+    stale: bool,
     at: Instant,
 }
 
@@ -119,6 +133,11 @@ fn encode(op: &Op, now: u64, out: &mut Vec<u8>) {
             let _ = write!(out, " {} F{flags} T{ttl}{} q\r\n", value.len(), if b { " b" } else { "" });
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
+            if op.stale {
+                out.extend_from_slice(b"md ");
+                push_key(out, op.key());
+                out.extend_from_slice(if b { b" I b q\r\n" } else { b" I q\r\n" });
+            }
         }
         _ => {
             out.extend_from_slice(b"md ");
@@ -146,6 +165,8 @@ pub struct Peer {
     pub connected: AtomicBool,
     /// Enqueue-to-acknowledgement time of the oldest copy of the last batch.
     pub lag_us: AtomicU64,
+    /// Enqueue time of the oldest copy of the batch in flight.
+    in_flight: Mutex<Option<Instant>>,
     stop: AtomicBool,
     /// Bytes in all queues, shared by every peer.
     total: Arc<AtomicUsize>,
@@ -173,14 +194,23 @@ impl Peer {
             connects: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             lag_us: AtomicU64::new(0),
+            in_flight: Mutex::new(None),
             stop: AtomicBool::new(false),
         }
     }
 
-    /// Copies waiting in the queue, and the age of the oldest.
+    /// Copies waiting in the queue, and the age of the oldest copy not yet
+    /// acknowledged (waiting or in flight).
     pub fn waiting(&self) -> (usize, Duration) {
+        let flying = self.in_flight.lock().map_or(Duration::ZERO, |at| at.elapsed());
         let q = self.queue.lock();
-        (q.len(), q.front().map_or(Duration::ZERO, |op| op.at.elapsed()))
+        (q.len(), q.front().map_or(Duration::ZERO, |op| op.at.elapsed()).max(flying))
+    }
+
+    /// Replication lag: the last batch's, or longer while a copy has been
+    /// waiting longer than that (a peer down shows as a growing lag).
+    pub fn lag(&self) -> Duration {
+        Duration::from_micros(self.lag_us.load(Ordering::Relaxed)).max(self.waiting().1)
     }
 
     /// Appends `op` unless this queue or all queues together would pass
@@ -213,6 +243,7 @@ impl Peer {
 
     /// Gives the bytes of `ops` back to both bounds.
     fn release(&self, ops: &[Op]) {
+        *self.in_flight.lock() = None;
         let cost: usize = ops.iter().map(Op::cost).sum();
         self.bytes.fetch_sub(cost, Ordering::Relaxed);
         self.total.fetch_sub(cost, Ordering::Relaxed);
@@ -235,6 +266,7 @@ impl Peer {
             bytes += op.cost();
             batch.push(op);
         }
+        *self.in_flight.lock() = batch.iter().map(|op| op.at).min();
         batch
     }
 }
@@ -282,42 +314,43 @@ impl Replicator {
     }
 
     /// Routes writes by `view` from now on: starts a sender for each new
-    /// peer, stops those of peers no longer listed.
+    /// peer, stops those of peers no longer listed (after the new routes
+    /// are in place, so no write meanwhile finds its peer stopped). An
+    /// address listed twice gets one sender; this node's own address,
+    /// however often listed, none.
     pub fn install(&self, view: &Arc<View>) {
         let mut senders = self.senders.lock();
-        let mut kept = HashMap::new();
+        let mut kept: HashMap<String, Arc<Peer>> = HashMap::new();
+        let mut stopped = Vec::new();
+        let own = view.me.and_then(|m| view.nodes.get(m)).map(Node::address);
         let peers: Vec<Option<Arc<Peer>>> = view
             .nodes
             .iter()
-            .enumerate()
-            .map(|(i, node)| {
-                if view.me == Some(i) || view.me.is_none() {
+            .map(|node| {
+                let addr = node.address();
+                if own.is_none() || own.as_ref() == Some(&addr) {
                     return None;
                 }
-                let addr = node.address();
-                if let Some(p) = kept.get(&addr).filter(|p: &&Arc<Peer>| p.node == *node) {
+                if let Some(p) = kept.get(&addr) {
                     return Some(Arc::clone(p)); // listed twice: one sender
                 }
                 let peer = match senders.remove(&addr) {
                     Some(p) if p.node == *node => p,
                     old => {
-                        if let Some(p) = old {
-                            self.stop(&p);
-                        }
+                        stopped.extend(old);
                         self.spawn(node.clone())
                     }
                 };
-                if let Some(replaced) = kept.insert(addr, peer.clone()) {
-                    self.stop(&replaced);
-                }
+                kept.insert(addr, peer.clone());
                 Some(peer)
             })
             .collect();
-        for (_, p) in senders.drain() {
-            self.stop(&p);
-        }
+        stopped.extend(senders.drain().map(|(_, p)| p));
         *senders = kept;
         *self.routes.write() = Arc::new(Routes { view: view.clone(), peers });
+        for p in &stopped {
+            self.stop(p);
+        }
     }
 
     fn stop(&self, p: &Arc<Peer>) {
@@ -358,20 +391,32 @@ impl Replicator {
         };
         let stripe = self.hasher.hash_one(key) as usize % STRIPES;
         let _order = self.stripes[stripe].lock();
-        let op = store.peek_item(key, |it, exptime| {
+        let op = store.peek_item(key, |it, exptime, stale| {
             let mut bytes = Vec::with_capacity(key.len() + it.value.len());
             bytes.extend_from_slice(key);
             bytes.extend_from_slice(it.value);
             let exp = if exptime == 0 { 0 } else { self.clock.to_unix(exptime) };
-            Op { bytes: bytes.into(), klen: key.len(), set: Some((it.flags, exp)), at: Instant::now() }
+            Op { bytes: bytes.into(), klen: key.len(), set: Some((it.flags, exp)), stale, at: Instant::now() }
         });
-        let op = op.unwrap_or_else(|| Op { bytes: key.into(), klen: key.len(), set: None, at: Instant::now() });
+        let op = op.unwrap_or_else(|| Op {
+            bytes: key.into(),
+            klen: key.len(),
+            set: None,
+            stale: false,
+            at: Instant::now(),
+        });
         peer.push(op);
     }
 
-    /// The peers of the current view.
+    /// The peers of the current view, each once.
     pub fn peers(&self) -> Vec<Arc<Peer>> {
-        self.routes.read().peers.iter().flatten().cloned().collect()
+        let mut out: Vec<Arc<Peer>> = Vec::new();
+        for p in self.routes.read().peers.iter().flatten() {
+            if !out.iter().any(|q| Arc::ptr_eq(q, p)) {
+                out.push(p.clone());
+            }
+        }
+        out
     }
 
     /// `stats cluster` lines of replication.
@@ -395,7 +440,7 @@ impl Replicator {
                 (format!("peer:{i}:dropped"), get(&p.dropped)),
                 (format!("peer:{i}:refused"), get(&p.refused)),
                 (format!("peer:{i}:connects"), get(&p.connects)),
-                (format!("peer:{i}:lag_ms"), (p.lag_us.load(Ordering::Relaxed) / 1000).to_string()),
+                (format!("peer:{i}:lag_ms"), p.lag().as_millis().to_string()),
                 (format!("peer:{i}:oldest_ms"), oldest.as_millis().to_string()),
             ]);
         }
@@ -406,6 +451,8 @@ impl Replicator {
 /// A peer's sender: batches until the peer is stopped.
 fn send_loop(peer: &Peer, clock: &Clock) {
     let mut conn: Option<TcpStream> = None;
+    // A failed connection whose peer has not closed it yet.
+    let mut closing: Option<TcpStream> = None;
     let mut wbuf = Vec::with_capacity(BATCH_BYTES + 4096);
     let mut backoff = BACKOFF_MIN;
     let mut batch: Vec<Op> = Vec::new();
@@ -416,6 +463,15 @@ fn send_loop(peer: &Peer, clock: &Clock) {
             batch = peer.next_batch();
             attempts = 0;
             if batch.is_empty() {
+                continue;
+            }
+        }
+        if let Some(mut old) = closing.take() {
+            if !closed_by_peer(&mut old) {
+                // The peer may still apply what it holds from the old
+                // connection: a copy sent now could be overwritten by it.
+                closing = Some(old);
+                pause(peer, &mut backoff);
                 continue;
             }
         }
@@ -440,7 +496,10 @@ fn send_loop(peer: &Peer, clock: &Clock) {
                 }
             }
             Err(e) => {
-                conn = None;
+                if let Some(old) = conn.take() {
+                    let _ = old.shutdown(Shutdown::Write);
+                    closing = Some(old);
+                }
                 peer.connected.store(false, Ordering::Relaxed);
                 if !down_logged {
                     log::warn!("replication to {}: {e}; retrying", peer.node);
@@ -452,11 +511,7 @@ fn send_loop(peer: &Peer, clock: &Clock) {
                     peer.release(&batch);
                     batch.clear();
                 }
-                let until = Instant::now() + backoff;
-                while Instant::now() < until && !peer.stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(BACKOFF_MIN.min(until - Instant::now()));
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                pause(peer, &mut backoff);
             }
         }
     }
@@ -464,6 +519,36 @@ fn send_loop(peer: &Peer, clock: &Clock) {
     peer.release(&batch);
     let rest: Vec<Op> = peer.queue.lock().drain(..).collect();
     peer.release(&rest);
+}
+
+/// Waits `backoff` (or until the peer is stopped), then doubles it.
+fn pause(peer: &Peer, backoff: &mut Duration) {
+    let until = Instant::now() + *backoff;
+    while Instant::now() < until && !peer.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(BACKOFF_MIN.min(until - Instant::now()));
+    }
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+}
+
+/// Reads a connection whose writing half is shut down, discarding what
+/// comes, for at most [`DRAIN_TIMEOUT`]: true once the peer has closed it
+/// (end of stream, or reset).
+fn closed_by_peer(s: &mut TcpStream) -> bool {
+    let until = Instant::now() + DRAIN_TIMEOUT;
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let _ = s.set_read_timeout(Some(left));
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(_) => return true,
+        }
+    }
 }
 
 /// Writes one encoded batch (ending in `mn`) and reads to `MN`; returns
@@ -530,7 +615,7 @@ mod tests {
         if let Some((v, ..)) = set {
             bytes.extend_from_slice(v);
         }
-        Op { bytes: bytes.into(), klen: key.len(), set: set.map(|(_, f, e)| (f, e)), at: Instant::now() }
+        Op { bytes: bytes.into(), klen: key.len(), set: set.map(|(_, f, e)| (f, e)), stale: false, at: Instant::now() }
     }
 
     fn encoded(o: &Op, now: u64) -> Vec<u8> {
@@ -552,6 +637,14 @@ mod tests {
         // keys the text protocol cannot carry go in base64
         assert_eq!(encoded(&op(b"a b", Some((b"", 1, 0))), 1000), b"ms YSBi 0 F1 T0 b q\r\n\r\n");
         assert_eq!(encoded(&op(b"\x00\xff", None), 1000), b"md AP8= b q\r\n");
+        // a stale item goes as its set, then invalidated
+        let stale = |o: Op| Op { stale: true, ..o };
+        assert_eq!(encoded(&stale(op(b"k", Some((b"v", 3, 1060)))), 1000), b"ms k 1 F3 T60 q\r\nv\r\nmd k I q\r\n");
+        assert_eq!(
+            encoded(&stale(op(b"a b", Some((b"v", 0, 0)))), 1000),
+            b"ms YSBi 1 F0 T0 b q\r\nv\r\nmd YSBi I b q\r\n"
+        );
+        assert_eq!(encoded(&stale(op(b"k", Some((b"v", 0, 1000)))), 1000), b"md k q\r\n");
         assert!(encodable(&[b'x'; 250]) && !encodable(&[0u8; 187]) && encodable(&[0u8; 186]) && !encodable(b""));
     }
 
@@ -572,14 +665,12 @@ mod tests {
         assert!(p.bytes.load(Ordering::Relaxed) <= PEER_QUEUE_BYTES);
         assert_eq!(total.load(Ordering::Relaxed), p.bytes.load(Ordering::Relaxed));
         let mut got = 0;
-        loop {
+        // one batch per copy at most: a broken count fails, never hangs
+        for _ in 0..=accepted {
             let b = p.next_batch();
-            if b.is_empty() || got == accepted {
-                break;
-            }
             got += b.len();
             p.release(&b);
-            if got == accepted {
+            if b.is_empty() || got >= accepted {
                 break;
             }
         }
@@ -651,16 +742,131 @@ mod tests {
         r.install(&view(vec![node(10), node(11), node(12)], 1));
         let first = r.peers();
         assert_eq!(first.len(), 2);
-        r.install(&view(vec![node(10), node(12), node(13), node(13)], 2));
+        r.install(&view(vec![node(10), node(12), node(13), node(13), node(10)], 2));
         let second = r.peers();
-        assert_eq!(second.len(), 3, "one peer a listed entry");
+        assert_eq!(second.len(), 2, "each address once, this node's none: {second:?}");
         assert!(Arc::ptr_eq(&first[1], &second[0]), "127.0.0.12 keeps its queue");
         assert!(first[0].stop.load(Ordering::Relaxed), "127.0.0.11 is stopped");
-        assert!(Arc::ptr_eq(&second[1], &second[2]), "an entry listed twice has one sender");
+        assert_eq!(second[1].node, node(13));
+        let routes = r.routes.read().peers.clone();
+        assert!(routes[2].as_ref().zip(routes[3].as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b)));
+        assert!(routes[0].is_none() && routes[4].is_none(), "no sender to this node, listed twice");
         assert!(!second.iter().any(|p| p.stop.load(Ordering::Relaxed)));
         // not listed: no peers at all
         r.install(&view(vec![node(11), node(12)], 3));
         assert!(r.peers().is_empty());
         assert!(second.iter().all(|p| p.stop.load(Ordering::Relaxed)));
+    }
+
+    #[test]
+    fn push_on_a_full_queue_never_waits_for_the_sender() {
+        let total = Arc::new(AtomicUsize::new(0));
+        let node = Node { host: "x".into(), ip: "127.0.0.1".into(), port: 1 };
+        let p = Arc::new(Peer::new(node, total));
+        let value = vec![0u8; 1 << 20];
+        while p.push(op(b"k", Some((&value, 0, 0)))) {}
+        while p.push(op(b"k", Some((b"v", 0, 0)))) {}
+        // the sender holds the queue (taking a batch) while a loop pushes
+        let held = p.queue.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let q = p.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(q.push(op(b"k", Some((b"v", 0, 0)))));
+        });
+        // a push that waited on the lock would still be waiting here
+        let refused = rx.recv_timeout(Duration::from_secs(30)).expect("push waited for the queue lock");
+        drop(held);
+        assert!(!refused);
+    }
+
+    /// A peer speaking just enough of the meta protocol: it answers the
+    /// mark, applies `ms`, and answers `mn`. Its first connection holds its
+    /// first batch without answering until the sender shuts that connection
+    /// down, then waits for a later connection to have applied `v2` (a
+    /// sender that reconnected too early) or a bound, and only then applies
+    /// the held batch.
+    fn stalling_peer(values: Arc<Mutex<HashMap<Vec<u8>, Vec<u8>>>>) -> (u16, [std::sync::mpsc::Receiver<()>; 2]) {
+        use std::io::BufRead;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (got_first, first) = std::sync::mpsc::channel();
+        let (applied_first, first_applied) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (n, s) in l.incoming().flatten().enumerate() {
+                let (values, got_first, applied_first) = (values.clone(), got_first.clone(), applied_first.clone());
+                std::thread::spawn(move || {
+                    let mut w = s.try_clone().unwrap();
+                    let mut r = std::io::BufReader::new(s);
+                    let mut held: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+                    let mut line = String::new();
+                    let apply = |batch: &mut Vec<(Vec<u8>, Vec<u8>)>| {
+                        values.lock().extend(batch.drain(..));
+                    };
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        let t: Vec<&str> = line.split_whitespace().collect();
+                        match t.first().copied() {
+                            Some("ferrocache_replica") => w.write_all(b"OK\r\n").unwrap(),
+                            Some("ms") => {
+                                let mut v = vec![0u8; t[2].parse::<usize>().unwrap() + 2];
+                                r.read_exact(&mut v).unwrap();
+                                v.truncate(v.len() - 2);
+                                held.push((t[1].as_bytes().to_vec(), v));
+                            }
+                            Some("mn") if n == 0 => {
+                                let _ = got_first.send(());
+                                // stall: the reply comes only after the end of stream
+                                let mut rest = Vec::new();
+                                let _ = r.read_to_end(&mut rest);
+                                let start = Instant::now();
+                                while values.lock().get(&b"k"[..]) != Some(&b"v2".to_vec())
+                                    && start.elapsed() < Duration::from_millis(1500)
+                                {
+                                    std::thread::sleep(Duration::from_millis(10));
+                                }
+                                apply(&mut held);
+                                let _ = applied_first.send(());
+                                let _ = w.write_all(b"MN\r\n");
+                                return;
+                            }
+                            Some("mn") => {
+                                apply(&mut held);
+                                w.write_all(b"MN\r\n").unwrap();
+                            }
+                            _ => w.write_all(b"CLIENT_ERROR\r\n").unwrap(),
+                        }
+                    }
+                });
+            }
+        });
+        (port, [first, first_applied])
+    }
+
+    #[test]
+    fn a_reconnect_waits_for_the_old_connection_so_no_stale_copy_lands_last() {
+        let values = Arc::new(Mutex::new(HashMap::new()));
+        let (port, [first, first_applied]) = stalling_peer(values.clone());
+        let node = Node { host: "127.0.0.1".into(), ip: "127.0.0.1".into(), port };
+        let p = Arc::new(Peer::new(node, Arc::new(AtomicUsize::new(0))));
+        let sender = p.clone();
+        let clock = clock();
+        let t = std::thread::spawn(move || send_loop(&sender, &clock));
+        assert!(p.push(op(b"k", Some((b"v1", 0, 0)))));
+        first.recv_timeout(Duration::from_secs(30)).expect("the first batch never arrived");
+        assert!(p.push(op(b"k", Some((b"v2", 0, 0)))));
+        let start = Instant::now();
+        while p.sent.load(Ordering::Relaxed) < 2 {
+            assert!(start.elapsed() < Duration::from_secs(30), "copies not acknowledged");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(p.connects.load(Ordering::Relaxed) >= 2, "the stalled batch was sent again");
+        first_applied.recv_timeout(Duration::from_secs(30)).expect("the stalled batch was never applied");
+        assert_eq!(values.lock().get(&b"k"[..]).map(Vec::as_slice), Some(&b"v2"[..]));
+        p.stop.store(true, Ordering::Relaxed);
+        p.ready.notify_one();
+        t.join().unwrap();
     }
 }

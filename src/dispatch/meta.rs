@@ -58,8 +58,8 @@ fn order(flags: &MetaFlags<'_>) -> MetaOrder {
     o
 }
 
-/// Runs one meta command; true if it changed the key's item (a write
-/// replication copies).
+/// Runs one meta command; true if it changed the key's item, or was a
+/// delete that found none (a write replication copies).
 #[allow(clippy::too_many_arguments)]
 pub fn run<R: Reply>(
     sh: &Shared,
@@ -129,7 +129,8 @@ pub fn run<R: Reply>(
             super::watch::lookup(sh, key, fd);
             let status = outcome::deleted(w, store.delete_meta(key, opts));
             send(reply, command, status, key, flags, None);
-            status == Status::Deleted
+            // Found nothing: still copied, the successor may hold the key.
+            status != Status::Exists
         }
         MetaCommand::Arith => {
             let incr = !matches!(flags.mode, Some(b'D' | b'-'));

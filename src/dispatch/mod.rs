@@ -130,8 +130,9 @@ pub fn dispatch<R: Reply>(
             w.store_too_large.incr();
             if set {
                 // As memcached: a failed set must not leave the old value.
-                let deleted = store.delete(key);
-                written(sh, session, deleted, key);
+                // Copied whatever it found: the successor may hold one.
+                store.delete(key);
+                written(sh, session, true, key);
             }
             reply.status(Status::TooLarge, 0);
             return Action::Swallow(swallow);
@@ -140,7 +141,9 @@ pub fn dispatch<R: Reply>(
             sh.detail.record(key, Event::Delete);
             watch::lookup(sh, key, session.fd);
             let status = outcome::deleted(w, store.delete_cas(key, cas));
-            written(sh, session, status == Status::Deleted, key);
+            // Copied unless the CAS was refused: a delete that finds
+            // nothing here (flushed, evicted) must still reach a copy.
+            written(sh, session, status != Status::Exists, key);
             reply.status(status, 0);
         }
         Request::Incr { key, delta, initial, cas, noreply: _ } => {

@@ -364,9 +364,10 @@ impl Store {
 
     /// `key`'s live item and its relative exptime (0: never expires), as
     /// [`Store::peek`] sees it (LRU position, access time and counters left
-    /// alone), with its value: `f` reads it while the shard is locked.
-    /// Replication copies an item this way after a write.
-    pub fn peek_item<R>(&self, key: &[u8], f: impl FnOnce(ItemView<'_>, u32) -> R) -> Option<R> {
+    /// alone), with its value and whether it is stale (invalidated by a
+    /// meta command): `f` reads it while the shard is locked. Replication
+    /// copies an item this way after a write.
+    pub fn peek_item<R>(&self, key: &[u8], f: impl FnOnce(ItemView<'_>, u32, bool) -> R) -> Option<R> {
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
         let s = shard.lock();
@@ -376,7 +377,8 @@ impl Store {
             return None;
         }
         let cas = if self.use_cas { it.cas() } else { 0 };
-        Some(f(ItemView { key: it.key(), flags: it.flags(), cas, value: it.value() }, it.exptime()))
+        let stale = it.iflags() & STALE != 0;
+        Some(f(ItemView { key: it.key(), flags: it.flags(), cas, value: it.value() }, it.exptime(), stale))
     }
 
     /// The clock items are timed by.
