@@ -326,9 +326,10 @@ impl Replicator {
         let peers: Vec<Option<Arc<Peer>>> = view
             .nodes
             .iter()
-            .map(|node| {
+            .enumerate()
+            .map(|(i, node)| {
                 let addr = node.address();
-                if own.is_none() || own.as_ref() == Some(&addr) {
+                if own.is_none() || own.as_ref() == Some(&addr) || view.is_me(i) {
                     return None;
                 }
                 if let Some(p) = kept.get(&addr) {
@@ -379,10 +380,9 @@ impl Replicator {
     pub fn written(&self, store: &Store, key: &[u8]) {
         let routes = self.routes.read().clone();
         let view = &routes.view;
+        // Owned under any of this node's entries; the successor skips them all.
         let peer = view
-            .me
-            .filter(|&me| view.ring.owner(key) == Some(me))
-            .and_then(|me| view.ring.owner_without(key, me))
+            .copy_target(key)
             .and_then(|i| routes.peers.get(i)?.as_ref())
             .filter(|p| !p.stop.load(Ordering::Relaxed) && encodable(key));
         let Some(peer) = peer else {
