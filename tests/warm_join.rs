@@ -418,3 +418,56 @@ fn a_slow_copy_never_leaves_a_metadump_unread() {
     assert!(!log.contains("failed"), "{log}");
     assert!(log.contains("joined after the warm timeout"), "{log}");
 }
+
+/// A node killed and started again on its address faster than the health
+/// checks take it out (a container restart) holds nothing: the endpoint
+/// tells the new process by its `stats` and has it join again, served
+/// only once its keys are copied back from their copies on its successor.
+#[test]
+fn a_node_restarted_within_the_health_window_joins_again() {
+    let (a, na) = start_node("127.0.0.10");
+    let (mut b, nb) = start_node("127.0.0.11");
+    // 1000 failed checks 100 ms apart: the restart is never seen as down
+    let (endpoint, config) = start_endpoint(&["--health-failures", "1000"]);
+    let both = [na.clone(), nb.clone()];
+    config_set(config, &both);
+    let all = items(300);
+    fill(&[&a, &b], &both, &all);
+    // B's keys also on A, its successor, as --replicas 1 keeps them
+    let ring = Ring::from_nodes(Scheme::Ketama, &both);
+    let mine: Vec<&Item> = all.iter().filter(|it| ring.owner(it.key.as_bytes()) == Some(1)).collect();
+    let copies: Vec<Item> = mine.iter().map(|it| (*it).clone()).collect();
+    fill(&[&a], &[na], &copies);
+    // the endpoint knows B's process
+    let t0 = Instant::now();
+    while cluster_stats(&endpoint)["node:1:checks"] == "0" {
+        assert!(t0.elapsed() < TIMEOUT, "B never checked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    assert!(!b.signal_and_wait(9).success());
+    let b = Server::start_raw(&["-l", "127.0.0.11", "-p", &nb.port.to_string()]);
+    assert_eq!(curr_items(&b), 0);
+    let t0 = Instant::now();
+    let mut versions = Vec::new();
+    loop {
+        let (v, nodes) = config_get(config);
+        if versions.last() != Some(&v) {
+            versions.push(v);
+        }
+        if v > 1 && nodes.len() == 2 {
+            break;
+        }
+        if v > 1 {
+            assert_eq!(nodes, both[..1], "B out while it joins");
+        }
+        assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(5), "B never rejoined: versions {versions:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(config_get(config), (3, both.to_vec()), "out, then back after its copy: versions {versions:?}");
+    assert_holds(&b, &mine);
+    let st = cluster_stats(&endpoint);
+    assert_eq!(st["node:1:restarts"], "1", "{st:?}");
+    assert!(st["history:2"].contains("restarted (pid "), "{st:?}");
+    assert!(st["history:3"].contains("warm join of"), "{st:?}");
+}
