@@ -196,6 +196,17 @@ fn setup_with(node_args: &[&str], extra: &[&str], items: Vec<Item>) -> Setup {
 }
 
 impl Setup {
+    /// Adds J and waits (bounded) for its publication, the one bump.
+    fn add_j_and_wait(&self) {
+        config_set(self.config, &self.future);
+        let start = Instant::now();
+        while config_get(self.config).0 == 1 {
+            assert!(start.elapsed() < TIMEOUT, "never published");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(config_get(self.config), (2, self.future.clone()));
+    }
+
     /// The items J must hold once served: those it owns, and with
     /// `successor` those it follows.
     fn for_j(&self, successor: bool) -> Vec<&Item> {
@@ -268,13 +279,7 @@ fn with_replicas_the_joining_node_also_gets_its_successor_copies() {
     let s = setup(&["--replicas", "1"], 600);
     let expect = s.for_j(true);
     assert!(expect.len() > s.for_j(false).len());
-    config_set(s.config, &s.future);
-    let start = Instant::now();
-    while config_get(s.config).0 == 1 {
-        assert!(start.elapsed() < TIMEOUT, "never published");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(config_get(s.config), (2, s.future.clone()));
+    s.add_j_and_wait();
     assert_holds(&s.j, &expect);
 }
 
@@ -417,4 +422,80 @@ fn a_slow_copy_never_leaves_a_metadump_unread() {
     let log = s.endpoint.stderr_text();
     assert!(!log.contains("failed"), "{log}");
     assert!(log.contains("joined after the warm timeout"), "{log}");
+}
+
+/// A node killed and started again on its address faster than the health
+/// checks take it out (a container restart) holds nothing: the endpoint
+/// tells the new process by its `stats` and has it join again, served
+/// only once its keys are copied back from their copies on its successor.
+#[test]
+fn a_node_restarted_within_the_health_window_joins_again() {
+    let (a, na) = start_node("127.0.0.10");
+    let (mut b, nb) = start_node("127.0.0.11");
+    // 1000 failed checks 100 ms apart: the restart is never seen as down
+    let (endpoint, config) = start_endpoint(&["--health-failures", "1000"]);
+    let both = [na.clone(), nb.clone()];
+    config_set(config, &both);
+    let all = items(300);
+    fill(&[&a, &b], &both, &all);
+    // B's keys also on A, its successor, as --replicas 1 keeps them
+    let ring = Ring::from_nodes(Scheme::Ketama, &both);
+    let mine: Vec<&Item> = all.iter().filter(|it| ring.owner(it.key.as_bytes()) == Some(1)).collect();
+    let copies: Vec<Item> = mine.iter().map(|it| (*it).clone()).collect();
+    fill(&[&a], &[na], &copies);
+    // the endpoint knows B's process
+    let t0 = Instant::now();
+    while cluster_stats(&endpoint)["node:1:checks"] == "0" {
+        assert!(t0.elapsed() < TIMEOUT, "B never checked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    assert!(!b.signal_and_wait(9).success());
+    let b = Server::start_raw(&["-l", "127.0.0.11", "-p", &nb.port.to_string()]);
+    assert_eq!(curr_items(&b), 0);
+    let t0 = Instant::now();
+    let mut versions = Vec::new();
+    loop {
+        let (v, nodes) = config_get(config);
+        if versions.last() != Some(&v) {
+            versions.push(v);
+        }
+        if v > 1 && nodes.len() == 2 {
+            break;
+        }
+        if v > 1 {
+            assert_eq!(nodes, both[..1], "B out while it joins");
+        }
+        assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(5), "B never rejoined: versions {versions:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(config_get(config), (3, both.to_vec()), "out, then back after its copy: versions {versions:?}");
+    assert_holds(&b, &mine);
+    let st = cluster_stats(&endpoint);
+    assert_eq!(st["node:1:restarts"], "1", "{st:?}");
+    assert!(st["history:2"].contains("restarted (pid "), "{st:?}");
+    assert!(st["history:3"].contains("warm join of"), "{st:?}");
+}
+
+/// A value over the endpoint's own `-I` is skipped (read past, not held)
+/// and the rest of the copy goes on: nodes with `-I 2m`, an endpoint with
+/// the default 1 MiB, a 1.5 MB item among the keys the new node owns.
+#[test]
+fn a_value_over_the_endpoints_item_limit_is_skipped_and_the_copy_goes_on() {
+    let mut all = items(300);
+    all.retain(|it| it.value.len() < 100_000);
+    // the ring needs the nodes' ports: the big key is picked once they run
+    let mut s = setup_with(&["-I", "2m"], &[], all);
+    let ring = Ring::from_nodes(Scheme::Ketama, &s.future);
+    let big = (0..1000).map(|i| format!("big:{i}")).find(|k| ring.owner(k.as_bytes()) == Some(2)).unwrap();
+    let big = Item { key: big, value: vec![b'B'; 1_500_000], flags: 2, ttl: 0 };
+    fill(&[&s.a, &s.b], &s.future[..2], std::slice::from_ref(&big));
+    let owned = s.for_j(false);
+    s.add_j_and_wait();
+    assert_holds(&s.j, &owned);
+    s.endpoint.signal_and_wait(15);
+    let log = s.endpoint.stderr_text();
+    assert!(log.contains("sent a value of 1500000 bytes, over -I (1048576): not copied"), "{log}");
+    assert!(log.contains("1 over the -I limit"), "{log}");
+    assert!(!log.contains("failed after"), "the copy did not fail: {log}");
 }

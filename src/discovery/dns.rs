@@ -78,22 +78,36 @@ impl Resolver {
     /// Asks `name` of type `qtype`. A reply with NOERROR or NXDOMAIN comes
     /// back (NXDOMAIN: no records); any other code is an error. Queries
     /// offer EDNS(0); a server that answers FORMERR to that (one without
-    /// EDNS, RFC 6891 section 7) is asked again without it.
+    /// EDNS, RFC 6891 section 7) is asked again without it. A datagram
+    /// with the query's id that does not decode is skipped (an answer may
+    /// still come); it is the error only if none does.
     pub fn query(&self, name: &str, qtype: u16) -> Result<Reply, String> {
-        let (mut edns, mut tries) = (true, 0);
+        let (mut edns, mut tries, mut bad) = (true, 0, None);
         while tries < self.attempts.max(1) {
-            match self.query_once(name, qtype, edns)? {
+            match self.query_once(name, qtype, edns, &mut bad)? {
                 None => tries += 1,
                 Some(r) if r.rcode == wire::RCODE_OK || r.rcode == wire::RCODE_NXDOMAIN => return Ok(r),
                 Some(r) if r.rcode == wire::RCODE_FORMERR && edns => edns = false,
                 Some(r) => return Err(format!("{name}: server answered {}", rcode_name(r.rcode))),
             }
         }
-        Err(format!("{name}: no reply from {} within {:?}", self.server, self.timeout))
+        match bad {
+            Some(e) => {
+                Err(format!("{name}: no valid reply from {} within {:?}, only a {e}", self.server, self.timeout))
+            }
+            None => Err(format!("{name}: no reply from {} within {:?}", self.server, self.timeout)),
+        }
     }
 
-    /// One query; `Ok(None)` when no acceptable reply came in time.
-    fn query_once(&self, name: &str, qtype: u16, edns: bool) -> Result<Option<Reply>, String> {
+    /// One query; `Ok(None)` when no acceptable reply came in time (then
+    /// `bad` says why the last datagram with our id was not one).
+    fn query_once(
+        &self,
+        name: &str,
+        qtype: u16,
+        edns: bool,
+        bad: &mut Option<String>,
+    ) -> Result<Option<Reply>, String> {
         let id = random_id();
         let query = wire::encode_query(id, name, qtype, edns)?;
         let local: SocketAddr = match self.server {
@@ -125,7 +139,14 @@ impl Resolver {
             if msg.len() < 2 || msg[..2] != id.to_be_bytes() {
                 continue; // not ours (a late reply to an earlier query)
             }
-            let reply = wire::decode(msg).map_err(|e| format!("{name}: {e}"))?;
+            let reply = match wire::decode(msg) {
+                Ok(reply) => reply,
+                Err(e) => {
+                    // a forged or damaged datagram: the real answer may follow
+                    *bad = Some(e.to_string());
+                    continue;
+                }
+            };
             let (qname, qt) = &reply.question;
             if *qt != qtype || !qname.eq_ignore_ascii_case(name.strip_suffix('.').unwrap_or(name)) {
                 continue; // our id, another question: not an answer to this one
@@ -291,10 +312,8 @@ impl Membership {
             }
         } else {
             let port = t.port.unwrap_or(0); // parse() requires it without SRV
-            for qtype in [wire::TYPE_A, wire::TYPE_AAAA] {
-                for ip in self.resolver.addresses(&t.name, qtype)? {
-                    nodes.push(Node { host: ip.to_string(), ip: ip.to_string(), port });
-                }
+            for ip in self.either_family(&t.name)? {
+                nodes.push(Node { host: ip.to_string(), ip: ip.to_string(), port });
             }
         }
         if nodes.is_empty() {
@@ -306,18 +325,45 @@ impl Membership {
     }
 
     /// An SRV target's address: the lowest (IPv4 first) of those in the
-    /// reply's additional section, else of those it resolves to.
+    /// reply's additional section, else of those it resolves to (A, then
+    /// AAAA if A gives none; an error only if both questions fail).
     fn srv_address(&self, reply: &Reply, target: &str) -> Result<Option<IpAddr>, String> {
         let end = wire::chain_end(&reply.additional, target, MAX_CHAIN);
         if let Some(ip) = addresses_in(&reply.additional, &end).into_iter().min() {
             return Ok(Some(ip));
         }
-        for qtype in [wire::TYPE_A, wire::TYPE_AAAA] {
-            if let Some(ip) = self.resolver.addresses(target, qtype)?.into_iter().min() {
-                return Ok(Some(ip));
-            }
+        let v4 = self.resolver.addresses(target, wire::TYPE_A);
+        if let Some(ip) = v4.as_ref().ok().and_then(|found| found.iter().min()) {
+            return Ok(Some(*ip));
         }
-        Ok(None)
+        match (v4, self.resolver.addresses(target, wire::TYPE_AAAA)) {
+            (_, Ok(v6)) => Ok(v6.into_iter().min()),
+            (Ok(_), Err(e)) => {
+                log::debug!("--cluster-dns: {target} has no A record and its AAAA question failed: {e}");
+                Ok(None)
+            }
+            (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
+        }
+    }
+
+    /// The A and the AAAA addresses of `name`. One family's failure (a
+    /// resolver that drops or refuses AAAA questions) leaves the other's
+    /// answer; the lookup fails only if both do.
+    fn either_family(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        let v4 = self.resolver.addresses(name, wire::TYPE_A);
+        let v6 = self.resolver.addresses(name, wire::TYPE_AAAA);
+        match (v4, v6) {
+            (Ok(mut v4), Ok(v6)) => {
+                v4.extend(v6);
+                Ok(v4)
+            }
+            (Ok(found), Err(e)) | (Err(e), Ok(found)) => {
+                log::debug!("--cluster-dns: one address family failed, the other answered: {e}");
+                Ok(found)
+            }
+            (Err(e4), Err(e6)) if e4 == e6 => Err(e4),
+            (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
+        }
     }
 
     /// `stats cluster` lines.
@@ -442,9 +488,13 @@ mod tests {
         let server = serve_once(|q| vec![answer(q, 2, &[])]);
         let e = resolver(server).query("cache.test", wire::TYPE_A).unwrap_err();
         assert!(e.contains("SERVFAIL"), "{e}");
+        // a malformed datagram with our id, then silence: the datagram is
+        // skipped, and named when no answer comes
         let server = serve_once(|q| vec![answer(q, 0, &[(wire::TYPE_A, &[10, 0, 0])])]);
-        let e = resolver(server).query("cache.test", wire::TYPE_A).unwrap_err();
-        assert!(e.contains("malformed"), "{e}");
+        let e = Resolver { timeout: Duration::from_secs(3), ..resolver(server) }
+            .query("cache.test", wire::TYPE_A)
+            .unwrap_err();
+        assert!(e.contains("no valid reply") && e.contains("malformed"), "{e}");
         let server = serve_once(|_| vec![]);
         let e = Resolver { timeout: Duration::from_millis(100), ..resolver(server) }
             .query("cache.test", wire::TYPE_A)
@@ -453,6 +503,51 @@ mod tests {
         // NXDOMAIN is an answer: no addresses
         let server = serve_once(|q| vec![answer(q, wire::RCODE_NXDOMAIN, &[])]);
         assert_eq!(resolver(server).addresses("cache.test", wire::TYPE_A).unwrap(), Vec::<IpAddr>::new());
+    }
+
+    #[test]
+    fn a_datagram_with_our_id_that_does_not_decode_is_skipped() {
+        let server = serve_once(|q| {
+            let mut truncated = answer(q, 0, &[(wire::TYPE_A, &[10, 0, 0, 9])]);
+            truncated.truncate(truncated.len() - 2);
+            vec![truncated, q[..2].to_vec(), answer(q, 0, &[(wire::TYPE_A, &[10, 0, 0, 3])])]
+        });
+        let ips = resolver(server).addresses("cache.test", wire::TYPE_A).unwrap();
+        assert_eq!(ips, [IpAddr::from([10, 0, 0, 3])]);
+    }
+
+    /// A server answering A questions with `a` and AAAA ones with `aaaa`
+    /// (None: silence) for `queries` queries.
+    fn dual(queries: usize, a: Option<u8>, aaaa: Option<u8>) -> SocketAddr {
+        serve(queries, move |q| match (asked(q).0, a, aaaa) {
+            (wire::TYPE_A, Some(rcode), _) => vec![answer(q, rcode, &[(wire::TYPE_A, &[10, 0, 0, 1])])],
+            (wire::TYPE_AAAA, _, Some(rcode)) => {
+                vec![answer(q, rcode, &[(wire::TYPE_AAAA, &[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])])]
+            }
+            _ => vec![],
+        })
+    }
+
+    #[test]
+    fn one_address_family_answering_is_enough() {
+        let quick = |server| Resolver { timeout: Duration::from_secs(2), ..resolver(server) };
+        let node = |ip: &str| Node { host: ip.into(), ip: ip.into(), port: 11211 };
+        let target = || Target::parse("cache.test:11211").unwrap();
+        // A answers, AAAA is dropped or refused
+        for aaaa in [None, Some(2)] {
+            let m = Membership::new(target(), quick(dual(2, Some(0), aaaa)));
+            assert_eq!(m.lookup(), Ok(vec![node("10.0.0.1")]), "AAAA {aaaa:?}");
+        }
+        // AAAA answers, A fails
+        let m = Membership::new(target(), quick(dual(2, Some(5), Some(0))));
+        assert_eq!(m.lookup(), Ok(vec![node("fd00::1")]));
+        // both answer: both families
+        let m = Membership::new(target(), resolver(dual(2, Some(0), Some(0))));
+        assert_eq!(m.lookup(), Ok(vec![node("10.0.0.1"), node("fd00::1")]));
+        // both fail: the lookup fails, naming both
+        let m = Membership::new(target(), quick(dual(2, Some(2), None)));
+        let e = m.lookup().unwrap_err();
+        assert!(e.contains("SERVFAIL") && e.contains("no reply"), "{e}");
     }
 
     #[test]
@@ -473,7 +568,7 @@ mod tests {
 
     #[test]
     fn srv_targets_without_additional_records_are_asked_for() {
-        let server = serve(3, |q| match asked(q) {
+        let server = serve(5, |q| match asked(q) {
             (wire::TYPE_SRV, _) => {
                 let srv = |port: u8, target: &[u8]| [&[0, 1, 0, 1, 0x2b, port][..], target].concat();
                 vec![answer(
@@ -490,9 +585,9 @@ mod tests {
             (wire::TYPE_A, label) if label == "node2" => {
                 vec![answer(q, 0, &[(wire::TYPE_CNAME, b"\x04pod2\x04test\x00")])]
             }
-            _ => vec![],
+            _ => vec![answer(q, 2, &[])],
         });
-        // the fourth query (pod2.test A) finds the server gone: the lookup fails
+        // pod2.test A and node2.test AAAA fail: the lookup fails
         let m = Membership::new(Target::parse("_memcache._tcp.test").unwrap(), resolver(server));
         let e = m.lookup().unwrap_err();
         assert!(e.starts_with("pod2.test: "), "{e}");

@@ -6,7 +6,10 @@
 //! `config set cluster`. A health-check thread sends `version` to every
 //! configured node each `--health-interval-ms`; a node that fails
 //! `--health-failures` checks in a row leaves the served list, and comes
-//! back at its first good check. Every change to the served list bumps the
+//! back at its first good check. The same round trip asks `stats`, whose
+//! `pid`, `uptime` and `time` tell a restarted process: a node restarted
+//! faster than the failures take it out (a container restarted on the
+//! same address) is *returning* too, as if it had been down. Every change to the served list bumps the
 //! version by one and is logged and kept in a short history (`stats
 //! cluster`). The version is persisted to `<cluster-file>.version`, so it
 //! never goes backwards across a restart.
@@ -63,6 +66,67 @@ struct Health {
     down: bool,
     failures: u32,
     checks: u64,
+    /// The process that answered the last check that said who it is.
+    identity: Option<Identity>,
+    /// Restarts seen without the node going down.
+    restarts: u64,
+}
+
+/// Who answered a health check, from its `stats`: enough to tell that
+/// the process behind an address changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub pid: u64,
+    /// Seconds since the process started.
+    pub uptime: u64,
+    /// The node's unix time, when it says (memcached does).
+    pub time: Option<u64>,
+}
+
+impl Identity {
+    /// The unix time the process started at, when known.
+    fn started(&self) -> Option<u64> {
+        self.time.map(|t| t.saturating_sub(self.uptime))
+    }
+
+    /// Why `now` is another process than `self`, if it is: another pid
+    /// (a container restarted as pid 1 keeps it), an uptime gone down, or
+    /// a later start (memcached's `time - uptime` is its start time; a
+    /// second of slack for nodes that read the two apart).
+    pub fn restart(&self, now: &Identity) -> Option<String> {
+        if now.pid != self.pid {
+            return Some(format!("pid {} -> {}", self.pid, now.pid));
+        }
+        if now.uptime < self.uptime {
+            return Some(format!("uptime {} -> {} s", self.uptime, now.uptime));
+        }
+        match (self.started(), now.started()) {
+            (Some(was), Some(is)) if is > was + 1 => Some(format!("started at {was} -> {is}")),
+            _ => None,
+        }
+    }
+
+    /// Reads `pid`, `uptime` and `time` from `STAT` lines; None without
+    /// the first two (a node whose `stats` says neither).
+    pub fn from_stats(text: &[u8]) -> Option<Identity> {
+        let (mut pid, mut uptime, mut time) = (None, None, None);
+        for line in text.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut words = line.split(|&b| b == b' ');
+            if words.next() != Some(b"STAT") {
+                continue;
+            }
+            let (Some(name), Some(value)) = (words.next(), words.next()) else { continue };
+            let value = crate::num::parse_unsigned(value);
+            match name {
+                b"pid" => pid = value,
+                b"uptime" => uptime = value,
+                b"time" => time = value,
+                _ => {}
+            }
+        }
+        Some(Identity { pid: pid?, uptime: uptime?, time })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -278,28 +342,33 @@ impl Discovery {
             Some(n) => n.clone(),
             None => return,
         };
-        let results: Vec<(Node, bool)> = nodes
+        let results: Vec<(Node, Option<Option<Identity>>)> = nodes
             .into_iter()
             .map(|n| {
-                let ok = probe(&n, self.cfg.timeout, self.tls.get());
-                (n, ok)
+                let answer = check(&n, self.cfg.timeout, self.tls.get());
+                (n, answer)
             })
             .collect();
         let mut guard = self.state.lock();
         let s = &mut *guard;
-        let (mut changes, mut back) = (Vec::new(), Vec::new());
-        for (node, ok) in results {
+        let (mut changes, mut back, mut restarted) = (Vec::new(), Vec::new(), Vec::new());
+        for (node, answer) in results {
             if !s.configured.as_ref().is_some_and(|c| c.contains(&node)) {
                 continue; // removed while we probed
             }
             let h = s.health.entry(node.clone()).or_default();
             h.checks += 1;
-            if ok {
+            if let Some(identity) = answer {
                 h.failures = 0;
+                let restart = h.identity.zip(identity).and_then(|(was, is)| was.restart(&is));
+                h.identity = identity.or(h.identity);
                 if h.down {
                     h.down = false;
                     back.push(node.clone());
                     changes.push(format!("{node} is back"));
+                } else if let Some(why) = restart {
+                    h.restarts += 1;
+                    restarted.push((node.clone(), why));
                 }
             } else {
                 h.failures += 1;
@@ -312,6 +381,15 @@ impl Discovery {
         }
         for node in back {
             self.start_join(s, &node);
+        }
+        for (node, why) in restarted {
+            // It holds nothing it held: out of the list (its successor
+            // holds the copies) until its keys are copied back. A join
+            // under way starts again: what it copied went with the process.
+            s.joining.remove(&node);
+            let joins = self.start_join(s, &node);
+            let what = if joins { "joining again" } else { "served as it is (no warm join)" };
+            changes.push(format!("{node} restarted ({why}): {what}"));
         }
         for reason in changes {
             log::warn!("cluster: {reason}");
@@ -344,6 +422,7 @@ impl Discovery {
             out.push((format!("node:{i}:state"), state.to_string()));
             out.push((format!("node:{i}:failures"), h.failures.to_string()));
             out.push((format!("node:{i}:checks"), h.checks.to_string()));
+            out.push((format!("node:{i}:restarts"), h.restarts.to_string()));
             self.join_stats(&s, i, n, &mut out);
         }
         for (v, at, why) in &s.history {
@@ -356,7 +435,17 @@ impl Discovery {
 /// One health check: `version` answered with `VERSION ` within `timeout`,
 /// over a connection made by [`open`].
 pub fn probe(node: &Node, timeout: Duration, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) -> bool {
-    open(node, timeout, tls).is_ok_and(ask_version)
+    check(node, timeout, tls).is_some()
+}
+
+/// One health check, as [`probe`], that also asks who answered: None if
+/// the check failed, else the node's [`Identity`] if its `stats` said it.
+pub fn check(
+    node: &Node,
+    timeout: Duration,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Option<Option<Identity>> {
+    open(node, timeout, tls).ok().and_then(ask_version)
 }
 
 /// A connection to a node: plain TCP or TLS.
@@ -390,23 +479,37 @@ pub fn open(
     }
 }
 
-/// Sends `version` and checks the reply's start.
-fn ask_version(mut s: Box<dyn Stream>) -> bool {
-    if s.write_all(b"version\r\n").and_then(|()| s.flush()).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
+/// Most bytes of a health check's reply read (memcached's `stats` is
+/// about 3 KB).
+const CHECK_REPLY_MAX: usize = 32 * 1024;
+
+/// Sends `version` and `stats` in one write; None unless the reply starts
+/// with `VERSION `. Whatever `stats` gives before its `END`, an error
+/// line, the connection's end, its timeout or [`CHECK_REPLY_MAX`] is read
+/// for the [`Identity`].
+fn ask_version(mut s: Box<dyn Stream>) -> Option<Option<Identity>> {
+    s.write_all(b"version\r\nstats\r\n").and_then(|()| s.flush()).ok()?;
+    let mut buf = vec![0u8; CHECK_REPLY_MAX];
     let mut got = 0;
-    while got < 10 {
+    // `stats` answered: its last line is END or an error
+    let complete = |b: &[u8]| {
+        let Some(after_version) = b.iter().position(|&c| c == b'\n').map(|nl| &b[nl + 1..]) else { return false };
+        let Some(body) = after_version.strip_suffix(b"\n") else { return false };
+        let last = body.iter().rposition(|&c| c == b'\n').map_or(body, |nl| &body[nl + 1..]);
+        last == b"END\r" || [&b"ERROR"[..], b"CLIENT_ERROR", b"SERVER_ERROR"].iter().any(|e| last.starts_with(e))
+    };
+    while got < buf.len() {
         match s.read(&mut buf[got..]) {
             Ok(0) | Err(_) => break,
             Ok(n) => got += n,
         }
-        if buf[..got].contains(&b'\n') {
+        if !buf[..got.min(8)].starts_with(&b"VERSION "[..got.min(8)]) || complete(&buf[..got]) {
             break;
         }
     }
-    buf[..got].starts_with(b"VERSION ")
+    let reply = &buf[..got];
+    let nl = reply.iter().position(|&c| c == b'\n')?;
+    reply.starts_with(b"VERSION ").then(|| Identity::from_stats(&reply[nl + 1..]))
 }
 
 #[cfg(test)]
@@ -475,22 +578,91 @@ mod tests {
         d.stats().into_iter().find(|(k, _)| k == name).map(|(_, v)| v).unwrap_or_default()
     }
 
-    /// A node whose health checks pass while `up` is set.
-    fn node_with_switch() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    /// A node answering each connection's first read with `reply()`
+    /// (nothing when None), then closing it.
+    fn fake_node(reply: impl Fn() -> Option<String> + Send + 'static) -> u16 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let u = up.clone();
         std::thread::spawn(move || {
             for mut c in l.incoming().flatten() {
                 let mut b = [0u8; 64];
                 let _ = c.read(&mut b);
-                if u.load(std::sync::atomic::Ordering::SeqCst) {
-                    let _ = c.write_all(b"VERSION 1.6.18\r\n");
+                if let Some(r) = reply() {
+                    let _ = c.write_all(r.as_bytes());
                 }
             }
         });
+        port
+    }
+
+    /// A node whose health checks pass while `up` is set (it says no more
+    /// than `VERSION`).
+    fn node_with_switch() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let u = up.clone();
+        let port = fake_node(move || u.load(std::sync::atomic::Ordering::SeqCst).then(|| "VERSION 1.6.18\r\n".into()));
         (port, up)
+    }
+
+    /// A node answering `version` and `stats` with the pid in `pid`.
+    fn node_with_pid(first: u64) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let pid = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(first));
+        let p = pid.clone();
+        let port = fake_node(move || {
+            let pid = p.load(std::sync::atomic::Ordering::SeqCst);
+            Some(format!("VERSION 1.6.18\r\nSTAT pid {pid}\r\nSTAT uptime 10\r\nSTAT time 1700000000\r\nEND\r\n"))
+        });
+        (port, pid)
+    }
+
+    #[test]
+    fn identities_tell_a_restarted_process() {
+        let id = |pid, uptime, time| Identity { pid, uptime, time };
+        let was = id(40, 5, Some(1000));
+        assert_eq!(was.restart(&id(40, 65, Some(1060))), None, "the same process a minute later");
+        assert_eq!(was.restart(&id(40, 6, Some(1002))), None, "a second of slack");
+        assert_eq!(was.restart(&id(41, 65, Some(1060))).unwrap(), "pid 40 -> 41");
+        // a container's pid 1, restarted
+        assert_eq!(was.restart(&id(40, 2, Some(1060))).unwrap(), "uptime 5 -> 2 s");
+        assert_eq!(was.restart(&id(40, 30, Some(1060))).unwrap(), "started at 995 -> 1030", "checks far apart");
+        assert_eq!(id(1, 5, None).restart(&id(1, 30, None)), None, "without time: pid and uptime only");
+        let stats = b"STAT pid 321\r\nSTAT uptime 77\r\nSTAT time 1700000000\r\nSTAT version 1.6.18\r\nEND\r\n";
+        assert_eq!(Identity::from_stats(stats), Some(id(321, 77, Some(1_700_000_000))));
+        assert_eq!(Identity::from_stats(b"STAT pid 321\r\nEND\r\n"), None, "no uptime");
+        assert_eq!(Identity::from_stats(b"ERROR\r\n"), None);
+        assert_eq!(Identity::from_stats(b"STAT pid x\r\nSTAT uptime 1\r\n"), None);
+    }
+
+    #[test]
+    fn a_node_restarted_between_checks_joins_again() {
+        let (pa, _) = node_with_switch(); // says no more than VERSION
+        let (pb, b_pid) = node_with_pid(100);
+        let d = disc(None);
+        d.config_set(format!("a|127.0.0.1|{pa} b|127.0.0.1|{pb}").as_bytes()).unwrap();
+        for _ in 0..3 {
+            d.check_all();
+        }
+        assert_eq!(d.view().unwrap().0, 1, "the same processes: no change");
+        // b restarts between two checks: never down, but not what it was
+        b_pid.store(200, std::sync::atomic::Ordering::SeqCst);
+        d.check_all();
+        let (v, nodes) = d.view().unwrap();
+        assert_eq!((v, nodes), (2, parse_nodes(&format!("a|127.0.0.1|{pa}"))), "out while its keys are copied");
+        assert_eq!((stat(&d, "node:1:state"), stat(&d, "node:1:restarts")), ("joining".into(), "1".into()));
+        assert!(stat(&d, "history:2").contains("restarted (pid 100 -> 200): joining again"), "{:?}", d.stats());
+        let first = d.state.lock().joining[&parse_nodes(&format!("b|127.0.0.1|{pb}"))[0]].id;
+        d.check_all();
+        assert_eq!(stat(&d, "node:1:restarts"), "1", "the new process is known now");
+        // restarted again while joining: the join starts over
+        b_pid.store(300, std::sync::atomic::Ordering::SeqCst);
+        d.check_all();
+        let again = d.state.lock().joining[&parse_nodes(&format!("b|127.0.0.1|{pb}"))[0]].id;
+        assert!(again > first);
+        assert_eq!(d.view().unwrap().0, 2, "still out: no bump");
+        d.expire_joins(std::time::Instant::now() + Duration::from_secs(61));
+        assert_eq!(d.view().unwrap().1.len(), 2);
+        assert_eq!(stat(&d, "node:0:restarts"), "0", "a node without stats is only health-checked");
+        assert_eq!(stat(&d, "node:0:state"), "up");
     }
 
     #[test]

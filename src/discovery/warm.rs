@@ -55,13 +55,23 @@ pub struct WarmConfig {
     /// Whether a warm thread runs ([`run`]); without one (a node that
     /// serves no list at start) nodes are served at once, as before.
     pub copier: bool,
+    /// Largest value copied (the endpoint's own `-I`): a larger one is
+    /// skipped without being held in memory.
+    pub max_value: usize,
 }
 
 impl From<&ClusterConfig> for WarmConfig {
     /// The settings, with no warm thread (the server sets `copier` when
     /// it starts one).
     fn from(c: &ClusterConfig) -> WarmConfig {
-        WarmConfig { hash: c.hash, replicas: c.replicas, rate: c.warm_rate, timeout: c.warm_timeout, copier: false }
+        WarmConfig {
+            hash: c.hash,
+            replicas: c.replicas,
+            rate: c.warm_rate,
+            timeout: c.warm_timeout,
+            copier: false,
+            max_value: DEFAULT_MAX_VALUE,
+        }
     }
 }
 
@@ -93,8 +103,11 @@ const BATCH_BYTES: u64 = 4 << 20;
 const LIST_BYTES: usize = 32 << 20;
 /// Longest metadump or reply header line accepted.
 const MAX_LINE: usize = 4096;
-/// Largest value accepted from a source (memcached's largest item).
+/// Largest value a reply may announce (memcached's largest `-I`): past
+/// it, the source is not speaking the protocol.
 const MAX_VALUE: usize = 1 << 30;
+/// The copy's value limit without `-I`: memcached's default item size.
+pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
 /// Beyond this many seconds memcached reads an expiry as a unix time.
 const RELATIVE_EXPIRY_MAX: i64 = 30 * 24 * 3600;
 
@@ -205,11 +218,15 @@ pub enum GetReply {
     Miss,
     /// An error line for this key (`SERVER_ERROR ...`): the key is skipped.
     Failed(String),
+    /// A value of this many bytes, over the copy's limit: only the header
+    /// line was taken; the value and its `\r\n` follow, to be skipped.
+    TooLarge(usize),
 }
 
 /// Parses the reply to `mg <key> v f t`: `VA <len> f<flags> t<ttl>\r\n
-/// <data>\r\n`, `EN\r\n`, or an error line.
-pub fn parse_get_reply(buf: &[u8]) -> Parsed<GetReply> {
+/// <data>\r\n`, `EN\r\n`, or an error line. A value over `max` bytes is
+/// [`GetReply::TooLarge`], whatever follows its line.
+pub fn parse_get_reply(buf: &[u8], max: usize) -> Parsed<GetReply> {
     let (l, used) = match whole_line(buf) {
         Ok(found) => found,
         Err(answer) => return answer,
@@ -227,9 +244,6 @@ pub fn parse_get_reply(buf: &[u8]) -> Parsed<GetReply> {
     let Some(len) = toks.next().and_then(parse_unsigned).and_then(|n| usize::try_from(n).ok()) else {
         return Parsed::Invalid(format!("bad VA line: {}", shown(l)));
     };
-    if len > MAX_VALUE {
-        return Parsed::Invalid(format!("a value of {len} bytes"));
-    }
     let (mut flags, mut ttl) = (0, -1);
     for t in toks {
         match t[0] {
@@ -244,6 +258,12 @@ pub fn parse_get_reply(buf: &[u8]) -> Parsed<GetReply> {
             _ => {}
         }
     }
+    if len > MAX_VALUE {
+        return Parsed::Invalid(format!("a value of {len} bytes"));
+    }
+    if len > max {
+        return Parsed::Done(GetReply::TooLarge(len), used);
+    }
     if buf.len() < used + len + 2 {
         return Parsed::Incomplete;
     }
@@ -251,6 +271,15 @@ pub fn parse_get_reply(buf: &[u8]) -> Parsed<GetReply> {
         return Parsed::Invalid("a value not ended by \\r\\n".into());
     }
     Parsed::Done(GetReply::Hit(Value { flags, ttl, data: buf[used..used + len].to_vec() }), used + len + 2)
+}
+
+/// The `\r\n` after a value.
+pub fn parse_value_end(buf: &[u8]) -> Parsed<()> {
+    match buf.get(..2) {
+        None if b"\r\n".starts_with(buf) => Parsed::Incomplete,
+        Some(b"\r\n") => Parsed::Done((), 2),
+        _ => Parsed::Invalid("a value not ended by \\r\\n".into()),
+    }
 }
 
 /// One line in answer to a batch of quiet `ms` closed by `mn`.
@@ -312,12 +341,15 @@ pub fn get_command(key: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// The `T` that gives a copy the source's remaining lifetime. `t` says -1
 /// for none (T0); 0 means it expires within the second (T1, not T0 which
-/// would be forever); beyond 30 days memcached reads T as a unix time.
+/// would be forever); beyond 30 days memcached reads T as a unix time,
+/// capped at the largest T it accepts.
 pub fn ttl_flag(ttl: i64, now_unix: u64) -> u64 {
     match ttl {
         t if t < 0 => 0,
         0 => 1,
-        t if t > RELATIVE_EXPIRY_MAX => now_unix + t as u64,
+        // a unix time; no later than the largest memcached's T accepts
+        // (a signed 32-bit number), whatever the source said
+        t if t > RELATIVE_EXPIRY_MAX => now_unix.saturating_add(t as u64).min(i32::MAX as u64),
         t => t as u64,
     }
 }
@@ -658,6 +690,20 @@ impl Conn {
         }
     }
 
+    /// Reads past the next `n` bytes without keeping them: at most one
+    /// buffer's worth is held at a time.
+    fn skip(&mut self, mut n: usize) -> Result<(), String> {
+        loop {
+            let have = (self.buf.len() - self.at).min(n);
+            self.at += have;
+            n -= have;
+            if n == 0 {
+                return Ok(());
+            }
+            self.fill()?;
+        }
+    }
+
     fn fill(&mut self) -> Result<(), String> {
         if self.at > 0 {
             self.buf.drain(..self.at);
@@ -683,14 +729,20 @@ struct Tally {
     /// Refused by the source's `mg` or the joining node's `ms`, or keys
     /// that cannot be named in a meta command.
     failed: u64,
+    /// Values over the copy's limit (`-I`), skipped.
+    too_large: u64,
 }
 
 impl Tally {
     fn note(&self) -> String {
-        if self.missing == 0 && self.failed == 0 {
+        if self.missing == 0 && self.failed == 0 && self.too_large == 0 {
             return String::new();
         }
-        format!(" ({} gone before they were read, {} not copied)", self.missing, self.failed)
+        let mut note = format!(" ({} gone before they were read, {} not copied", self.missing, self.failed);
+        if self.too_large > 0 {
+            note += &format!(", {} over the -I limit", self.too_large);
+        }
+        note + ")"
     }
 }
 
@@ -892,8 +944,9 @@ impl<'a> Copy<'a> {
         let mut bytes = vec![0u64; self.plan.future.len()];
         let mut sets: Vec<Vec<u8>> = vec![Vec::new(); self.plan.future.len()];
         let now = unix_now();
+        let max = self.d.warm.max_value;
         for l in asked {
-            match reader.next(parse_get_reply)? {
+            match reader.next(|b| parse_get_reply(b, max))? {
                 GetReply::Hit(v) => {
                     for &i in l.targets.iter().flatten() {
                         set_command(&l.key, &v, now, &mut sets[i]);
@@ -903,6 +956,17 @@ impl<'a> Copy<'a> {
                 }
                 GetReply::Miss => self.tally.missing += 1,
                 GetReply::Failed(_) => self.tally.failed += 1,
+                GetReply::TooLarge(len) => {
+                    reader.skip(len)?;
+                    reader.next(parse_value_end)?;
+                    if self.tally.too_large == 0 {
+                        log::warn!(
+                            "cluster: warm copy: {} sent a value of {len} bytes, over -I ({max}): not copied",
+                            reader.name
+                        );
+                    }
+                    self.tally.too_large += 1;
+                }
             }
         }
         let mut deltas = Vec::new();
@@ -1038,7 +1102,7 @@ END\r\n"
             let (mut buf, mut got) = (stream[..cut].to_vec(), Vec::new());
             let mut rest = &stream[cut..];
             loop {
-                match parse_get_reply(&buf) {
+                match parse_get_reply(&buf, 1 << 20) {
                     Parsed::Done(r, used) => {
                         buf.drain(..used);
                         got.push(r);
@@ -1054,8 +1118,37 @@ END\r\n"
             assert_eq!(got, want, "split at {cut}");
         }
         for bad in [&b"VA x\r\n"[..], b"VA 2 f-1\r\nab\r\n", b"VA 2\r\nabXY", b"HD\r\n", b"VA 9999999999999\r\n"] {
-            assert!(matches!(parse_get_reply(bad), Parsed::Invalid(_)), "{}", String::from_utf8_lossy(bad));
+            assert!(matches!(parse_get_reply(bad, 1 << 20), Parsed::Invalid(_)), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn a_value_over_the_limit_is_skipped_without_being_held() {
+        // the header alone says it: nothing after it is waited for
+        assert_eq!(parse_get_reply(b"VA 1048577 f1 t-1\r\n", 1 << 20), Parsed::Done(GetReply::TooLarge(1_048_577), 19));
+        assert_eq!(
+            parse_get_reply(b"VA 1048576 f1 t-1\r\n", 1 << 20),
+            Parsed::Incomplete,
+            "the limit itself is copied"
+        );
+        assert!(matches!(parse_get_reply(b"VA 3 f1\r\nabc\r\n", 2), Parsed::Done(GetReply::TooLarge(3), 9)));
+        // a bad header stays invalid whatever its length
+        assert!(matches!(parse_get_reply(b"VA 5000000 f-1\r\n", 1 << 20), Parsed::Invalid(_)));
+        // on a connection: a 3 MB value is read past in buffer-sized steps
+        let big = 3 << 20;
+        let mut stream = format!("VA {big} f0 t-1\r\n").into_bytes();
+        stream.resize(stream.len() + big, b'x');
+        stream.extend_from_slice(b"\r\nVA 2 f4 t-1\r\nok\r\n");
+        let s: Box<dyn crate::discovery::Stream> = Box::new(std::io::Cursor::new(stream));
+        let mut c = Conn { s, buf: Vec::new(), at: 0, name: "source".into() };
+        assert_eq!(c.next(|b| parse_get_reply(b, 1 << 20)).unwrap(), GetReply::TooLarge(big));
+        c.skip(big).unwrap();
+        c.next(parse_value_end).unwrap();
+        let want = GetReply::Hit(Value { flags: 4, ttl: -1, data: b"ok".to_vec() });
+        assert_eq!(c.next(|b| parse_get_reply(b, 1 << 20)).unwrap(), want);
+        assert!(c.buf.capacity() < 1 << 20, "held {} bytes", c.buf.capacity());
+        assert!(matches!(parse_value_end(b"\r"), Parsed::Incomplete));
+        assert!(matches!(parse_value_end(b"xy"), Parsed::Invalid(_)));
     }
 
     #[test]
@@ -1090,6 +1183,10 @@ END\r\n"
         assert_eq!(ttl_flag(RELATIVE_EXPIRY_MAX, 1_000), RELATIVE_EXPIRY_MAX as u64);
         let long = RELATIVE_EXPIRY_MAX + 1;
         assert_eq!(ttl_flag(long, 1_700_000_000), 1_700_000_000 + long as u64, "a unix time past 30 days");
+        // a source's absurd ttl neither overflows nor leaves T's range
+        assert_eq!(ttl_flag(i64::MAX, 1_700_000_000), i32::MAX as u64);
+        assert_eq!(ttl_flag(long, u64::MAX), i32::MAX as u64);
+        assert_eq!(ttl_flag(i64::from(i32::MAX), 1_700_000_000), i32::MAX as u64);
     }
 
     fn node(i: u8) -> Node {

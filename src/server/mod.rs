@@ -97,7 +97,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     // The warm thread runs where the discovery thread does.
     let copier =
         config.discovery.cluster_file.is_some() || config.config_port.is_some() || config.cluster.dns.is_some();
-    let warm = crate::discovery::WarmConfig { copier, ..crate::discovery::WarmConfig::from(&config.cluster) };
+    let warm = crate::discovery::WarmConfig {
+        copier,
+        max_value: config.storage.item_size_max,
+        ..crate::discovery::WarmConfig::from(&config.cluster)
+    };
     let discovery = crate::discovery::Discovery::with_warm(config.discovery.clone(), warm).map_err(Error::Config)?;
     if let Some(m) = crate::discovery::dns::Membership::from_config(&config.cluster).map_err(Error::Config)? {
         discovery.follow_dns(m);
