@@ -123,3 +123,39 @@ fn rate_mode_does_not_send_ahead_of_its_schedule() {
     assert!(t0.elapsed() >= Duration::from_millis(99));
     assert!(field(&r, "secs") >= 0.099, "{r:?}");
 }
+
+/// `--ring` and `--owner`: the generator stores exactly the keys the ring
+/// gives to the owner (here the server, listed first of two), the first
+/// `--keys` of them, and no other.
+#[test]
+fn the_generator_keeps_to_the_keys_a_ring_gives_its_owner() {
+    use ferrocache::cluster::{Ring, Scheme};
+    use ferrocache::discovery::Node;
+    let server = Server::start(&[]);
+    let me = format!("127.0.0.1:{}", server.port());
+    let other = "127.0.0.2:7777";
+    let ring_arg = format!("{me},{other}");
+    let args = ["--prefill", "--keys", "150", "--requests", "1", "--ratio", "0:1", "--ring", &ring_arg, "--owner", &me];
+    let (ok, r) = bench(server.addr(), &args);
+    assert!(ok && field(&r, "hit_ratio") == 1.0, "{r:?}");
+    let nodes: Vec<Node> = [("127.0.0.1", server.port()), ("127.0.0.2", 7777)]
+        .map(|(ip, port)| Node { host: ip.into(), ip: ip.into(), port })
+        .to_vec();
+    let ring = Ring::from_nodes(Scheme::Ketama, &nodes);
+    let mut c = server.connect();
+    let (mut owned, mut id) = (0, 0);
+    while owned < 150 {
+        let key = format!("key:{id}");
+        c.send(format!("mg {key}\r\nmn\r\n").as_bytes());
+        let held = c.read_until(b"MN\r\n") == b"HD\r\nMN\r\n";
+        let mine = ring.owner(key.as_bytes()) == Some(0);
+        assert_eq!(held, mine, "{key}: held {held}, owned {mine}");
+        owned += usize::from(mine);
+        id += 1;
+        assert!(id < 10_000, "the ring gives the owner too few keys");
+    }
+    // the key after the last owned one is not stored even if owned
+    let next = (id..id + 10_000).find(|i| ring.owner(format!("key:{i}").as_bytes()) == Some(0)).unwrap();
+    c.send(format!("mg key:{next}\r\nmn\r\n").as_bytes());
+    assert_eq!(c.read_until(b"MN\r\n"), b"EN\r\nMN\r\n");
+}

@@ -9,6 +9,11 @@
 //! `--duration` seconds or `--requests` requests per connection; replies
 //! still due get 5 s, and requests that get no reply for 10 s fail.
 //!
+//! Keys are `key:<id>`, ids 0 to `--keys` - 1, unless `--owner` names a
+//! node of the `--ring` node list: then the keys are the first `--keys` ids
+//! whose key that ring (as the clients compute it, `--ring-hash`) gives to
+//! that node, so every request is one a cluster's client would send there.
+//!
 //! Latency is per request, recorded in an HDR histogram: from the moment
 //! the request was written in the default closed loop, or, with `--rate`,
 //! from the moment a fixed schedule meant to send it. In rate mode a slow
@@ -39,6 +44,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ferrocache::cluster::{Ring, Scheme};
+use ferrocache::discovery::Node;
 use ferrocache::num::push_u64;
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
@@ -94,6 +101,16 @@ struct Args {
     /// Accept misses of keys this run stored (the server may evict)
     #[arg(long)]
     allow_misses: bool,
+    /// A cluster's node list, `host:port,host:port..` as clients name the
+    /// nodes (with --owner)
+    #[arg(long)]
+    ring: Option<String>,
+    /// Use only keys that --ring gives to this node (`host:port`)
+    #[arg(long, requires = "ring")]
+    owner: Option<String>,
+    /// The ring's hash: ketama, ketama_weighted or uhashring
+    #[arg(long, default_value = "ketama")]
+    ring_hash: String,
 }
 
 /// Smallest value: key id (8 bytes), length and version (4 each).
@@ -113,6 +130,9 @@ const MAX_VALUE: usize = 1 << 30;
 const SPIN: Duration = Duration::from_millis(1);
 /// Read size for replies (the buffer grows for larger values).
 const READ_CHUNK: usize = 64 * 1024;
+/// `--owner` gives up when the ring gives it fewer than one key in this
+/// many.
+const MAX_SKIP: u64 = 1000;
 
 struct Rng(u64);
 impl Rng {
@@ -332,6 +352,8 @@ struct Plan {
     sets: u64,
     gets: u64,
     keys: u64,
+    /// The key id of each key index (`--owner`); None: the index itself.
+    ids: Option<Vec<u64>>,
     pattern: Pattern,
     duration: Option<Duration>,
     requests: Option<u64>,
@@ -339,8 +361,15 @@ struct Plan {
     interval: Option<Duration>,
     verify: bool,
     values: Values,
-    /// One bit per key: a set of it was stored.
+    /// One bit per key id: a set of it was stored.
     stored: Vec<AtomicU64>,
+}
+
+impl Plan {
+    /// The id of the key at `index` (0 to `keys` - 1).
+    fn id(&self, index: u64) -> u64 {
+        self.ids.as_ref().map_or(index, |ids| ids[index as usize])
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -429,7 +458,7 @@ impl Conn {
     /// Queues every request that may go now; `version` numbers sets.
     fn issue(&mut self, p: &Plan, now: Instant, stopping: bool, version: &mut u32) {
         while self.may_send(p, now, stopping) {
-            let id = self.next_key(p);
+            let id = p.id(self.next_key(p));
             let kind = if self.rng.next() % (p.sets + p.gets) < p.sets { Kind::Set } else { Kind::Get };
             *version = version.wrapping_add(1);
             encode(&mut self.out.buf, p.binary, kind, id, *version, &p.values);
@@ -674,6 +703,43 @@ fn fail(msg: &str) -> ! {
     std::process::exit(64);
 }
 
+/// A `host:port` node of `--ring` or `--owner`.
+fn ring_node(s: &str) -> Node {
+    let Some((host, port)) = s.trim().rsplit_once(':') else { fail(&format!("{s:?}: a ring node is host:port")) };
+    let port = port.parse().unwrap_or_else(|_| fail(&format!("{s:?}: bad port")));
+    Node { host: host.to_string(), ip: host.to_string(), port }
+}
+
+/// The first `count` key ids whose key `ring` gives to node `owner`.
+fn owned_ids(ring: &Ring, owner: usize, count: u64) -> Vec<u64> {
+    let mut ids = Vec::with_capacity(count as usize);
+    let mut key = Vec::with_capacity(24);
+    let limit = count.saturating_mul(MAX_SKIP);
+    let mut id = 0;
+    while (ids.len() as u64) < count && id < limit {
+        key.clear();
+        push_key(&mut key, id);
+        if ring.owner(&key) == Some(owner) {
+            ids.push(id);
+        }
+        id += 1;
+    }
+    if (ids.len() as u64) < count {
+        fail(&format!("--owner gets only {} of the first {limit} keys", ids.len()));
+    }
+    ids
+}
+
+/// `--owner`'s key ids, or None for all keys.
+fn key_ids(a: &Args) -> Option<Vec<u64>> {
+    let (Some(ring), Some(owner)) = (&a.ring, &a.owner) else { return None };
+    let scheme: Scheme = a.ring_hash.parse().unwrap_or_else(|e: String| fail(&e));
+    let nodes: Vec<Node> = ring.split([',', ' ']).filter(|s| !s.is_empty()).map(ring_node).collect();
+    let me = ring_node(owner);
+    let Some(index) = nodes.iter().position(|n| *n == me) else { fail(&format!("--owner {owner} is not in --ring")) };
+    Some(owned_ids(&Ring::from_nodes(scheme, &nodes), index, a.keys))
+}
+
 fn plan(a: &Args) -> Plan {
     if a.value_size < MIN_VALUE {
         fail("--value-size must be at least 16");
@@ -708,6 +774,8 @@ fn plan(a: &Args) -> Plan {
         .unwrap_or_else(|| fail(&format!("cannot resolve {}", a.server)));
     let conns_total = (a.threads * a.conns) as f64;
     let interval = (a.rate > 0).then(|| Duration::from_secs_f64(conns_total / a.rate as f64));
+    let ids = key_ids(a);
+    let id_end = ids.as_ref().and_then(|ids| ids.last()).map_or(a.keys, |last| last + 1);
     let duration = match (a.duration, a.requests) {
         (Some(d), _) => Some(Duration::from_secs(d)),
         (None, Some(_)) => None,
@@ -722,13 +790,14 @@ fn plan(a: &Args) -> Plan {
         sets,
         gets,
         keys: a.keys,
+        ids,
         pattern,
         duration,
         requests: a.requests,
         interval,
         verify: !a.no_verify,
         values: Values::new(a.value_size),
-        stored: (0..a.keys.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        stored: (0..id_end.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
     }
 }
 
@@ -758,8 +827,12 @@ fn main() {
         0 => "closed loop".to_string(),
         r => format!("rate {r}/s"),
     };
+    let owned = match (&a.owner, &a.ring) {
+        (Some(o), Some(r)) => format!(" owned by {o} on the {} ring of {r}", a.ring_hash),
+        _ => String::new(),
+    };
     println!(
-        "{} {} conns x pipeline {}, {mode}, ratio {}, {} keys ({}), {} B values: {:.0} ops/s, get hit ratio {:.3}, \
+        "{} {} conns x pipeline {}, {mode}, ratio {}, {} keys{owned} ({}), {} B values: {:.0} ops/s, get hit ratio {:.3}, \
 latency us p50 {} p90 {} p99 {} p99.9 {} max {}, wrong values {}, lost keys {}, errors {}",
         a.protocol,
         a.threads * a.conns,
@@ -923,6 +996,24 @@ mod tests {
         assert_eq!(out.len(), 24 + 8 + 5 + 16);
         assert_eq!(&out[..2], &[0x80, 0x01]);
         assert_eq!(&out[8..12], &(8u32 + 5 + 16).to_be_bytes());
+    }
+
+    #[test]
+    fn owned_ids_are_the_keys_the_ring_gives_the_owner() {
+        let nodes: Vec<Node> = ["127.0.0.11:7001", "127.0.0.12:7002", "127.0.0.13:7003"].map(ring_node).to_vec();
+        let ring = Ring::from_nodes(Scheme::Ketama, &nodes);
+        let ids = owned_ids(&ring, 1, 500);
+        assert_eq!(ids.len(), 500);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let mut key = Vec::new();
+        for id in 0..=*ids.last().unwrap() {
+            key.clear();
+            push_key(&mut key, id);
+            // every key of node 1 up to the last id is taken, no other
+            assert_eq!(ring.owner(&key) == Some(1), ids.binary_search(&id).is_ok(), "key:{id}");
+        }
+        // about a third of the keys each: the ring spreads them
+        assert!(*ids.last().unwrap() > 900 && *ids.last().unwrap() < 3000, "{}", ids.last().unwrap());
     }
 
     #[test]
