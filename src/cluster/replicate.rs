@@ -56,6 +56,12 @@ pub const OP_OVERHEAD: usize = 64;
 /// A batch ends after this many bytes or [`BATCH_OPS`] copies.
 const BATCH_BYTES: usize = 256 << 10;
 const BATCH_OPS: usize = 1024;
+/// A sender takes at most one batch smaller than [`BATCH_OPS`] and
+/// [`BATCH_BYTES`] per this time: a copy that finds the sender idle for
+/// longer goes at once, but under a steady stream of writes copies wait
+/// up to this long to share a batch, so the sender wakes, writes and waits
+/// for `MN` (and the peer's loop wakes) once per batch, not once per copy.
+pub const LINGER: Duration = Duration::from_millis(1);
 /// Connect, write and read timeout towards a peer.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one wait for a failed connection's peer to close it lasts.
@@ -250,11 +256,23 @@ impl Peer {
     }
 
     /// Takes the next batch, waiting while the queue is empty; empty once
-    /// the peer is stopped.
-    fn next_batch(&self) -> Vec<Op> {
+    /// the peer is stopped. `previous`: when the sender took its last
+    /// batch; a batch that is not full waits until [`LINGER`] after it.
+    fn next_batch(&self, previous: Option<Instant>) -> Vec<Op> {
         let mut q = self.queue.lock();
         while q.is_empty() && !self.stop.load(Ordering::Relaxed) {
             self.ready.wait_for(&mut q, Duration::from_millis(500));
+        }
+        // Pushes do not wake the sender while the queue is not empty: this
+        // waits for the deadline (or a stop).
+        if let Some(until) = previous.map(|at| at + LINGER) {
+            while q.len() < BATCH_OPS
+                && self.bytes.load(Ordering::Relaxed) < BATCH_BYTES
+                && !self.stop.load(Ordering::Relaxed)
+                && Instant::now() < until
+            {
+                self.ready.wait_until(&mut q, until);
+            }
         }
         if self.stop.load(Ordering::Relaxed) {
             return Vec::new();
@@ -456,15 +474,17 @@ fn send_loop(peer: &Peer, clock: &Clock) {
     let mut wbuf = Vec::with_capacity(BATCH_BYTES + 4096);
     let mut backoff = BACKOFF_MIN;
     let mut batch: Vec<Op> = Vec::new();
+    let mut taken = None;
     let mut attempts = 0;
     let mut down_logged = false;
     while !peer.stop.load(Ordering::Relaxed) {
         if batch.is_empty() {
-            batch = peer.next_batch();
+            batch = peer.next_batch(taken);
             attempts = 0;
             if batch.is_empty() {
                 continue;
             }
+            taken = Some(Instant::now());
         }
         if let Some(mut old) = closing.take() {
             if !closed_by_peer(&mut old) {
@@ -667,7 +687,7 @@ mod tests {
         let mut got = 0;
         // one batch per copy at most: a broken count fails, never hangs
         for _ in 0..=accepted {
-            let b = p.next_batch();
+            let b = p.next_batch(None);
             got += b.len();
             p.release(&b);
             if b.is_empty() || got >= accepted {
@@ -686,6 +706,29 @@ mod tests {
         assert!(!p.push(op(b"k", Some((b"0123456789", 0, 0)))));
         assert_eq!(total.load(Ordering::Relaxed), TOTAL_QUEUE_BYTES - 10);
         assert_eq!(p.dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_batch_that_is_not_full_waits_for_the_linger_after_the_last() {
+        let node = Node { host: "x".into(), ip: "127.0.0.1".into(), port: 1 };
+        let p = Peer::new(node, Arc::new(AtomicUsize::new(0)));
+        assert!(p.push(op(b"a", Some((b"1", 0, 0)))));
+        let taken = Instant::now();
+        let b = p.next_batch(Some(taken));
+        assert!(taken.elapsed() >= LINGER);
+        assert_eq!(b.len(), 1);
+        p.release(&b);
+        // a full batch goes as it is; the rest waits for the next one
+        for i in 0..BATCH_OPS + 3 {
+            assert!(p.push(op(format!("k{i}").as_bytes(), Some((b"v", 0, 0)))));
+        }
+        let b = p.next_batch(Some(Instant::now()));
+        assert_eq!(b.len(), BATCH_OPS);
+        p.release(&b);
+        let b = p.next_batch(None);
+        assert_eq!(b.len(), 3);
+        p.release(&b);
+        assert_eq!(p.bytes.load(Ordering::Relaxed), 0);
     }
 
     fn clock() -> Arc<Clock> {
