@@ -5,6 +5,7 @@ BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
 .PHONY: all build release run test lint unit clients ops package deb install demo soak fuzz bench bench-floor clean memcached-suite
+.PHONY: bench-replication
 
 all: build
 
@@ -88,6 +89,12 @@ bench:
 bench-floor:
 	$(CARGO) build --release
 	scripts/bench-vs-memcached --floor $${BENCH_SECS:-5} $${BENCH_ROUNDS:-3}
+
+# What --replicas 1 costs (server CPU per operation against --replicas 0)
+# and a black-holed peer's effect on clients, on 127.0.0.10-12 (issue 16).
+bench-replication:
+	$(CARGO) build --release
+	scripts/bench-replication $${BENCH_SECS:-5} $${BENCH_ROUNDS:-3}
 
 clean:
 	$(CARGO) clean
