@@ -61,7 +61,7 @@ const BATCH_OPS: usize = 1024;
 /// longer goes at once, but under a steady stream of writes copies wait
 /// up to this long to share a batch, so the sender wakes, writes and waits
 /// for `MN` (and the peer's loop wakes) once per batch, not once per copy.
-pub const LINGER: Duration = Duration::from_millis(1);
+const LINGER: Duration = Duration::from_millis(1);
 /// Connect, write and read timeout towards a peer.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one wait for a failed connection's peer to close it lasts.
