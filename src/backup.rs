@@ -21,7 +21,8 @@
 //! A backup while serving is written at `--snapshot-rate` (default
 //! [`crate::config::DEFAULT_SNAPSHOT_RATE`] MB/s) and written back to the
 //! disk as it goes, so it never floods the page cache and the disk under
-//! the event loops; the snapshot at shutdown (and the `-e` restart file)
+//! the event loops (the thread keeps its normal priority then, see
+//! [`run`]; with `--snapshot-rate 0` it runs at nice 19); the snapshot at shutdown (and the `-e` restart file)
 //! is not held back, nobody being served then, and a backup still being
 //! written when the daemon stops drops its rate limit.
 //!
@@ -266,9 +267,16 @@ impl Backups {
 /// The `snapshot` thread: writes requested snapshots, and the warm-restart
 /// file every `--snapshot-interval`, until [`Backups::stop`].
 pub fn run(sh: &Shared) {
-    // A snapshot is background work: the loops' requests come first.
-    if let Err(e) = crate::sys::lower_thread_priority() {
-        log::debug!("snapshot thread keeps its priority: {e}");
+    // An unpaced backup would take a whole CPU from the loops: it runs at
+    // nice 19. A paced one uses a small share of a CPU and keeps the
+    // normal priority, because it takes the shard locks: at nice 19, a
+    // thread preempted while holding one (on a busy machine) is not run
+    // again for tens or hundreds of milliseconds, and the shard's clients
+    // wait that long.
+    if sh.config.snapshot_rate == 0 {
+        if let Err(e) = crate::sys::lower_thread_priority() {
+            log::debug!("snapshot thread keeps its priority: {e}");
+        }
     }
     let b = &sh.backup;
     let interval = sh.config.snapshot_interval;
