@@ -18,11 +18,19 @@
 //! refused. Each named snapshot is a full copy of the cache, so a new name
 //! is refused while the directory holds `--snapshot-max-named` of them.
 //!
+//! A backup while serving is written at `--snapshot-rate` (default
+//! [`crate::config::DEFAULT_SNAPSHOT_RATE`] MB/s) and written back to the
+//! disk as it goes, so it never floods the page cache and the disk under
+//! the event loops (the thread keeps its normal priority then, see
+//! [`run`]; with `--snapshot-rate 0` it runs at nice 19); the snapshot at shutdown (and the `-e` restart file)
+//! is not held back, nobody being served then, and a backup still being
+//! written when the daemon stops drops its rate limit.
+//!
 //! Lock order: the request state, or the write lock alone (the thread
 //! never holds both).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -89,6 +97,9 @@ pub struct Backups {
     wake: Condvar,
     /// Held while any snapshot file is written, the one at shutdown too.
     write_lock: Mutex<()>,
+    /// Set by [`Backups::stop`]: a backup being written drops its rate
+    /// limit, so the shutdown does not wait for it at `--snapshot-rate`.
+    hurry: AtomicBool,
     /// Snapshots written, and failed.
     pub written: AtomicU64,
     pub failed: AtomicU64,
@@ -201,15 +212,30 @@ impl Backups {
 
     /// Ends [`run`] once the snapshot it is writing, if any, is done.
     pub fn stop(&self) {
+        self.hurry.store(true, Ordering::Relaxed);
         self.requests.lock().stop = true;
         self.wake.notify_one();
     }
 
     /// Writes a snapshot of the store to `path` now, on this thread,
     /// after any other write has finished; logs and counts the outcome.
-    pub fn write_now(&self, sh: &Shared, path: &std::path::Path, why: &str) -> Result<snapshot::Summary, String> {
+    /// `serving`: clients are being served, so the file is written at
+    /// `--snapshot-rate` and written back as it goes (`storage::writeback`);
+    /// otherwise (at shutdown) as fast as it goes.
+    pub fn write_now(
+        &self,
+        sh: &Shared,
+        path: &std::path::Path,
+        why: &str,
+        serving: bool,
+    ) -> Result<snapshot::Summary, String> {
         let _one_at_a_time = self.write_lock.lock();
-        match snapshot::write(&sh.store, path) {
+        let pace = if serving {
+            snapshot::Pace { rate: sh.config.snapshot_rate, writeback: true, hurry: Some(&self.hurry) }
+        } else {
+            snapshot::Pace::UNPACED
+        };
+        match snapshot::write(&sh.store, path, &pace) {
             Ok(s) => {
                 log::info!(
                     "snapshot written to {}: {} items, {} bytes in {:.3} s, longest shard lock {:.1} ms ({why})",
@@ -241,9 +267,16 @@ impl Backups {
 /// The `snapshot` thread: writes requested snapshots, and the warm-restart
 /// file every `--snapshot-interval`, until [`Backups::stop`].
 pub fn run(sh: &Shared) {
-    // A snapshot is background work: the loops' requests come first.
-    if let Err(e) = crate::sys::lower_thread_priority() {
-        log::debug!("snapshot thread keeps its priority: {e}");
+    // An unpaced backup would take a whole CPU from the loops: it runs at
+    // nice 19. A paced one uses a small share of a CPU and keeps the
+    // normal priority, because it takes the shard locks: at nice 19, a
+    // thread preempted while holding one (on a busy machine) is not run
+    // again for tens or hundreds of milliseconds, and the shard's clients
+    // wait that long.
+    if sh.config.snapshot_rate == 0 {
+        if let Err(e) = crate::sys::lower_thread_priority() {
+            log::debug!("snapshot thread keeps its priority: {e}");
+        }
     }
     let b = &sh.backup;
     let interval = sh.config.snapshot_interval;
@@ -269,7 +302,7 @@ pub fn run(sh: &Shared) {
             r.writing = true;
             job
         };
-        let _ = b.write_now(sh, &path, why);
+        let _ = b.write_now(sh, &path, why, true);
         b.requests.lock().writing = false;
         if periodic {
             next = interval.map(|i| Instant::now() + i);

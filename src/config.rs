@@ -31,6 +31,11 @@ pub const MEMCACHED_VERSION: &str = "1.6.18";
 
 /// Seconds a client may leave a full output buffer unread (`-o write_timeout`).
 pub const DEFAULT_WRITE_TIMEOUT: u32 = 30;
+/// `--snapshot-rate`, megabytes a second: a backup of a million 1 KB items
+/// (1.04 GB) takes about 16 s, a 10 GB cache under 3 minutes, and the disk
+/// keeps most of its bandwidth (an SSD writes 500 MB/s or more, a cloud
+/// volume's baseline is typically 125 MB/s) for everything else.
+pub const DEFAULT_SNAPSHOT_RATE: u64 = 64;
 /// Output a connection may queue, at least (2 x `-I` when that is more).
 pub const MIN_OUTPUT_CAP: usize = 16 * 1024 * 1024;
 
@@ -178,6 +183,11 @@ pub struct Args {
     /// many *.snapshot files or more (0: no limit); each is a full copy
     #[arg(long = "snapshot-max-named", value_name = "N", default_value_t = 16)]
     pub snapshot_max_named: usize,
+    /// Write a backup while serving (`snapshot`, SIGUSR2, --snapshot-interval)
+    /// at most this many megabytes a second (0: no limit); the snapshot at
+    /// shutdown is never held back
+    #[arg(long = "snapshot-rate", value_name = "MB/s", default_value_t = DEFAULT_SNAPSHOT_RATE)]
+    pub snapshot_rate: u64,
     /// Serve Prometheus metrics over HTTP on this port (0: pick one)
     #[arg(long = "metrics-port")]
     pub metrics_port: Option<u16>,
@@ -327,6 +337,9 @@ pub struct Config {
     /// `--snapshot-max-named`: at most this many *.snapshot files in the
     /// snapshot directory before `snapshot NAME` is refused (0: no limit).
     pub snapshot_max_named: usize,
+    /// `--snapshot-rate`, in bytes a second (0: no limit): how fast a
+    /// backup written while serving may go.
+    pub snapshot_rate: u64,
     /// `--metrics-port` on `--metrics-listen`.
     pub metrics: Option<SocketAddr>,
     /// Auto-discovery settings.
@@ -466,6 +479,10 @@ impl Config {
         if a.snapshot_interval > 0 && a.snapshot_file.is_none() {
             return Err(bad("--snapshot-interval writes the --snapshot-file: give one"));
         }
+        let snapshot_rate = a
+            .snapshot_rate
+            .checked_mul(MEGABYTE as u64)
+            .ok_or_else(|| bad("--snapshot-rate is too large (0 means no limit)"))?;
         let snapshot_dir = a.snapshot_dir.clone().or_else(|| {
             let file = a.snapshot_file.as_ref().or(a.memory_file.as_ref())?;
             let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -559,6 +576,7 @@ impl Config {
             snapshot_interval: (a.snapshot_interval > 0).then(|| std::time::Duration::from_secs(a.snapshot_interval)),
             snapshot_dir,
             snapshot_max_named: a.snapshot_max_named,
+            snapshot_rate,
             metrics,
             discovery: crate::discovery::DiscoveryConfig {
                 cluster_file: a.cluster_file,
@@ -784,6 +802,18 @@ mod tests {
             assert!(matches!(e, Error::Config(_)), "{args:?}");
             assert!(e.to_string().contains(says), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn the_snapshot_rate_is_megabytes_a_second() {
+        assert_eq!(cfg(&[]).unwrap().snapshot_rate, DEFAULT_SNAPSHOT_RATE * MEGABYTE as u64);
+        assert_eq!(cfg(&["--snapshot-rate", "10"]).unwrap().snapshot_rate, 10 * MEGABYTE as u64);
+        assert_eq!(cfg(&["--snapshot-rate=0"]).unwrap().snapshot_rate, 0, "0: no limit");
+        for bad in ["-1", "1.5", "fast", ""] {
+            assert!(cfg(&["--snapshot-rate", bad]).is_err(), "{bad:?}");
+        }
+        let e = cfg(&["--snapshot-rate", &u64::MAX.to_string()]).unwrap_err();
+        assert!(e.to_string().contains("--snapshot-rate"), "{e}");
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Module rules: `protocol` and `storage` depend on nothing else in the
-//! crate but the leaf `num` and [`MAX_KEY_LEN`]; `dispatch` is the only
+//! crate but the leaves `num` and `sys` and [`MAX_KEY_LEN`]; `dispatch` is the only
 //! module that turns requests into store calls; `state` holds what every
 //! thread shares; `server` drives `protocol` and `dispatch` and uses
 //! `storage` only for the store's life cycle (clock, crawler, snapshots).

@@ -1,5 +1,6 @@
 //! The few operating-system calls std does not wrap: resource usage,
-//! signal waiting, dropping privileges, detaching. All of the crate's
+//! signal waiting, dropping privileges, detaching, writing a file back to
+//! the disk as it is written. All of the crate's
 //! `unsafe` is here, each block with the invariant it relies on.
 #![allow(unsafe_code)]
 
@@ -183,4 +184,43 @@ pub fn redirect_stderr(path: &std::path::Path) -> io::Result<()> {
 /// Descriptors this process has open, if `/proc` tells.
 pub fn open_fds() -> Option<usize> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count())
+}
+
+/// Starts writing `len` bytes at `offset` of `file` back to the disk
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), without waiting for them.
+pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (off, len) = file_range(offset, len)?;
+    // SAFETY: sync_file_range takes an open fd and plain integers; a bad
+    // range or a file system that cannot do it is reported through rc.
+    if unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes `len` bytes at `offset` of `file` (0: to its end) back to the
+/// disk, waits until they are there, and drops them from the page cache
+/// (`posix_fadvise(POSIX_FADV_DONTNEED)`: clean pages only, so after the
+/// wait).
+pub fn write_back_and_drop(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (off, len) = file_range(offset, len)?;
+    let all = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: as in start_writeback.
+    if unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, all) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: advice on an open fd with plain integers; it returns an
+    // error number rather than setting errno.
+    match unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_DONTNEED) } {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// A byte range as the file calls take it.
+fn file_range(offset: u64, len: u64) -> io::Result<(libc::off64_t, libc::off64_t)> {
+    let too_far = |_| io::Error::from(io::ErrorKind::InvalidInput);
+    Ok((libc::off64_t::try_from(offset).map_err(too_far)?, libc::off64_t::try_from(len).map_err(too_far)?))
 }

@@ -85,7 +85,8 @@ pub fn open(file: &Path) -> Result<Option<Meta>, Error> {
 
 /// At a graceful stop: the snapshot, then FILE.meta naming it.
 pub fn save(store: &Store, file: &Path) -> Result<snapshot::Summary, String> {
-    let summary = snapshot::write(store, file).map_err(|e| e.to_string())?;
+    // Written when the loops have stopped: nobody to pace it for.
+    let summary = snapshot::write(store, file, &snapshot::Pace::UNPACED).map_err(|e| e.to_string())?;
     let meta = Meta {
         hashpower: store.stats().hash_power_level,
         snapshot_len: fs::metadata(file).map_err(|e| e.to_string())?.len(),

@@ -249,6 +249,59 @@ impl Table {
         self.moved = 0;
     }
 
+    /// Mask of the bucket groups a walk in pieces ([`Table::scan_group`])
+    /// steps through: the old array's buckets while the table grows (each
+    /// old bucket with the two new buckets it splits into), the current
+    /// array's otherwise.
+    fn scan_mask(&self) -> usize {
+        if self.old.is_empty() {
+            self.mask
+        } else {
+            self.old.len() - 1
+        }
+    }
+
+    /// One piece of a walk over every entry, made in pieces that the
+    /// caller may separate by any inserts, removals, migration steps and
+    /// growths: calls `f` with each entry of the bucket group at `cursor`
+    /// and returns the cursor of the next group, 0 after the last (a walk
+    /// starts at 0).
+    ///
+    /// A group is every bucket whose hashes end in the same low bits (one
+    /// bucket; while the table grows, an old bucket not moved yet, or the
+    /// two new buckets a moved one split into), so visiting a group sees
+    /// all the entries of those hashes at that moment. The groups are
+    /// visited in the order of their bits read backwards (the cursor is
+    /// counted up from its top bit): when the table doubles, each group
+    /// splits into two groups that both come after the groups already
+    /// visited and before the ones not visited yet. So an entry that stays
+    /// in the table from the walk's first piece to its last is seen exactly
+    /// once, whatever growths happen in between; an entry inserted or
+    /// removed during the walk is seen once or not at all.
+    pub fn scan_group<C: Chain + ?Sized>(&self, cursor: u64, chain: &C, mut f: impl FnMut(u32)) -> u64 {
+        let mask = self.scan_mask();
+        let b = cursor as usize & mask;
+        let mut walk = |slot: u32| {
+            let mut cur = head(slot);
+            while cur != END {
+                f(cur);
+                cur = chain.link(cur);
+            }
+        };
+        if self.old.is_empty() {
+            walk(self.buckets[b]);
+        } else if b >= self.moved {
+            walk(self.old[b]);
+        } else {
+            walk(self.buckets[b]);
+            walk(self.buckets[b + self.old.len()]);
+        }
+        // Count up in the group bits, starting from the top one: set the
+        // bits above the mask so the carry runs through them and out.
+        let up = (cursor | !(mask as u64)).reverse_bits().wrapping_add(1);
+        up.reverse_bits()
+    }
+
     /// Moves up to `buckets` old buckets into the current array, relinking
     /// their entries; `hash_of` gives an entry's hash (the caller rehashes
     /// its key). Returns the buckets moved; the old array is freed after
@@ -415,6 +468,60 @@ mod tests {
         }
         check_against(&t, &l, &model);
         assert_eq!(t.allocated(), t.capacity(), "the old array is freed");
+    }
+
+    /// A walk in pieces with inserts, removals and growths between the
+    /// pieces sees each entry that stayed throughout exactly once, and
+    /// nothing that was never in the table.
+    #[test]
+    fn a_walk_in_pieces_sees_every_entry_that_stayed_once() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20 {
+            let mut t = Table::with_power(4);
+            let mut l = Links(Vec::new());
+            let mut model: HashMap<u32, u64> = HashMap::new();
+            for _ in 0..(50 * (round + 1)) {
+                let h = next();
+                let e = insert(&mut t, &mut l, h);
+                model.insert(e, h);
+            }
+            let stayed: Vec<u32> = model.keys().copied().filter(|e| e % 3 != 0).collect();
+            let mut seen: HashMap<u32, usize> = HashMap::new();
+            let (mut cursor, mut pieces, mut growths) = (0u64, 0, 0);
+            loop {
+                cursor = t.scan_group(cursor, &l, |e| *seen.entry(e).or_default() += 1);
+                pieces += 1;
+                if cursor == 0 {
+                    break;
+                }
+                // Between pieces: many inserts (so the table doubles, often
+                // mid-walk), and removals of entries divisible by 3 only.
+                for _ in 0..(next() % 8) {
+                    let h = next();
+                    let was_growing = t.is_growing();
+                    let e = insert(&mut t, &mut l, h);
+                    model.insert(e, h);
+                    growths += usize::from(!was_growing && t.is_growing());
+                }
+                if let Some((&e, &h)) = model.iter().find(|(e, _)| *e % 3 == 0) {
+                    assert!(t.remove(h, e, &mut l));
+                    model.remove(&e);
+                }
+                assert!(pieces < 1 << 20, "the walk ends");
+            }
+            assert!(growths > 0, "round {round}: the table grew during the walk");
+            for e in &stayed {
+                assert_eq!(seen.get(e), Some(&1), "round {round}: entry {e}");
+            }
+            assert!(seen.values().all(|&n| n == 1), "round {round}: an entry seen twice");
+            assert!(seen.keys().all(|&e| (e as usize) < l.0.len()));
+        }
     }
 
     #[test]

@@ -33,6 +33,8 @@
 //! - `admin.rs`: `slabs reassign|automove`, requested crawls and the
 //!   `lru_crawler metadump` walk.
 //! - `sizes.rs`: the `stats sizes` histogram.
+//! - `snapshot.rs`, `writeback.rs`: snapshot files, written while serving
+//!   and read back.
 //! - `slab.rs`, `lru.rs`, `hashtable.rs`, `item.rs`, `clock.rs`: the data
 //!   structures those build on.
 
@@ -49,6 +51,7 @@ mod sizes;
 pub mod slab;
 pub mod snapshot;
 mod stats;
+mod writeback;
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -58,7 +61,7 @@ use parking_lot::Mutex;
 use crate::num::{format_u64, parse_digits, DigitBuf};
 
 use clock::Clock;
-use item::{NIL, STALE, TOKEN_SENT};
+use item::{STALE, TOKEN_SENT};
 use items::{Miss, NewItem, Shard, ShardLock, Unlink, WriteCtx, MAX_SHARDS, SHARD_BITS};
 use slab::{PagePool, SlabSizes};
 
@@ -710,32 +713,6 @@ impl Store {
     pub fn set_memory_limit(&self, bytes: usize) {
         self.limit_bytes.store(bytes, Ordering::Relaxed);
         self.pool.set_limit(bytes.max(self.sizes.page_size()));
-    }
-
-    /// Calls `f` with every live item (key, value, flags, unix exptime or
-    /// 0, CAS), one shard at a time with that shard locked.
-    pub fn for_each_item(&self, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) {
-        for i in 0..self.shards.len() {
-            self.for_each_item_in_shard(i, &mut f);
-        }
-    }
-
-    /// As [`Store::for_each_item`], for shard `shard` (0..[`Store::shard_count`])
-    /// alone: its lock is held while `f` runs, and only its lock.
-    pub fn for_each_item_in_shard(&self, shard: usize, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) {
-        let now = self.clock.now();
-        let s = self.shards[shard].lock();
-        for c in &s.classes {
-            let mut cur = c.lru_tail;
-            while cur != NIL {
-                let it = c.item(cur);
-                if s.dead(it, now).is_none() {
-                    let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
-                    f(it.key(), it.value(), it.flags(), exp, it.cas());
-                }
-                cur = it.prev();
-            }
-        }
     }
 
     /// Makes every CAS handed out from now on greater than `cas`.

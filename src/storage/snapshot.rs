@@ -17,18 +17,29 @@
 //! and a record dropped, repeated or moved breaks the chain at the next
 //! checksum, so the trailer's proves the whole file.
 //!
-//! Writing goes shard by shard, in two steps. First the keys of the
-//! shard's live items are copied out with that shard locked (keys only: a
-//! walk of its LRUs, no values), and the lock is released. Then the keys
-//! are looked up again, a few at a time as a client's multi-get would be
-//! (the shard locked for at most 64 keys or 64 KiB of values), without
-//! touching their LRU positions, access times or counters; the records are checksummed and
-//! written a megabyte at a time. Clients of the other shards never wait for
-//! the first step; no client ever waits for the disk. What the file holds:
-//! every item that was live when its shard's keys were listed and is still
-//! live when its key is looked up, with the value it has then; items
-//! deleted or expired in between are left out, items created after the
-//! listing are not in it. The memory it takes is one shard's keys and the
+//! Writing goes shard by shard, and each shard in slices: the shard is
+//! locked, the live items of a few hash buckets are copied out (key,
+//! value, flags, expiry, CAS; at most [`SLICE_BUCKETS`] bucket groups,
+//! [`SLICE_ITEMS`] items or about [`SLICE_BYTES`] of values), the lock is
+//! released, and the next slice starts from the cursor the last one
+//! returned (`hashtable::Table::scan_group`: the walk stays correct while
+//! the table grows between slices). The items' LRU positions, access times
+//! and counters are left alone. A client waits for a snapshot at most one
+//! slice (tens of microseconds), and only a client of the shard being
+//! copied; no client ever waits for the disk. Records are checksummed and
+//! written a megabyte at a time (`writeback.rs`: at a bounded rate, and
+//! written back to the disk as it goes, for a backup while serving).
+//!
+//! What the file holds ("consistent enough", as a multi-get spread over
+//! time would be): each item as it was when its bucket's slice was copied.
+//! An item that exists, unchanged, from the start of the write to its end
+//! is in it exactly once. An item set during the write is in it with its
+//! old value or its new one (a key's old and new items share a bucket, so
+//! never both and never neither, if it existed before); one deleted or
+//! expired during the write may be in it or not; one created during the
+//! write may be in it or not. Items of different shards, or of different
+//! slices of one shard, are copied at different moments, so the file is no
+//! point-in-time image of the whole cache. The memory it takes is the
 //! write buffer.
 //!
 //! The file is written to `<path>.tmp`, fsynced, renamed over `<path>`,
@@ -38,10 +49,13 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::hashtable::Loc;
+pub use super::writeback::Pace;
+use super::writeback::PacedFile;
 use super::{Store, StoreOutcome};
 use crate::MAX_KEY_LEN;
 
@@ -63,8 +77,7 @@ pub struct Summary {
     pub dropped: u64,
     pub bytes: u64,
     pub elapsed: Duration,
-    /// Write: the longest time one shard was held locked while its keys
-    /// were listed.
+    /// Write: the longest time a shard was held locked for one slice.
     pub longest_lock: Duration,
 }
 
@@ -130,12 +143,12 @@ fn write_records(out: &mut impl Write, buf: &[u8], crc: &mut u32) -> io::Result<
 }
 
 /// Writes every live item of `store` to `path`, atomically, shard by shard
-/// (see the module doc): the cache keeps serving meanwhile.
-pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
+/// and slice by slice (see the module doc), at the pace `pace` asks: the
+/// cache keeps serving meanwhile.
+pub fn write(store: &Store, path: &Path, pace: &Pace<'_>) -> io::Result<Summary> {
     let start = Instant::now();
     let tmp = tmp_path(path);
-    let file = File::create(&tmp)?;
-    let mut out = BufWriter::with_capacity(BUF, file);
+    let mut out = PacedFile::new(File::create(&tmp)?, pace);
     let mut header = Vec::with_capacity(28);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&VERSION.to_le_bytes());
@@ -145,45 +158,36 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     header.extend_from_slice(&crc.to_le_bytes());
     out.write_all(&header)?;
     let mut sum = Summary { bytes: header.len() as u64, ..Summary::default() };
-    let mut keys = Vec::new();
-    let mut ends = Vec::new();
-    let mut buf = Vec::with_capacity(BUF + REC_HEAD + MAX_KEY_LEN);
+    let mut buf = Vec::with_capacity(BUF + SLICE_BYTES + REC_HEAD + MAX_KEY_LEN);
     for shard in 0..store.shard_count() {
-        keys.clear();
-        ends.clear();
-        let locked = Instant::now();
-        store.for_each_item_in_shard(shard, |key, _, _, _, _| {
-            keys.extend_from_slice(key);
-            ends.push(keys.len());
-        });
-        sum.longest_lock = sum.longest_lock.max(locked.elapsed());
-        let mut done = 0;
-        while done < ends.len() {
-            let start = if done == 0 { 0 } else { ends[done - 1] };
-            let (taken, found) =
-                store.copy_records(shard, &keys[start..], &ends[done..], start, |key, value, flags, exptime, cas| {
-                    buf.push(key.len() as u8);
-                    buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                    buf.extend_from_slice(&flags.to_le_bytes());
-                    buf.extend_from_slice(&exptime.to_le_bytes());
-                    buf.extend_from_slice(&cas.to_le_bytes());
-                    buf.extend_from_slice(key);
-                    buf.extend_from_slice(value);
-                });
-            done += taken;
-            sum.items += found;
-            sum.bytes += 4 * found;
+        let mut cursor = 0;
+        loop {
+            let slice = store.copy_slice(shard, cursor, |key, value, flags, exptime, cas| {
+                buf.push(key.len() as u8);
+                buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                buf.extend_from_slice(&flags.to_le_bytes());
+                buf.extend_from_slice(&exptime.to_le_bytes());
+                buf.extend_from_slice(&cas.to_le_bytes());
+                buf.extend_from_slice(key);
+                buf.extend_from_slice(value);
+            });
+            sum.items += slice.items;
+            sum.bytes += 4 * slice.items;
+            sum.longest_lock = sum.longest_lock.max(slice.held);
             if buf.len() >= BUF {
                 sum.bytes += buf.len() as u64;
                 write_records(&mut out, &buf, &mut crc)?;
                 buf.clear();
             }
+            cursor = slice.next;
+            if cursor == 0 {
+                break;
+            }
         }
     }
     sum.bytes += buf.len() as u64;
     write_records(&mut out, &buf, &mut crc)?;
-    // The key list grew to the largest shard's; it goes now.
-    drop((keys, ends, buf));
+    drop(buf);
     let mut trailer = [0u8; 9];
     trailer[1..].copy_from_slice(&sum.items.to_le_bytes());
     crc = crc32c::crc32c_append(crc, &trailer);
@@ -191,9 +195,7 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     out.write_all(&crc.to_le_bytes())?;
     out.write_all(END)?;
     sum.bytes += (trailer.len() + 4 + END.len()) as u64;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    drop(file);
+    out.finish()?;
     fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
@@ -202,50 +204,51 @@ pub fn write(store: &Store, path: &Path) -> io::Result<Summary> {
     Ok(sum)
 }
 
-/// Keys looked up, and value bytes copied, per hold of a shard lock.
-const COPY_KEYS: usize = 64;
-const COPY_BYTES: usize = 64 * 1024;
+/// Bucket groups (`Table::scan_group`), items, and value bytes copied per
+/// hold of a shard lock; a slice ends after the group that reaches one of
+/// them (a group is about one or two items).
+const SLICE_BUCKETS: usize = 128;
+const SLICE_ITEMS: u64 = 128;
+const SLICE_BYTES: usize = 64 * 1024;
+
+/// What one slice copied.
+struct Slice {
+    /// The cursor of the next slice; 0 when the shard is done.
+    next: u64,
+    items: u64,
+    /// How long the shard lock was held.
+    held: Duration,
+}
 
 impl Store {
-    /// Copies the live items of the keys listed from shard `shard` (the
-    /// key bytes from offset `base` of the list, each ending at `ends[i] -
-    /// base`), calling `f` with each (key, value, flags, unix exptime or 0,
-    /// CAS). Takes the shard lock once, for at most [`COPY_KEYS`] keys or
-    /// about [`COPY_BYTES`] of values, and leaves the items' LRU positions,
-    /// access times and counters alone. Returns the keys consumed and the
-    /// items found.
-    fn copy_records(
-        &self,
-        shard: usize,
-        keys: &[u8],
-        ends: &[usize],
-        base: usize,
-        mut f: impl FnMut(&[u8], &[u8], u32, u64, u64),
-    ) -> (usize, u64) {
-        let n = ends.len().min(COPY_KEYS);
-        let mut hashes = [0u64; COPY_KEYS];
-        let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] - base }..ends[i] - base];
-        for (i, h) in hashes.iter_mut().enumerate().take(n) {
-            *h = self.hasher.hash_one(key(i));
-        }
+    /// Copies the live items of one slice of shard `shard`, from `cursor`
+    /// (0: the shard's first slice), calling `f` with each (key, value,
+    /// flags, unix exptime or 0, CAS). Holds the shard lock once, for at
+    /// most [`SLICE_BUCKETS`] bucket groups, [`SLICE_ITEMS`] items or
+    /// about [`SLICE_BYTES`] of values, and leaves the items' LRU
+    /// positions, access times and counters alone.
+    fn copy_slice(&self, shard: usize, cursor: u64, mut f: impl FnMut(&[u8], &[u8], u32, u64, u64)) -> Slice {
         let now = self.clock.now();
         let s = self.shards[shard].lock();
-        let (mut found, mut bytes) = (0, 0);
-        for (i, &h) in hashes.iter().enumerate().take(n) {
-            if bytes >= COPY_BYTES {
-                return (i, found);
+        let locked = Instant::now();
+        let (mut next, mut items, mut bytes) = (cursor, 0, 0);
+        for _ in 0..SLICE_BUCKETS {
+            next = s.table.scan_group(next, &s.classes[..], |e| {
+                let it = s.item(Loc::unpack(e));
+                if s.dead(it, now).is_none() {
+                    let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
+                    f(it.key(), it.value(), it.flags(), exp, it.cas());
+                    items += 1;
+                    bytes += it.value().len();
+                }
+            });
+            if next == 0 || items >= SLICE_ITEMS || bytes >= SLICE_BYTES {
+                break;
             }
-            let Some((_, loc)) = s.find(h, key(i)) else { continue };
-            let it = s.item(loc);
-            if s.dead(it, now).is_some() {
-                continue;
-            }
-            let exp = if it.exptime() == 0 { 0 } else { self.clock.to_unix(it.exptime()) };
-            f(it.key(), it.value(), it.flags(), exp, it.cas());
-            found += 1;
-            bytes += it.value().len();
         }
-        (n, found)
+        let held = locked.elapsed();
+        drop(s);
+        Slice { next, items, held }
     }
 }
 
@@ -393,7 +396,7 @@ mod tests {
         }
         a.store(StoreMode::Set, b"short", 0, 5, b"x");
         let p = path("rt");
-        let w = write(&a, &p).unwrap();
+        let w = write(&a, &p, &Pace::UNPACED).unwrap();
         assert_eq!(w.items, 2001);
         let before: Vec<_> = (0..2000u32)
             .map(|i| a.get(format!("k{i}").as_bytes(), None, |it| (it.value.to_vec(), it.flags, it.cas)).unwrap())
@@ -447,7 +450,7 @@ mod tests {
                 }
             })
         };
-        let w = write(&a, &p).unwrap();
+        let w = write(&a, &p, &Pace::UNPACED).unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
         let b = store(&clock);
@@ -461,6 +464,60 @@ mod tests {
         let _ = fs::remove_file(&p);
     }
 
+    /// Slices from a table that doubles under the walk: a writer adds
+    /// thousands of keys (from a 16-bucket table) and rewrites others
+    /// while the snapshot is written, written back and paced as a backup
+    /// is. Every key present before and untouched is there once, with its
+    /// value; no record is repeated; the file loads.
+    #[test]
+    fn sliced_copies_survive_a_growing_table_and_concurrent_writes() {
+        let clock = Arc::new(Clock::manual(1_700_000_000));
+        let cfg = StoreConfig { shards: 2, hashpower: 4, ..StoreConfig::default() };
+        let a = Arc::new(Store::new(&cfg, clock.clone()));
+        let n = 3000u32;
+        for i in 0..n {
+            a.store(StoreMode::Set, format!("k{i}").as_bytes(), i, 0, format!("v{i}").as_bytes());
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (a, stop) = (a.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 100_000 {
+                    a.store(StoreMode::Set, format!("new{i}").as_bytes(), 0, 0, b"n");
+                    // The keys below n/2 are rewritten, the others untouched.
+                    a.store(StoreMode::Set, format!("k{}", i % (n / 2)).as_bytes(), 1, 0, b"rewritten");
+                    i += 1;
+                }
+                i
+            })
+        };
+        let p = path("grow");
+        let hurry = std::sync::atomic::AtomicBool::new(false);
+        let w = write(&a, &p, &Pace { rate: 0, writeback: true, hurry: Some(&hurry) }).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let added = writer.join().unwrap();
+        let mut seen = std::collections::HashMap::new();
+        let count = for_each_record(&p, 1 << 20, |r| {
+            assert!(seen.insert(r.key.to_vec(), r.value.to_vec()).is_none(), "{:?} twice", r.key);
+        })
+        .unwrap();
+        assert_eq!(count, w.items);
+        for i in 0..n {
+            let v = seen.get(format!("k{i}").as_bytes()).unwrap_or_else(|| panic!("k{i} missing"));
+            if i >= n / 2 {
+                assert_eq!(v, format!("v{i}").as_bytes(), "k{i}");
+            } else {
+                assert!(v == format!("v{i}").as_bytes() || v == b"rewritten", "k{i}: {v:?}");
+            }
+        }
+        assert!(w.longest_lock > Duration::ZERO);
+        let b = store(&clock);
+        assert_eq!(load(&b, &p).unwrap().items, w.items);
+        assert!(added > 0);
+        let _ = fs::remove_file(&p);
+    }
+
     #[test]
     fn damaged_files_are_refused_whole() {
         let clock = Arc::new(Clock::manual(1_700_000_000));
@@ -469,7 +526,7 @@ mod tests {
             a.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"value");
         }
         let p = path("bad");
-        write(&a, &p).unwrap();
+        write(&a, &p, &Pace::UNPACED).unwrap();
         let good = fs::read(&p).unwrap();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("truncated", good[..good.len() / 2].to_vec()),
