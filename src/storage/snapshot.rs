@@ -19,8 +19,8 @@
 //!
 //! Writing goes shard by shard, and each shard in slices: the shard is
 //! locked, the live items of a few hash buckets are copied out (key,
-//! value, flags, expiry, CAS; at most [`SLICE_BUCKETS`] bucket groups,
-//! [`SLICE_ITEMS`] items or about [`SLICE_BYTES`] of values), the lock is
+//! value, flags, expiry, CAS; at most `SLICE_BUCKETS` bucket groups,
+//! `SLICE_ITEMS` items or about `SLICE_BYTES` of values), the lock is
 //! released, and the next slice starts from the cursor the last one
 //! returned (`hashtable::Table::scan_group`: the walk stays correct while
 //! the table grows between slices). The items' LRU positions, access times
