@@ -127,11 +127,13 @@ impl Store {
         let meta = {
             let mut it = c.item_mut(loc.idx);
             let r = it.as_ref();
-            let (iflags, atime) = (r.iflags(), r.atime());
+            let (iflags, atime, old_exptime) = (r.iflags(), r.atime(), r.exptime());
             let start = if created { 0 } else { r.exptime() };
             let exptime_at = |place: u8| changes.iter().filter(|c| c.0 < place).fold(start, |e, c| c.1.unwrap_or(e));
             let exptime = exptime_at(u8::MAX);
-            it.set_exptime(exptime);
+            if exptime != old_exptime {
+                it.set_exptime(exptime);
+            }
             let token_sent = iflags & TOKEN_SENT != 0;
             let stale = iflags & STALE != 0;
             let seen = exptime_at(o.recache);
@@ -142,10 +144,14 @@ impl Store {
                 new_flags |= TOKEN_SENT;
             }
             if !opts.no_bump {
-                it.set_atime(now);
+                if it.as_ref().atime() != now {
+                    it.set_atime(now);
+                }
                 new_flags = lru::after_fetch(new_flags);
             }
-            it.set_iflags(new_flags);
+            if new_flags != iflags {
+                it.set_iflags(new_flags);
+            }
             let r = it.as_ref();
             MetaItem {
                 flags: r.flags(),

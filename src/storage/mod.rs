@@ -483,13 +483,23 @@ impl Store {
         };
         let c = s.class_mut(loc.class);
         {
+            // A hit writes the item only where something changes: within
+            // the same second, and once the item is ACTIVE, a get leaves its
+            // cache line clean, so loops reading the same items on other
+            // cores keep their copies (memcached also bumps at most once a
+            // period).
             let mut it = c.item_mut(loc.idx);
             if let Some(exp) = touch {
                 it.set_exptime(exp);
             }
-            it.set_atime(now);
-            let fl = it.as_ref().iflags();
-            it.set_iflags(lru::after_fetch(fl));
+            let (atime, fl) = (it.as_ref().atime(), it.as_ref().iflags());
+            if atime != now {
+                it.set_atime(now);
+            }
+            let bumped = lru::after_fetch(fl);
+            if bumped != fl {
+                it.set_iflags(bumped);
+            }
         }
         if touch.is_some() {
             c.counters.touch_hits += 1;
