@@ -15,7 +15,14 @@
 //! ```text
 //! ferrocache-storebench                       # -m 64 and 4096, 1 and 2 threads
 //! ferrocache-storebench --memory 64 --threads 1,2,4 --seconds 3
+//! ferrocache-storebench --rounds 7            # the scaling figure as a median
 //! ```
+//!
+//! Thread `i` is pinned to CPU `i mod cores` (`--no-pin` leaves them to
+//! the scheduler). On a shared host one run of one thread count can fall
+//! in a slow spell and read 25% off; `--rounds N` runs every thread count
+//! N times in turn and reports the median of the rounds' ratios with
+//! their range.
 //!
 //! The figures are only worth what the machine is: run it on an otherwise
 //! idle machine with at least as many cores as threads. Each row also
@@ -58,6 +65,38 @@ struct Args {
     /// the store had at `-m 64` before shards followed threads).
     #[arg(long)]
     shards: Option<usize>,
+    /// Rounds: each runs every thread count once, in turn, on a fresh
+    /// store. The scaling figure is the median over rounds of each round's
+    /// ratio, so that the machine's slow spells (a shared host's) fall on
+    /// both sides of a ratio or drop out of the median.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Do not pin thread `i` to CPU `i mod cores`.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+/// Pins the calling thread to `cpu`; a failure (a restricted CPU set)
+/// leaves it where the scheduler puts it.
+fn pin(cpu: usize) {
+    // SAFETY: the set is a plain bit mask built here; sched_setaffinity
+    // reads it and changes only this thread's affinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// CPU nanoseconds the calling thread has used.
@@ -117,7 +156,16 @@ enum Op {
 }
 
 /// Runs `op` on `threads` threads for `secs`.
-fn run(store: &Arc<Store>, keys: &Arc<Vec<Vec<u8>>>, vlen: usize, op: Op, threads: usize, secs: f64) -> Rate {
+fn run(
+    store: &Arc<Store>,
+    keys: &Arc<Vec<Vec<u8>>>,
+    vlen: usize,
+    op: Op,
+    threads: usize,
+    secs: f64,
+    pinned: bool,
+) -> Rate {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let cpu_ns = Arc::new(AtomicU64::new(0));
@@ -128,6 +176,9 @@ fn run(store: &Arc<Store>, keys: &Arc<Vec<Vec<u8>>>, vlen: usize, op: Op, thread
             let (store, keys, stop, done, bad, start, cpu_ns) =
                 (store.clone(), keys.clone(), stop.clone(), done.clone(), bad.clone(), start.clone(), cpu_ns.clone());
             std::thread::spawn(move || {
+                if pinned {
+                    pin(t % cores);
+                }
                 // Values of every key this thread may write, made before the clock starts.
                 let values: Vec<Vec<u8>> =
                     if op == Op::Set { (0..keys.len()).map(|i| value(i, vlen)).collect() } else { Vec::new() };
@@ -183,14 +234,26 @@ fn run(store: &Arc<Store>, keys: &Arc<Vec<Vec<u8>>>, vlen: usize, op: Op, thread
 
 fn main() {
     let a = Args::parse();
-    if a.threads.is_empty() || a.threads.contains(&0) || a.keys == 0 || a.value == 0 || a.seconds <= 0.0 {
-        eprintln!("error: threads, keys, value and seconds must be positive");
+    if a.threads.is_empty()
+        || a.threads.contains(&0)
+        || a.keys == 0
+        || a.value == 0
+        || a.seconds <= 0.0
+        || a.rounds == 0
+    {
+        eprintln!("error: threads, keys, value, seconds and rounds must be positive");
         std::process::exit(2);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "ferrocache-storebench: {} keys, {}-byte values, {} s per run, {} shards per thread, {cores} cores",
-        a.keys, a.value, a.seconds, a.shards_per_thread
+        "ferrocache-storebench: {} keys, {}-byte values, {} s per run, {} shards per thread, {cores} cores, \
+         {} round(s), threads {}",
+        a.keys,
+        a.value,
+        a.seconds,
+        a.shards_per_thread,
+        a.rounds,
+        if a.no_pin { "not pinned" } else { "pinned to CPU i mod cores" }
     );
     let keys: Arc<Vec<Vec<u8>>> = Arc::new((0..a.keys).map(key).collect());
     println!(
@@ -198,40 +261,48 @@ fn main() {
         "-m", "threads", "shards", "gets/s", "get-cpus", "gets/cpu-s", "sets/s", "set-cpus", "sets/cpu-s", "items%"
     );
     for &m in &a.memory {
-        let (mut rows, mut fills) = (Vec::new(), Vec::new());
-        for &t in &a.threads {
-            let cfg = StoreConfig {
-                memory_limit: m * MEGABYTE,
-                shards: a.shards.unwrap_or(a.shards_per_thread * t),
-                ..StoreConfig::default()
-            };
-            let store = Arc::new(Store::new(&cfg, Arc::new(Clock::system())));
-            // The fill, on one thread, from empty: every table grows many
-            // times over, so its slowest sets show what a growth costs.
-            // Timed in thread CPU time, so that being preempted on a busy
-            // machine does not count (page faults do).
-            let mut fill = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram bounds");
-            for (i, k) in keys.iter().enumerate() {
-                let v = value(i, a.value);
-                let t0 = thread_cpu_ns();
-                store.store(StoreMode::Set, k, 0, 0, &v);
-                fill.saturating_record(thread_cpu_ns().saturating_sub(t0));
+        // rows[round][k]: thread count k's (threads, gets, sets) in that round.
+        let (mut rounds, mut fills) = (Vec::new(), Vec::new());
+        for round in 0..a.rounds {
+            let mut rows = Vec::new();
+            for &t in &a.threads {
+                let cfg = StoreConfig {
+                    memory_limit: m * MEGABYTE,
+                    shards: a.shards.unwrap_or(a.shards_per_thread * t),
+                    ..StoreConfig::default()
+                };
+                let store = Arc::new(Store::new(&cfg, Arc::new(Clock::system())));
+                // The fill, on one thread, from empty: every table grows many
+                // times over, so its slowest sets show what a growth costs.
+                // Timed in thread CPU time, so that being preempted on a busy
+                // machine does not count (page faults do).
+                let mut fill = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("histogram bounds");
+                for (i, k) in keys.iter().enumerate() {
+                    let v = value(i, a.value);
+                    let t0 = thread_cpu_ns();
+                    store.store(StoreMode::Set, k, 0, 0, &v);
+                    fill.saturating_record(thread_cpu_ns().saturating_sub(t0));
+                }
+                if round == 0 {
+                    fills.push((t, fill));
+                }
+                let pinned = !a.no_pin;
+                let sets = run(&store, &keys, a.value, Op::Set, t, a.seconds, pinned);
+                let gets = run(&store, &keys, a.value, Op::Get, t, a.seconds, pinned);
+                let items = 100.0 * store.stats().curr_items as f64 / a.keys as f64;
+                println!(
+                    "{m:>6} {t:>7} {:>6} {:>11.0} {:>8.2} {:>11.0} {:>11.0} {:>8.2} {:>11.0} {items:>6.1}%",
+                    store.shard_count(),
+                    gets.ops_per_s,
+                    gets.cpus,
+                    gets.per_cpu(),
+                    sets.ops_per_s,
+                    sets.cpus,
+                    sets.per_cpu(),
+                );
+                rows.push((t, gets, sets));
             }
-            fills.push((t, fill));
-            let sets = run(&store, &keys, a.value, Op::Set, t, a.seconds);
-            let gets = run(&store, &keys, a.value, Op::Get, t, a.seconds);
-            let items = 100.0 * store.stats().curr_items as f64 / a.keys as f64;
-            println!(
-                "{m:>6} {t:>7} {:>6} {:>11.0} {:>8.2} {:>11.0} {:>11.0} {:>8.2} {:>11.0} {items:>6.1}%",
-                store.shard_count(),
-                gets.ops_per_s,
-                gets.cpus,
-                gets.per_cpu(),
-                sets.ops_per_s,
-                sets.cpus,
-                sets.per_cpu(),
-            );
-            rows.push((t, gets, sets));
+            rounds.push(rows);
         }
         for (t, fill) in &fills {
             println!(
@@ -241,14 +312,30 @@ fn main() {
                 fill.max()
             );
         }
-        let (t1, g1, s1) = &rows[0];
-        for (t, g, s) in &rows[1..] {
+        let t1 = a.threads[0];
+        for (k, &t) in a.threads.iter().enumerate().skip(1) {
+            // Each round's ratios, against that round's baseline.
+            let mut ratios: [Vec<f64>; 4] = Default::default();
+            for rows in &rounds {
+                let (_, g1, s1) = &rows[0];
+                let (_, g, s) = &rows[k];
+                ratios[0].push(g.ops_per_s / g1.ops_per_s);
+                ratios[1].push(s.ops_per_s / s1.ops_per_s);
+                ratios[2].push(g.per_cpu() / g1.per_cpu());
+                ratios[3].push(s.per_cpu() / s1.per_cpu());
+            }
+            let span = |v: &[f64]| {
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(0.0, f64::max);
+                (lo, hi)
+            };
+            let (glo, ghi) = span(&ratios[0]);
+            let (slo, shi) = span(&ratios[1]);
+            let [g, st, gc, sc] = ratios.map(|mut v| median(&mut v));
+            let over = if a.rounds > 1 { format!("median of {} rounds", a.rounds) } else { "one round".to_string() };
             println!(
-                "-m {m}: {t} threads vs {t1}: gets x{:.2}, sets x{:.2} (per CPU-second: gets x{:.2}, sets x{:.2})",
-                g.ops_per_s / g1.ops_per_s,
-                s.ops_per_s / s1.ops_per_s,
-                g.per_cpu() / g1.per_cpu(),
-                s.per_cpu() / s1.per_cpu(),
+                "-m {m}: {t} threads vs {t1}: gets x{g:.2}, sets x{st:.2} (per CPU-second: gets x{gc:.2}, sets x{sc:.2}; \
+                 {over}; gets x{glo:.2}-{ghi:.2}, sets x{slo:.2}-{shi:.2})",
             );
         }
     }
