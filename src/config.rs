@@ -63,9 +63,10 @@ pub struct Args {
     /// Access mask of the unix socket, in octal
     #[arg(short = 'a', long = "unix-mask", default_value = "0700")]
     pub unix_mask: String,
-    /// Interfaces to listen on, comma separated (IPv4 or IPv6)
-    #[arg(short = 'l', long = "listen", default_value = "0.0.0.0")]
-    pub listen: String,
+    /// Interfaces to listen on, comma separated (IPv4 or IPv6); given
+    /// again, it adds to the list, as memcached's does
+    #[arg(short = 'l', long = "listen", default_value = "0.0.0.0", action = clap::ArgAction::Append)]
+    pub listen: Vec<String>,
     /// Item memory in megabytes
     #[arg(short = 'm', long = "memory-limit", default_value = "64")]
     pub memory_limit: String,
@@ -489,7 +490,7 @@ impl Config {
             Some(dir.to_path_buf())
         });
         let ports = Ports::from_flags(a.port, a.udp_port, a.unix_socket.is_some())?;
-        let (interfaces, notls) = resolve_listen(&a.listen, 0)?;
+        let (interfaces, notls) = resolve_listen(&join_listen(&a.listen), 0)?;
         if !a.enable_ssl && notls.iter().any(|p| *p) {
             return Err(bad("'notls' option is valid only when SSL is enabled"));
         }
@@ -675,6 +676,22 @@ impl Ports {
     }
 }
 
+/// The `-l` values as one comma-separated list: memcached adds a repeated
+/// `-l` to the list instead of replacing it. An entry given twice is kept
+/// once (memcached skips a value that is already a substring of the list,
+/// which would also drop `-l 127.0.0.1 -l 127.0.0.10`'s second address).
+fn join_listen(values: &[String]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for v in values {
+        for e in v.split(',') {
+            if !seen.contains(&e) {
+                seen.push(e);
+            }
+        }
+    }
+    seen.join(",")
+}
+
 /// Resolves `-l a,b,c` with port `port` into socket addresses. An address
 /// may carry its own port (`127.0.0.1:11311`, `[::1]:11311`) and, as in
 /// memcached, a `notls:` prefix (served in plain text under `-Z`); the
@@ -758,6 +775,16 @@ mod tests {
             assert!(cfg(bad).is_err(), "{bad:?}");
         }
         assert_eq!(cfg(&["-s", "/tmp/x", "-a", "666"]).unwrap().server.unix_mask, 0o666);
+    }
+
+    #[test]
+    fn a_repeated_listen_flag_adds_addresses() {
+        let c = cfg(&["-l", "127.0.0.1", "-l", "127.0.0.10", "-l", "127.0.0.1", "-p", "7000"]).unwrap();
+        let want: Vec<SocketAddr> = vec!["127.0.0.1:7000".parse().unwrap(), "127.0.0.10:7000".parse().unwrap()];
+        assert_eq!(c.server.listen, want);
+        let c = cfg(&["-Z", "-l", "127.0.0.1", "-l", "notls:127.0.0.2:7001"]);
+        let c = c.unwrap();
+        assert_eq!(c.server.listen.len(), 2);
     }
 
     #[test]
