@@ -81,6 +81,32 @@ impl Read for Noting<'_> {
     }
 }
 
+/// The socket as rustls writes records to it: one buffer goes out with
+/// `send`, several with `writev`. rustls hands its records over as an
+/// iovec array even when there is one (the usual case: one reply, one
+/// record), and `writev` costs the kernel an iovec import and check that
+/// `send` does not.
+struct Sending<'a>(&'a mut TcpStream);
+
+impl Write for Sending<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut full = bufs.iter().filter(|b| !b.is_empty());
+        match (full.next(), full.next()) {
+            (None, _) => Ok(0),
+            (Some(one), None) => self.0.write(one),
+            _ => self.0.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
 impl TlsStream {
     pub fn new(tls: rustls::ServerConnection, tcp: TcpStream, new_sessions: Option<Arc<AtomicU64>>) -> TlsStream {
         TlsStream { tls, tcp, handshake_failed: false, new_sessions, socket_short: false, held: 0, sent: 0 }
@@ -89,7 +115,7 @@ impl TlsStream {
     /// Writes the records rustls holds until done or WouldBlock.
     fn push(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            match self.tls.write_tls(&mut self.tcp) {
+            match self.tls.write_tls(&mut Sending(&mut self.tcp)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.held = self.held.saturating_sub(n);
@@ -310,6 +336,26 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn sending_writes_one_buffer_or_several_in_order() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut tcp = TcpStream::from_std(server);
+        let mut out = Sending(&mut tcp);
+        assert_eq!(out.write_vectored(&[]).unwrap(), 0);
+        let one = [io::IoSlice::new(b""), io::IoSlice::new(b"ab"), io::IoSlice::new(b"")];
+        assert_eq!(out.write_vectored(&one).unwrap(), 2);
+        let two = [io::IoSlice::new(b"cd"), io::IoSlice::new(b""), io::IoSlice::new(b"ef")];
+        assert_eq!(out.write_vectored(&two).unwrap(), 4);
+        out.write_all(b"g").unwrap();
+        let mut got = [0u8; 7];
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"abcdefg");
+    }
 
     /// A server stream and a blocking client over loopback, handshake done
     /// (the client wrote `hi`, which the server read). The client thread
