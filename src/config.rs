@@ -68,14 +68,14 @@ pub struct Args {
     #[arg(short = 'l', long = "listen", default_value = "0.0.0.0", action = clap::ArgAction::Append)]
     pub listen: Vec<String>,
     /// Item memory in megabytes
-    #[arg(short = 'm', long = "memory-limit", default_value = "64")]
+    #[arg(short = 'm', long = "memory-limit", default_value = "64", allow_negative_numbers = true)]
     pub memory_limit: String,
     /// Max simultaneous connections
-    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
-    pub conn_limit: usize,
+    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024, allow_negative_numbers = true)]
+    pub conn_limit: i64,
     /// Number of event-loop threads (default: number of cores)
-    #[arg(short = 't', long = "threads")]
-    pub threads: Option<usize>,
+    #[arg(short = 't', long = "threads", allow_negative_numbers = true)]
+    pub threads: Option<i64>,
     /// Return an error on memory exhausted instead of evicting
     #[arg(short = 'M', long = "disable-evictions")]
     pub disable_evictions: bool,
@@ -86,16 +86,17 @@ pub struct Args {
     #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
     pub factor: f64,
     /// Minimum space for key + value + flags in the smallest chunk
-    #[arg(short = 'n', long = "slab-min-size", default_value_t = 48)]
-    pub min_size: usize,
+    #[arg(short = 'n', long = "slab-min-size", default_value_t = 48, allow_negative_numbers = true)]
+    pub min_size: i64,
     /// Disable CAS
     #[arg(short = 'C', long = "disable-cas")]
     pub disable_cas: bool,
     /// Max requests handled per connection per event
-    #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20)]
-    pub reqs_per_event: usize,
-    /// Listen backlog
-    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
+    #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20, allow_negative_numbers = true)]
+    pub reqs_per_event: i64,
+    /// Listen backlog, passed to listen(2) as given (the kernel caps it at
+    /// net.core.somaxconn; 0 or less takes its smallest queue)
+    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024, allow_negative_numbers = true)]
     pub backlog: i32,
     /// Verbose (-v), very verbose (-vv), extremely verbose (-vvv)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
@@ -130,7 +131,7 @@ pub struct Args {
     /// Large memory pages (refused: not supported)
     #[arg(short = 'L', long = "enable-largepages")]
     pub large_pages: bool,
-    /// Stats prefix delimiter (one byte); also turns on `stats detail`
+    /// Stats prefix delimiter (its first byte); also turns on `stats detail`
     #[arg(short = 'D')]
     pub prefix_delimiter: Option<String>,
     /// Maximize the core file limit
@@ -144,7 +145,7 @@ pub struct Args {
     #[arg(short = 'e', long = "memory-file")]
     pub memory_file: Option<PathBuf>,
     /// Number of NAPI ids (refused: not supported)
-    #[arg(short = 'N', long = "napi_ids")]
+    #[arg(short = 'N', long = "napi-ids")]
     pub napi_ids: Option<String>,
     /// Extended options, comma separated (see docs/protocol-notes.md, Flags):
     /// idle_timeout=N, hashpower=N, no_hashexpand, lru_crawler,
@@ -394,6 +395,12 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
 }
 
+/// A count that must be 1 or more (`-t`, `-c`, `-R`, `-n`): 0 and negative
+/// numbers get memcached's message for the flag.
+fn positive(v: i64, msg: &str) -> Result<usize, Error> {
+    usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| bad(msg))
+}
+
 impl Config {
     /// Validates parsed flags.
     pub fn from_args(a: Args) -> Result<Config, Error> {
@@ -406,39 +413,40 @@ impl Config {
         if item_size_max < 1024 {
             return Err(bad("Item max size cannot be less than 1024 bytes."));
         }
-        if item_size_max > 1024 * MEGABYTE {
-            return Err(bad("Cannot set item size limit higher than 1 gigabyte."));
-        }
         if item_size_max > memory_limit / 2 {
             return Err(bad("Cannot set item size limit higher than 1/2 of memory max."));
+        }
+        if item_size_max > 1024 * MEGABYTE {
+            return Err(bad("Cannot set item size limit higher than a gigabyte."));
         }
         if a.factor.is_nan() || a.factor <= 1.0 {
             return Err(bad("Factor must be greater than 1"));
         }
-        if a.min_size == 0 || a.min_size + HEADER_LEN > item_size_max / 2 {
-            return Err(bad(format!("invalid slab min size (-n): {}", a.min_size)));
+        let min_size = positive(a.min_size, "Chunk size must be greater than 0")?;
+        if min_size + HEADER_LEN > item_size_max / 2 {
+            return Err(bad(format!(
+                "invalid slab min size (-n): {min_size}: at most half of -I less the item header"
+            )));
         }
         let threads = match a.threads {
-            Some(0) => return Err(bad("Number of threads must be greater than 0")),
-            Some(t) if t > 256 => return Err(bad("Number of threads must be 256 or fewer")),
-            Some(t) => t,
+            Some(t) => positive(t, "Number of threads must be greater than 0")?,
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4),
         };
-        if a.conn_limit == 0 {
-            return Err(bad("Maximum connections must be greater than 0"));
+        if threads > 256 {
+            return Err(bad("Number of threads must be 256 or fewer"));
         }
-        if a.reqs_per_event == 0 {
-            return Err(bad("Number of requests per event must be greater than 0"));
-        }
-        if a.backlog <= 0 {
-            return Err(bad("Listen backlog must be greater than 0"));
-        }
+        let conn_limit = positive(a.conn_limit, "Maximum connections must be greater than 0")?;
+        let reqs_per_event = positive(a.reqs_per_event, "Number of requests per event must be greater than 0")?;
         let protocol_given = a.protocol.is_some();
         let mut protocol = match a.protocol.as_deref().unwrap_or("auto") {
             "auto" => ProtocolChoice::Auto,
             "ascii" => ProtocolChoice::Ascii,
             "binary" => ProtocolChoice::Binary,
-            other => return Err(bad(format!("Invalid value for binding protocol: {other}"))),
+            other => {
+                return Err(bad(format!(
+                    "Invalid value for binding protocol: {other}\n -- should be one of auto, binary, or ascii"
+                )))
+            }
         };
         let auth = if a.sasl {
             // As memcached: SASL means binary only.
@@ -466,10 +474,11 @@ impl Config {
                 "-L is not supported: slab pages are allocated as needed, not preallocated in large pages",
             ));
         }
+        // As memcached: the first byte counts, the rest is ignored.
         let prefix_delimiter = match a.prefix_delimiter.as_deref().map(str::as_bytes) {
             None => None,
-            Some([b]) => Some(*b),
-            Some(_) => return Err(bad("-D takes one character")),
+            Some([b, ..]) => Some(*b),
+            Some([]) => return Err(bad("No delimiter specified")),
         };
         if a.napi_ids.is_some() {
             return Err(bad("-N is not supported: connections are not grouped by NAPI id"));
@@ -490,6 +499,12 @@ impl Config {
             Some(dir.to_path_buf())
         });
         let ports = Ports::from_flags(a.port, a.udp_port, a.unix_socket.is_some())?;
+        if a.enable_ssl && ports.tcp_flag == 0 {
+            return Err(bad("You cannot enable SSL without a TCP port."));
+        }
+        if a.auth_file.is_some() && ports.udp_flag != 0 {
+            return Err(bad("Cannot use UDP with ascii authentication enabled (-U 0 to disable)"));
+        }
         let (interfaces, notls) = resolve_listen(&join_listen(&a.listen), 0)?;
         if !a.enable_ssl && notls.iter().any(|p| *p) {
             return Err(bad("'notls' option is valid only when SSL is enabled"));
@@ -515,8 +530,8 @@ impl Config {
             unix_socket: a.unix_socket,
             unix_mask,
             threads,
-            max_connections: a.conn_limit,
-            reqs_per_event: a.reqs_per_event,
+            max_connections: conn_limit,
+            reqs_per_event,
             backlog: a.backlog,
             idle_timeout,
             write_timeout,
@@ -549,7 +564,7 @@ impl Config {
             memory_limit,
             item_size_max,
             growth_factor: a.factor,
-            min_space: a.min_size,
+            min_space: min_size,
             use_cas: !a.disable_cas,
             evictions: !a.disable_evictions,
             hashpower,
@@ -895,7 +910,38 @@ mod tests {
         assert!(cfg(&["-o", "slab_automove=3"]).is_err());
         let c = cfg(&["-o", "no_modern,slab_automove,no_lru_crawler"]).unwrap();
         assert_eq!((c.storage.moves.automove, c.server.lru_crawler), (1, false));
-        assert!(cfg(&["-D", "ab"]).is_err());
+        assert_eq!(cfg(&["-D", "ab"]).unwrap().server.prefix_delimiter, Some(b'a'), "the first byte, as memcached");
+    }
+
+    /// memcached 1.6.18's bounds and messages for the flags it checks.
+    #[test]
+    fn bounds_and_messages_follow_memcached() {
+        let says = |args: &[&str]| cfg(args).expect_err(&format!("{args:?}")).to_string();
+        for (args, msg) in [
+            (&["-t", "0"][..], "Number of threads must be greater than 0"),
+            (&["-t", "-1"], "Number of threads must be greater than 0"),
+            (&["-c", "-1"], "Maximum connections must be greater than 0"),
+            (&["-R", "-1"], "Number of requests per event must be greater than 0"),
+            (&["-n", "0"], "Chunk size must be greater than 0"),
+            (&["-D", ""], "No delimiter specified"),
+            (&["-I", "2g", "-m", "8192"], "Cannot set item size limit higher than a gigabyte."),
+            (&["-I", "2g"], "Cannot set item size limit higher than 1/2 of memory max."),
+            (&["-Z", "-p", "0", "-U", "-1"], "You cannot enable SSL without a TCP port."),
+        ] {
+            assert_eq!(says(args), msg, "{args:?}");
+        }
+        assert!(says(&["-B", "udp"]).ends_with("\n -- should be one of auto, binary, or ascii"));
+        assert!(says(&["-m", "-1"]).contains("-m"));
+        assert!(says(&["--napi-ids", "2"]).starts_with("-N is not supported"));
+        // listen(2) takes any backlog; memcached passes -b through as given.
+        assert_eq!(cfg(&["-b", "0"]).unwrap().server.backlog, 0);
+        assert_eq!(cfg(&["-b", "-1"]).unwrap().server.backlog, -1);
+        let pw = std::env::temp_dir().join(format!("ferrocache-auth-{}", std::process::id()));
+        std::fs::write(&pw, "alice:secret\n").unwrap();
+        let pw = pw.to_str().unwrap();
+        assert_eq!(says(&["-Y", pw, "-U", "-1"]), "Cannot use UDP with ascii authentication enabled (-U 0 to disable)");
+        assert!(cfg(&["-Y", pw, "-U", "0"]).is_ok());
+        let _ = std::fs::remove_file(pw);
     }
 
     #[test]
