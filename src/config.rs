@@ -63,9 +63,9 @@ pub struct Args {
     /// Access mask of the unix socket, in octal
     #[arg(short = 'a', long = "unix-mask", default_value = "0700")]
     pub unix_mask: String,
-    /// Interfaces to listen on, comma separated (IPv4 or IPv6); given
-    /// again, it adds to the list, as memcached's does
-    #[arg(short = 'l', long = "listen", default_value = "0.0.0.0", action = clap::ArgAction::Append)]
+    /// Interfaces to listen on, comma separated (IPv4 or IPv6; default:
+    /// all, 0.0.0.0); given again, it adds to the list, as memcached's does
+    #[arg(short = 'l', long = "listen", action = clap::ArgAction::Append)]
     pub listen: Vec<String>,
     /// Item memory in megabytes
     #[arg(short = 'm', long = "memory-limit", default_value = "64", allow_negative_numbers = true)]
@@ -272,6 +272,9 @@ pub enum ProtocolChoice {
 pub struct ServerConfig {
     /// TCP addresses (port 0: pick one); empty when TCP is off.
     pub listen: Vec<SocketAddr>,
+    /// The `-l` list as given (`stats settings` `inter`); `None` without `-l`
+    /// (all interfaces).
+    pub inter: Option<String>,
     /// `-p` as given after memcached's rules: 0 no TCP, -1 any port.
     pub port: i32,
     /// UDP addresses (port 0: pick one); empty when UDP is off.
@@ -304,6 +307,9 @@ pub struct ServerConfig {
     pub lru_crawler: bool,
     /// Credentials when authentication is required (-S or -Y).
     pub auth: Option<Arc<Credentials>>,
+    /// `-Y`: the file the credentials came from (`stats settings`
+    /// `auth_enabled_ascii` names it, as memcached's does).
+    pub auth_file: Option<PathBuf>,
     /// `-D`: the stats prefix delimiter; `stats detail` starts on with it.
     pub prefix_delimiter: Option<u8>,
     /// `watch` is allowed (`-W` refuses it).
@@ -505,7 +511,8 @@ impl Config {
         if a.auth_file.is_some() && ports.udp_flag != 0 {
             return Err(bad("Cannot use UDP with ascii authentication enabled (-U 0 to disable)"));
         }
-        let (interfaces, notls) = resolve_listen(&join_listen(&a.listen), 0)?;
+        let inter = (!a.listen.is_empty()).then(|| join_listen(&a.listen));
+        let (interfaces, notls) = resolve_listen(inter.as_deref().unwrap_or("0.0.0.0"), 0)?;
         if !a.enable_ssl && notls.iter().any(|p| *p) {
             return Err(bad("'notls' option is valid only when SSL is enabled"));
         }
@@ -525,6 +532,7 @@ impl Config {
         };
         let server = ServerConfig {
             listen: with_port(ports.tcp),
+            inter,
             port: ports.tcp_flag,
             udp: with_port(ports.udp),
             unix_socket: a.unix_socket,
@@ -549,6 +557,7 @@ impl Config {
             udp_port: ports.udp_flag,
             lru_crawler: x.lru_crawler,
             auth,
+            auth_file: a.auth_file.clone(),
             prefix_delimiter,
             watch_enabled: !a.disable_watch,
             worker_logbuf_size: x.worker_logbuf_size,
@@ -797,6 +806,8 @@ mod tests {
         let c = cfg(&["-l", "127.0.0.1", "-l", "127.0.0.10", "-l", "127.0.0.1", "-p", "7000"]).unwrap();
         let want: Vec<SocketAddr> = vec!["127.0.0.1:7000".parse().unwrap(), "127.0.0.10:7000".parse().unwrap()];
         assert_eq!(c.server.listen, want);
+        assert_eq!(c.server.inter.as_deref(), Some("127.0.0.1,127.0.0.10"), "stats settings inter");
+        assert_eq!(cfg(&[]).unwrap().server.inter, None, "memcached reports NULL without -l");
         let c = cfg(&["-Z", "-l", "127.0.0.1", "-l", "notls:127.0.0.2:7001"]);
         let c = c.unwrap();
         assert_eq!(c.server.listen.len(), 2);

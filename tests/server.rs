@@ -70,6 +70,14 @@ fn stats_has_memcacheds_fields() {
     let settings = server.stats("settings");
     assert_eq!(settings["tcpport"], server.port().to_string());
     assert_eq!(settings["maxconns"], "77");
+    // Named and formatted as memcached 1.6.18's rows.
+    assert_eq!(settings["inter"], "127.0.0.1", "the -l list as given");
+    assert_eq!(
+        (settings["watcher_logbuf_size"].as_str(), settings["worker_logbuf_size"].as_str()),
+        ("262144", "65536")
+    );
+    assert_eq!(settings["inline_ascii_response"], "no");
+    assert_eq!(settings["auth_enabled_ascii"], "no");
     let slabs = server.stats("slabs");
     assert_eq!(slabs["1:used_chunks"], "1");
     let items = server.stats("items");
