@@ -61,12 +61,6 @@ fn main() -> ExitCode {
             Err(e) => log::warn!("-r: failed to raise the core file limit: {e}"),
         }
     }
-    if config.lock_memory {
-        // As memcached: a failure is reported and the daemon runs on.
-        if let Err(e) = ferrocache::sys::lock_memory() {
-            log::warn!("-k: mlockall() failed: {e}; proceeding without locked memory");
-        }
-    }
     if let Some(path) = &config.pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             eprintln!("ferrocache: cannot write pid file {}: {e}", path.display());
