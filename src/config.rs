@@ -47,7 +47,8 @@ pub const MIN_OUTPUT_CAP: usize = 16 * 1024 * 1024;
     about = "A memcached-compatible cache daemon",
     disable_help_flag = true,
     disable_version_flag = true,
-    args_override_self = true
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct Args {
     /// TCP port to listen on (0: no TCP; -1: pick a free one)
@@ -411,6 +412,12 @@ impl Config {
     /// Validates parsed flags.
     pub fn from_args(a: Args) -> Result<Config, Error> {
         let mut warnings = Vec::new();
+        if a.config_file.is_some() {
+            // parse_from reads the file when the flag is spelled in full on
+            // the command line; an abbreviation, or the flag inside a
+            // file, would reach here unread.
+            return Err(bad("--config-file must be spelled in full, on the command line"));
+        }
         let memory_limit = parse_size(&a.memory_limit, MEGABYTE)
             .filter(|&m| m > 0)
             .ok_or_else(|| bad(format!("invalid memory limit (-m): {}", a.memory_limit)))?;
@@ -644,18 +651,31 @@ impl Config {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let (path, mut rest) = file::split_config_file(args)?;
         let Some(path) = path else {
-            let a = Args::try_parse_from(rest).map_err(Error::Usage)?;
+            let a = Args::try_parse_from(rest.into_iter().map(drop_verbose_value)).map_err(Error::Usage)?;
             return Config::from_args(a);
         };
         let from_file = file::read(&path)?;
         let argv0 = if rest.is_empty() { "ferrocache".into() } else { rest.remove(0) };
         let all = std::iter::once(argv0).chain(from_file.args.iter().map(Into::into)).chain(rest);
-        let a = Args::try_parse_from(all).map_err(Error::Usage)?;
+        let a = Args::try_parse_from(all.map(drop_verbose_value)).map_err(Error::Usage)?;
         let mut c = Config::from_args(a)?;
         c.logfile = from_file.logfile;
         c.warnings.splice(0..0, from_file.warnings);
         Ok(c)
     }
+}
+
+/// memcached's `--verbose` takes an optional value and ignores it (each
+/// `--verbose=N` adds one level, as `-v`); clap's counter takes none, so
+/// `--verbose=N` (or an unambiguous prefix, `--verb=N`) loses its value.
+fn drop_verbose_value(arg: std::ffi::OsString) -> std::ffi::OsString {
+    let Some((name, _)) = arg.to_str().and_then(|a| a.strip_prefix("--")).and_then(|a| a.split_once('=')) else {
+        return arg;
+    };
+    if name.len() >= 4 && "verbose".starts_with(name) {
+        return format!("--{name}").into();
+    }
+    arg
 }
 
 /// The ports to serve, from `-p`, `-U` and `-s` by memcached's rules:
@@ -822,6 +842,12 @@ mod tests {
         assert_eq!(c.server.threads, 3);
         assert!(!c.storage.use_cas && !c.storage.evictions && c.server.enable_shutdown);
         assert_eq!(c.verbosity, 2);
+        // getopt_long's ways: an unambiguous prefix names a long flag, and
+        // --verbose's optional value is ignored (one level each).
+        let c = cfg(&["--verb", "--verbose=3", "--listen-b=5", "--conn=9", "--listen=127.0.0.1"]).unwrap();
+        assert_eq!((c.verbosity, c.server.backlog, c.server.max_connections), (2, 5, 9));
+        assert!(cfg(&["--mem=8"]).is_err(), "ambiguous: --memory-limit or --memory-file");
+        assert!(cfg(&["--config-f=/nonexistent"]).is_err(), "never left unread");
         let c = cfg(&["--port=-1", "--listen=127.0.0.1", "--memory-limit=8", "--max-item-size=512k", "--threads=2"])
             .unwrap();
         assert_eq!(c.storage.item_size_max, 512 * 1024);
