@@ -282,7 +282,8 @@ pub struct ServerConfig {
     pub udp: Vec<SocketAddr>,
     /// `-s`: the unix socket to listen on instead of TCP and UDP.
     pub unix_socket: Option<PathBuf>,
-    /// `-a`: the unix socket's permission bits.
+    /// `-a`: the unix socket's mode as given (`stats settings` `umask`); the
+    /// socket gets its permission bits (0777), as memcached's does.
     pub unix_mask: u32,
     pub threads: usize,
     pub max_connections: usize,
@@ -525,7 +526,7 @@ impl Config {
         }
         let unix_mask = u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8)
             .ok()
-            .filter(|m| *m <= 0o777)
+            .filter(|m| *m <= 0o7777)
             .ok_or_else(|| bad(format!("Invalid value for access mask (-a): {}", a.unix_mask)))?;
 
         let x = extended::parse(&a.extended, item_size_max, DEFAULT_WRITE_TIMEOUT)?;
@@ -815,10 +816,12 @@ mod tests {
         assert_eq!(ports(&["-p", "-1", "-U", "11252"]), (Some(0), Some(11252)));
         assert_eq!(ports(&["-s", "/tmp/x.sock", "-U", "5"]), (None, None));
         assert_eq!(ports(&["-l", "127.0.0.1:7000", "-U", "5"]), (Some(7000), Some(7000)));
-        for bad in [&["-p", "-2"][..], &["-p", "65536"], &["-U", "-5"], &["-a", "9"], &["-a", "1777"]] {
+        for bad in [&["-p", "-2"][..], &["-p", "65536"], &["-U", "-5"], &["-a", "9"], &["-a", "17777"]] {
             assert!(cfg(bad).is_err(), "{bad:?}");
         }
         assert_eq!(cfg(&["-s", "/tmp/x", "-a", "666"]).unwrap().server.unix_mask, 0o666);
+        // As memcached: any chmod-style mode; the socket gets its 0777 bits.
+        assert_eq!(cfg(&["-s", "/tmp/x", "-a", "1777"]).unwrap().server.unix_mask, 0o1777);
     }
 
     #[test]
