@@ -161,7 +161,9 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
                 let v = value.ok_or_else(|| bad("Missing slab_chunk_max argument"))?;
                 let v = parse_size(v, 1).ok_or_else(|| bad("could not parse argument to slab_chunk_max"))?;
                 if v > item_size_max {
-                    return Err(bad("slab_chunk_max cannot be larger than -I (item_size_max)"));
+                    return Err(bad(format!(
+                        "slab_chunk_max (bytes: {v}) cannot be larger than -I (item_size_max {item_size_max})"
+                    )));
                 }
                 x.slab_chunk_max = Some(v);
             }
@@ -318,6 +320,8 @@ mod tests {
         let high = o("hashpower=33").unwrap_err().to_string();
         assert!(high.starts_with("Initial hashtable multiplier of 33 is too high\nChoose"), "{high}");
         assert_eq!(o("slab_automove_ratio=1").unwrap().moves.ratio, 1.0, "1 is accepted, as memcached");
+        let big = o("slab_chunk_max=2097152").unwrap_err().to_string();
+        assert_eq!(big, "slab_chunk_max (bytes: 2097152) cannot be larger than -I (item_size_max 1048576)");
         assert_eq!(o("slab_chunk_max=16384,no_chunked_items").unwrap().slab_chunk_max, Some(1024 * 1024));
     }
 }
