@@ -77,7 +77,12 @@ fn main() -> ExitCode {
         Err(e) => {
             log::error!("{e}");
             eprintln!("ferrocache: {e}");
-            ExitCode::from(if matches!(e, Error::Tls(_)) { 64 } else { 71 })
+            // memcached's statuses: EX_USAGE, EX_NOUSER, else EX_OSERR.
+            ExitCode::from(match e {
+                Error::Tls(_) => 64,
+                Error::NoUser(_) => 67,
+                _ => 71,
+            })
         }
     }
 }

@@ -387,6 +387,14 @@ fn dash_u_drops_root_privileges() {
     let mut c = server.connect();
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
     assert_ne!(uid(server.child.id()), 0, "still root after -u nobody");
+    // An unknown user: memcached's message and EX_NOUSER (67).
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["-l", "127.0.0.1", "-p", "-1", "-u", "no-such-user-here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(67));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("can't find the user no-such-user-here to switch to"), "{err}");
 }
 
 /// One process per port, as with memcached: a second daemon on a port

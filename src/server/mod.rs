@@ -142,7 +142,7 @@ pub fn run(mut config: Config) -> Result<(), Error> {
 
     if let Some(user) = &config.user {
         if sys::is_root() {
-            sys::drop_privileges(user).map_err(Error::User)?;
+            sys::drop_privileges(user)?;
         }
     } else if sys::is_root() {
         log::warn!("running as root without -u: consider a dedicated user");
