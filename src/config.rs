@@ -47,7 +47,8 @@ pub const MIN_OUTPUT_CAP: usize = 16 * 1024 * 1024;
     about = "A memcached-compatible cache daemon",
     disable_help_flag = true,
     disable_version_flag = true,
-    args_override_self = true
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct Args {
     /// TCP port to listen on (0: no TCP; -1: pick a free one)
@@ -63,19 +64,19 @@ pub struct Args {
     /// Access mask of the unix socket, in octal
     #[arg(short = 'a', long = "unix-mask", default_value = "0700")]
     pub unix_mask: String,
-    /// Interfaces to listen on, comma separated (IPv4 or IPv6); given
-    /// again, it adds to the list, as memcached's does
-    #[arg(short = 'l', long = "listen", default_value = "0.0.0.0", action = clap::ArgAction::Append)]
+    /// Interfaces to listen on, comma separated (IPv4 or IPv6; default:
+    /// all, 0.0.0.0); given again, it adds to the list, as memcached's does
+    #[arg(short = 'l', long = "listen", action = clap::ArgAction::Append)]
     pub listen: Vec<String>,
     /// Item memory in megabytes
-    #[arg(short = 'm', long = "memory-limit", default_value = "64")]
+    #[arg(short = 'm', long = "memory-limit", default_value = "64", allow_negative_numbers = true)]
     pub memory_limit: String,
     /// Max simultaneous connections
-    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
-    pub conn_limit: usize,
+    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024, allow_negative_numbers = true)]
+    pub conn_limit: i64,
     /// Number of event-loop threads (default: number of cores)
-    #[arg(short = 't', long = "threads")]
-    pub threads: Option<usize>,
+    #[arg(short = 't', long = "threads", allow_negative_numbers = true)]
+    pub threads: Option<i64>,
     /// Return an error on memory exhausted instead of evicting
     #[arg(short = 'M', long = "disable-evictions")]
     pub disable_evictions: bool,
@@ -86,16 +87,17 @@ pub struct Args {
     #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
     pub factor: f64,
     /// Minimum space for key + value + flags in the smallest chunk
-    #[arg(short = 'n', long = "slab-min-size", default_value_t = 48)]
-    pub min_size: usize,
+    #[arg(short = 'n', long = "slab-min-size", default_value_t = 48, allow_negative_numbers = true)]
+    pub min_size: i64,
     /// Disable CAS
     #[arg(short = 'C', long = "disable-cas")]
     pub disable_cas: bool,
     /// Max requests handled per connection per event
-    #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20)]
-    pub reqs_per_event: usize,
-    /// Listen backlog
-    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
+    #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20, allow_negative_numbers = true)]
+    pub reqs_per_event: i64,
+    /// Listen backlog, passed to listen(2) as given (the kernel caps it at
+    /// net.core.somaxconn; 0 or less takes its smallest queue)
+    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024, allow_negative_numbers = true)]
     pub backlog: i32,
     /// Verbose (-v), very verbose (-vv), extremely verbose (-vvv)
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
@@ -130,7 +132,7 @@ pub struct Args {
     /// Large memory pages (refused: not supported)
     #[arg(short = 'L', long = "enable-largepages")]
     pub large_pages: bool,
-    /// Stats prefix delimiter (one byte); also turns on `stats detail`
+    /// Stats prefix delimiter (its first byte); also turns on `stats detail`
     #[arg(short = 'D')]
     pub prefix_delimiter: Option<String>,
     /// Maximize the core file limit
@@ -144,7 +146,7 @@ pub struct Args {
     #[arg(short = 'e', long = "memory-file")]
     pub memory_file: Option<PathBuf>,
     /// Number of NAPI ids (refused: not supported)
-    #[arg(short = 'N', long = "napi_ids")]
+    #[arg(short = 'N', long = "napi-ids")]
     pub napi_ids: Option<String>,
     /// Extended options, comma separated (see docs/protocol-notes.md, Flags):
     /// idle_timeout=N, hashpower=N, no_hashexpand, lru_crawler,
@@ -271,13 +273,17 @@ pub enum ProtocolChoice {
 pub struct ServerConfig {
     /// TCP addresses (port 0: pick one); empty when TCP is off.
     pub listen: Vec<SocketAddr>,
+    /// The `-l` list as given (`stats settings` `inter`); `None` without `-l`
+    /// (all interfaces).
+    pub inter: Option<String>,
     /// `-p` as given after memcached's rules: 0 no TCP, -1 any port.
     pub port: i32,
     /// UDP addresses (port 0: pick one); empty when UDP is off.
     pub udp: Vec<SocketAddr>,
     /// `-s`: the unix socket to listen on instead of TCP and UDP.
     pub unix_socket: Option<PathBuf>,
-    /// `-a`: the unix socket's permission bits.
+    /// `-a`: the unix socket's mode as given (`stats settings` `umask`); the
+    /// socket gets its permission bits (0777), as memcached's does.
     pub unix_mask: u32,
     pub threads: usize,
     pub max_connections: usize,
@@ -303,6 +309,9 @@ pub struct ServerConfig {
     pub lru_crawler: bool,
     /// Credentials when authentication is required (-S or -Y).
     pub auth: Option<Arc<Credentials>>,
+    /// `-Y`: the file the credentials came from (`stats settings`
+    /// `auth_enabled_ascii` names it, as memcached's does).
+    pub auth_file: Option<PathBuf>,
     /// `-D`: the stats prefix delimiter; `stats detail` starts on with it.
     pub prefix_delimiter: Option<u8>,
     /// `watch` is allowed (`-W` refuses it).
@@ -394,10 +403,22 @@ fn bad(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
 }
 
+/// A count that must be 1 or more (`-t`, `-c`, `-R`, `-n`): 0 and negative
+/// numbers get memcached's message for the flag.
+fn positive(v: i64, msg: &str) -> Result<usize, Error> {
+    usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| bad(msg))
+}
+
 impl Config {
     /// Validates parsed flags.
     pub fn from_args(a: Args) -> Result<Config, Error> {
         let mut warnings = Vec::new();
+        if a.config_file.is_some() {
+            // parse_from reads the file when the flag is spelled in full on
+            // the command line; an abbreviation, or the flag inside a
+            // file, would reach here unread.
+            return Err(bad("--config-file must be spelled in full, on the command line"));
+        }
         let memory_limit = parse_size(&a.memory_limit, MEGABYTE)
             .filter(|&m| m > 0)
             .ok_or_else(|| bad(format!("invalid memory limit (-m): {}", a.memory_limit)))?;
@@ -406,39 +427,40 @@ impl Config {
         if item_size_max < 1024 {
             return Err(bad("Item max size cannot be less than 1024 bytes."));
         }
-        if item_size_max > 1024 * MEGABYTE {
-            return Err(bad("Cannot set item size limit higher than 1 gigabyte."));
-        }
         if item_size_max > memory_limit / 2 {
             return Err(bad("Cannot set item size limit higher than 1/2 of memory max."));
+        }
+        if item_size_max > 1024 * MEGABYTE {
+            return Err(bad("Cannot set item size limit higher than a gigabyte."));
         }
         if a.factor.is_nan() || a.factor <= 1.0 {
             return Err(bad("Factor must be greater than 1"));
         }
-        if a.min_size == 0 || a.min_size + HEADER_LEN > item_size_max / 2 {
-            return Err(bad(format!("invalid slab min size (-n): {}", a.min_size)));
+        let min_size = positive(a.min_size, "Chunk size must be greater than 0")?;
+        if min_size + HEADER_LEN > item_size_max / 2 {
+            return Err(bad(format!(
+                "invalid slab min size (-n): {min_size}: at most half of -I less the item header"
+            )));
         }
         let threads = match a.threads {
-            Some(0) => return Err(bad("Number of threads must be greater than 0")),
-            Some(t) if t > 256 => return Err(bad("Number of threads must be 256 or fewer")),
-            Some(t) => t,
+            Some(t) => positive(t, "Number of threads must be greater than 0")?,
             None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4),
         };
-        if a.conn_limit == 0 {
-            return Err(bad("Maximum connections must be greater than 0"));
+        if threads > 256 {
+            return Err(bad("Number of threads must be 256 or fewer"));
         }
-        if a.reqs_per_event == 0 {
-            return Err(bad("Number of requests per event must be greater than 0"));
-        }
-        if a.backlog <= 0 {
-            return Err(bad("Listen backlog must be greater than 0"));
-        }
+        let conn_limit = positive(a.conn_limit, "Maximum connections must be greater than 0")?;
+        let reqs_per_event = positive(a.reqs_per_event, "Number of requests per event must be greater than 0")?;
         let protocol_given = a.protocol.is_some();
         let mut protocol = match a.protocol.as_deref().unwrap_or("auto") {
             "auto" => ProtocolChoice::Auto,
             "ascii" => ProtocolChoice::Ascii,
             "binary" => ProtocolChoice::Binary,
-            other => return Err(bad(format!("Invalid value for binding protocol: {other}"))),
+            other => {
+                return Err(bad(format!(
+                    "Invalid value for binding protocol: {other}\n -- should be one of auto, binary, or ascii"
+                )))
+            }
         };
         let auth = if a.sasl {
             // As memcached: SASL means binary only.
@@ -466,10 +488,11 @@ impl Config {
                 "-L is not supported: slab pages are allocated as needed, not preallocated in large pages",
             ));
         }
+        // As memcached: the first byte counts, the rest is ignored.
         let prefix_delimiter = match a.prefix_delimiter.as_deref().map(str::as_bytes) {
             None => None,
-            Some([b]) => Some(*b),
-            Some(_) => return Err(bad("-D takes one character")),
+            Some([b, ..]) => Some(*b),
+            Some([]) => return Err(bad("No delimiter specified")),
         };
         if a.napi_ids.is_some() {
             return Err(bad("-N is not supported: connections are not grouped by NAPI id"));
@@ -490,13 +513,20 @@ impl Config {
             Some(dir.to_path_buf())
         });
         let ports = Ports::from_flags(a.port, a.udp_port, a.unix_socket.is_some())?;
-        let (interfaces, notls) = resolve_listen(&join_listen(&a.listen), 0)?;
+        if a.enable_ssl && ports.tcp_flag == 0 {
+            return Err(bad("You cannot enable SSL without a TCP port."));
+        }
+        if a.auth_file.is_some() && ports.udp_flag != 0 {
+            return Err(bad("Cannot use UDP with ascii authentication enabled (-U 0 to disable)"));
+        }
+        let inter = (!a.listen.is_empty()).then(|| join_listen(&a.listen));
+        let (interfaces, notls) = resolve_listen(inter.as_deref().unwrap_or("0.0.0.0"), 0)?;
         if !a.enable_ssl && notls.iter().any(|p| *p) {
             return Err(bad("'notls' option is valid only when SSL is enabled"));
         }
         let unix_mask = u32::from_str_radix(a.unix_mask.trim_start_matches("0o"), 8)
             .ok()
-            .filter(|m| *m <= 0o777)
+            .filter(|m| *m <= 0o7777)
             .ok_or_else(|| bad(format!("Invalid value for access mask (-a): {}", a.unix_mask)))?;
 
         let x = extended::parse(&a.extended, item_size_max, DEFAULT_WRITE_TIMEOUT)?;
@@ -510,13 +540,14 @@ impl Config {
         };
         let server = ServerConfig {
             listen: with_port(ports.tcp),
+            inter,
             port: ports.tcp_flag,
             udp: with_port(ports.udp),
             unix_socket: a.unix_socket,
             unix_mask,
             threads,
-            max_connections: a.conn_limit,
-            reqs_per_event: a.reqs_per_event,
+            max_connections: conn_limit,
+            reqs_per_event,
             backlog: a.backlog,
             idle_timeout,
             write_timeout,
@@ -534,6 +565,7 @@ impl Config {
             udp_port: ports.udp_flag,
             lru_crawler: x.lru_crawler,
             auth,
+            auth_file: a.auth_file.clone(),
             prefix_delimiter,
             watch_enabled: !a.disable_watch,
             worker_logbuf_size: x.worker_logbuf_size,
@@ -549,7 +581,7 @@ impl Config {
             memory_limit,
             item_size_max,
             growth_factor: a.factor,
-            min_space: a.min_size,
+            min_space: min_size,
             use_cas: !a.disable_cas,
             evictions: !a.disable_evictions,
             hashpower,
@@ -620,18 +652,31 @@ impl Config {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let (path, mut rest) = file::split_config_file(args)?;
         let Some(path) = path else {
-            let a = Args::try_parse_from(rest).map_err(Error::Usage)?;
+            let a = Args::try_parse_from(rest.into_iter().map(drop_verbose_value)).map_err(Error::Usage)?;
             return Config::from_args(a);
         };
         let from_file = file::read(&path)?;
         let argv0 = if rest.is_empty() { "ferrocache".into() } else { rest.remove(0) };
         let all = std::iter::once(argv0).chain(from_file.args.iter().map(Into::into)).chain(rest);
-        let a = Args::try_parse_from(all).map_err(Error::Usage)?;
+        let a = Args::try_parse_from(all.map(drop_verbose_value)).map_err(Error::Usage)?;
         let mut c = Config::from_args(a)?;
         c.logfile = from_file.logfile;
         c.warnings.splice(0..0, from_file.warnings);
         Ok(c)
     }
+}
+
+/// memcached's `--verbose` takes an optional value and ignores it (each
+/// `--verbose=N` adds one level, as `-v`); clap's counter takes none, so
+/// `--verbose=N` (or an unambiguous prefix, `--verb=N`) loses its value.
+fn drop_verbose_value(arg: std::ffi::OsString) -> std::ffi::OsString {
+    let Some((name, _)) = arg.to_str().and_then(|a| a.strip_prefix("--")).and_then(|a| a.split_once('=')) else {
+        return arg;
+    };
+    if name.len() >= 4 && "verbose".starts_with(name) {
+        return format!("--{name}").into();
+    }
+    arg
 }
 
 /// The ports to serve, from `-p`, `-U` and `-s` by memcached's rules:
@@ -771,10 +816,12 @@ mod tests {
         assert_eq!(ports(&["-p", "-1", "-U", "11252"]), (Some(0), Some(11252)));
         assert_eq!(ports(&["-s", "/tmp/x.sock", "-U", "5"]), (None, None));
         assert_eq!(ports(&["-l", "127.0.0.1:7000", "-U", "5"]), (Some(7000), Some(7000)));
-        for bad in [&["-p", "-2"][..], &["-p", "65536"], &["-U", "-5"], &["-a", "9"], &["-a", "1777"]] {
+        for bad in [&["-p", "-2"][..], &["-p", "65536"], &["-U", "-5"], &["-a", "9"], &["-a", "17777"]] {
             assert!(cfg(bad).is_err(), "{bad:?}");
         }
         assert_eq!(cfg(&["-s", "/tmp/x", "-a", "666"]).unwrap().server.unix_mask, 0o666);
+        // As memcached: any chmod-style mode; the socket gets its 0777 bits.
+        assert_eq!(cfg(&["-s", "/tmp/x", "-a", "1777"]).unwrap().server.unix_mask, 0o1777);
     }
 
     #[test]
@@ -782,6 +829,8 @@ mod tests {
         let c = cfg(&["-l", "127.0.0.1", "-l", "127.0.0.10", "-l", "127.0.0.1", "-p", "7000"]).unwrap();
         let want: Vec<SocketAddr> = vec!["127.0.0.1:7000".parse().unwrap(), "127.0.0.10:7000".parse().unwrap()];
         assert_eq!(c.server.listen, want);
+        assert_eq!(c.server.inter.as_deref(), Some("127.0.0.1,127.0.0.10"), "stats settings inter");
+        assert_eq!(cfg(&[]).unwrap().server.inter, None, "memcached reports NULL without -l");
         let c = cfg(&["-Z", "-l", "127.0.0.1", "-l", "notls:127.0.0.2:7001"]);
         let c = c.unwrap();
         assert_eq!(c.server.listen.len(), 2);
@@ -796,6 +845,12 @@ mod tests {
         assert_eq!(c.server.threads, 3);
         assert!(!c.storage.use_cas && !c.storage.evictions && c.server.enable_shutdown);
         assert_eq!(c.verbosity, 2);
+        // getopt_long's ways: an unambiguous prefix names a long flag, and
+        // --verbose's optional value is ignored (one level each).
+        let c = cfg(&["--verb", "--verbose=3", "--listen-b=5", "--conn=9", "--listen=127.0.0.1"]).unwrap();
+        assert_eq!((c.verbosity, c.server.backlog, c.server.max_connections), (2, 5, 9));
+        assert!(cfg(&["--mem=8"]).is_err(), "ambiguous: --memory-limit or --memory-file");
+        assert!(cfg(&["--config-f=/nonexistent"]).is_err(), "never left unread");
         let c = cfg(&["--port=-1", "--listen=127.0.0.1", "--memory-limit=8", "--max-item-size=512k", "--threads=2"])
             .unwrap();
         assert_eq!(c.storage.item_size_max, 512 * 1024);
@@ -895,7 +950,38 @@ mod tests {
         assert!(cfg(&["-o", "slab_automove=3"]).is_err());
         let c = cfg(&["-o", "no_modern,slab_automove,no_lru_crawler"]).unwrap();
         assert_eq!((c.storage.moves.automove, c.server.lru_crawler), (1, false));
-        assert!(cfg(&["-D", "ab"]).is_err());
+        assert_eq!(cfg(&["-D", "ab"]).unwrap().server.prefix_delimiter, Some(b'a'), "the first byte, as memcached");
+    }
+
+    /// memcached 1.6.18's bounds and messages for the flags it checks.
+    #[test]
+    fn bounds_and_messages_follow_memcached() {
+        let says = |args: &[&str]| cfg(args).expect_err(&format!("{args:?}")).to_string();
+        for (args, msg) in [
+            (&["-t", "0"][..], "Number of threads must be greater than 0"),
+            (&["-t", "-1"], "Number of threads must be greater than 0"),
+            (&["-c", "-1"], "Maximum connections must be greater than 0"),
+            (&["-R", "-1"], "Number of requests per event must be greater than 0"),
+            (&["-n", "0"], "Chunk size must be greater than 0"),
+            (&["-D", ""], "No delimiter specified"),
+            (&["-I", "2g", "-m", "8192"], "Cannot set item size limit higher than a gigabyte."),
+            (&["-I", "2g"], "Cannot set item size limit higher than 1/2 of memory max."),
+            (&["-Z", "-p", "0", "-U", "-1"], "You cannot enable SSL without a TCP port."),
+        ] {
+            assert_eq!(says(args), msg, "{args:?}");
+        }
+        assert!(says(&["-B", "udp"]).ends_with("\n -- should be one of auto, binary, or ascii"));
+        assert!(says(&["-m", "-1"]).contains("-m"));
+        assert!(says(&["--napi-ids", "2"]).starts_with("-N is not supported"));
+        // listen(2) takes any backlog; memcached passes -b through as given.
+        assert_eq!(cfg(&["-b", "0"]).unwrap().server.backlog, 0);
+        assert_eq!(cfg(&["-b", "-1"]).unwrap().server.backlog, -1);
+        let pw = std::env::temp_dir().join(format!("ferrocache-auth-{}", std::process::id()));
+        std::fs::write(&pw, "alice:secret\n").unwrap();
+        let pw = pw.to_str().unwrap();
+        assert_eq!(says(&["-Y", pw, "-U", "-1"]), "Cannot use UDP with ascii authentication enabled (-U 0 to disable)");
+        assert!(cfg(&["-Y", pw, "-U", "0"]).is_ok());
+        let _ = std::fs::remove_file(pw);
     }
 
     #[test]

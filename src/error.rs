@@ -18,6 +18,8 @@ pub enum Error {
     Unix { path: std::path::PathBuf, source: io::Error },
     /// Dropping privileges (`-u`) failed.
     User(String),
+    /// The `-u` user does not exist (exit 67, memcached's EX_NOUSER).
+    NoUser(String),
     /// Any other I/O failure at startup.
     Io { what: &'static str, source: io::Error },
     /// The TLS certificate, key or CA could not be loaded (exit 64, as
@@ -32,7 +34,7 @@ impl fmt::Display for Error {
             Error::Config(msg) => write!(f, "{msg}"),
             Error::Bind { addr, source } => write!(f, "failed to listen on {addr}: {source}"),
             Error::Unix { path, source } => write!(f, "failed to listen on unix socket {}: {source}", path.display()),
-            Error::User(msg) | Error::Tls(msg) => write!(f, "{msg}"),
+            Error::User(msg) | Error::NoUser(msg) | Error::Tls(msg) => write!(f, "{msg}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
         }
     }
@@ -43,7 +45,7 @@ impl std::error::Error for Error {
         match self {
             Error::Usage(e) => Some(e),
             Error::Bind { source, .. } | Error::Unix { source, .. } | Error::Io { source, .. } => Some(source),
-            Error::Config(_) | Error::User(_) | Error::Tls(_) => None,
+            Error::Config(_) | Error::User(_) | Error::NoUser(_) | Error::Tls(_) => None,
         }
     }
 }

@@ -61,12 +61,6 @@ fn main() -> ExitCode {
             Err(e) => log::warn!("-r: failed to raise the core file limit: {e}"),
         }
     }
-    if config.lock_memory {
-        // As memcached: a failure is reported and the daemon runs on.
-        if let Err(e) = ferrocache::sys::lock_memory() {
-            log::warn!("-k: mlockall() failed: {e}; proceeding without locked memory");
-        }
-    }
     if let Some(path) = &config.pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             eprintln!("ferrocache: cannot write pid file {}: {e}", path.display());
@@ -83,7 +77,12 @@ fn main() -> ExitCode {
         Err(e) => {
             log::error!("{e}");
             eprintln!("ferrocache: {e}");
-            ExitCode::from(if matches!(e, Error::Tls(_)) { 64 } else { 71 })
+            // memcached's statuses: EX_USAGE, EX_NOUSER, else EX_OSERR.
+            ExitCode::from(match e {
+                Error::Tls(_) => 64,
+                Error::NoUser(_) => 67,
+                _ => 71,
+            })
         }
     }
 }

@@ -8,6 +8,8 @@ use std::ffi::CString;
 use std::io;
 use std::time::Duration;
 
+use crate::error::Error;
+
 /// User and system CPU time of this process (`getrusage(RUSAGE_SELF)`).
 pub fn rusage() -> (Duration, Duration) {
     // SAFETY: an all-zero `rusage` is a valid value of the plain C struct,
@@ -92,26 +94,30 @@ pub fn is_root() -> bool {
 }
 
 /// Switches to `user`'s uid and gid (memcached's `-u`).
-pub fn drop_privileges(user: &str) -> Result<(), String> {
-    let name = CString::new(user).map_err(|_| format!("invalid user name: {user}"))?;
+pub fn drop_privileges(user: &str) -> Result<(), Error> {
+    let no_user = || Error::NoUser(format!("can't find the user {user} to switch to"));
+    let name = CString::new(user).map_err(|_| no_user())?;
     // SAFETY: getpwnam(3) reads a NUL-terminated name and returns a pointer
     // to static storage or null; we copy the ids out before any other call.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     if pw.is_null() {
-        return Err(format!("can't find the user {user} to switch to"));
+        return Err(no_user());
     }
     // SAFETY: `pw` is non-null and points to a valid passwd record.
     let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
     // SAFETY: plain syscalls on integer ids; failure is reported by rc.
     unsafe {
         if libc::setgroups(0, std::ptr::null()) != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EPERM) {
-            return Err(format!("failed to drop supplementary groups: {}", io::Error::last_os_error()));
+            return Err(Error::User(format!("failed to drop supplementary groups: {}", io::Error::last_os_error())));
         }
         if libc::setgid(gid) != 0 {
-            return Err(format!("failed to assume the group of {user}: {}", io::Error::last_os_error()));
+            return Err(Error::User(format!("failed to assume the group of {user}: {}", io::Error::last_os_error())));
         }
         if libc::setuid(uid) != 0 {
-            return Err(format!("failed to assume the identity of {user}: {}", io::Error::last_os_error()));
+            return Err(Error::User(format!(
+                "failed to assume the identity of {user}: {}",
+                io::Error::last_os_error()
+            )));
         }
     }
     Ok(())

@@ -373,6 +373,13 @@ fn text_authentication_with_an_auth_file() {
     let (cmds, errors) = auth_stats(&server);
     assert_eq!(cmds, 3, "auth_cmds");
     assert_eq!(errors, 1, "auth_errors");
+    // As memcached, `stats settings` names the -Y file.
+    let mut s = server.connect();
+    s.expect(b"set x 0 0 12\r\nalice secret\r\n", b"STORED\r\n");
+    s.send(b"stats settings\r\n");
+    let text = String::from_utf8(s.read_until(b"END\r\n")).unwrap();
+    let want = format!("STAT auth_enabled_ascii {}\r\n", pw.display());
+    assert!(text.contains(&want), "{text}");
     let _ = std::fs::remove_file(pw);
 }
 

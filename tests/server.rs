@@ -70,6 +70,14 @@ fn stats_has_memcacheds_fields() {
     let settings = server.stats("settings");
     assert_eq!(settings["tcpport"], server.port().to_string());
     assert_eq!(settings["maxconns"], "77");
+    // Named and formatted as memcached 1.6.18's rows.
+    assert_eq!(settings["inter"], "127.0.0.1", "the -l list as given");
+    assert_eq!(
+        (settings["watcher_logbuf_size"].as_str(), settings["worker_logbuf_size"].as_str()),
+        ("262144", "65536")
+    );
+    assert_eq!(settings["inline_ascii_response"], "no");
+    assert_eq!(settings["auth_enabled_ascii"], "no");
     let slabs = server.stats("slabs");
     assert_eq!(slabs["1:used_chunks"], "1");
     let items = server.stats("items");
@@ -379,6 +387,14 @@ fn dash_u_drops_root_privileges() {
     let mut c = server.connect();
     c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
     assert_ne!(uid(server.child.id()), 0, "still root after -u nobody");
+    // An unknown user: memcached's message and EX_NOUSER (67).
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["-l", "127.0.0.1", "-p", "-1", "-u", "no-such-user-here"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(67));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("can't find the user no-such-user-here to switch to"), "{err}");
 }
 
 /// One process per port, as with memcached: a second daemon on a port

@@ -105,26 +105,36 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
     let mut x = Extended::new(write_timeout);
     for opt in args.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
         let (name, value) = opt.split_once('=').map_or((opt, None), |(n, v)| (n, Some(v)));
-        let number = || -> Result<u64, Error> {
-            value.and_then(|v| v.trim().parse().ok()).ok_or_else(|| bad(format!("invalid value for -o {name}: {opt}")))
+        // memcached's message when the value is missing; ours when it is
+        // not a number (memcached reads such a value as 0).
+        let number = |missing: &str| -> Result<u64, Error> {
+            let v = value.ok_or_else(|| bad(missing))?;
+            v.trim().parse().map_err(|_| bad(format!("invalid value for -o {name}: {opt}")))
         };
         if x.tls.parse_option(name, value).map_err(bad)? {
             continue;
         }
         match name {
             "idle_timeout" => {
-                x.idle_timeout = u32::try_from(number()?).map_err(|_| bad("idle_timeout is too large"))?
+                x.idle_timeout = u32::try_from(number("Missing numeric argument for idle_timeout")?)
+                    .map_err(|_| bad("idle_timeout is too large"))?
             }
             "write_timeout" => {
-                x.write_timeout = u32::try_from(number()?)
+                x.write_timeout = u32::try_from(number("Missing numeric argument for write_timeout")?)
                     .ok()
                     .filter(|&t| t > 0)
                     .ok_or_else(|| bad("write_timeout must be 1 or more seconds"))?
             }
             "hashpower" => {
-                let p = number()?;
-                if !(12..=32).contains(&p) {
-                    return Err(bad("Initial hashtable multiplier of 12 or more required (max 32)"));
+                let p = number("Missing numeric argument for hashpower")?;
+                if p < 12 {
+                    return Err(bad(format!("Initial hashtable multiplier of {p} is too low")));
+                }
+                if p > 32 {
+                    return Err(bad(format!(
+                        "Initial hashtable multiplier of {p} is too high\n\
+                         Choose a value based on \"STAT hash_power_level\" from a running instance"
+                    )));
                 }
                 x.hashpower = p as u32;
                 x.hashpower_given = true;
@@ -132,7 +142,8 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
             "no_hashexpand" => x.hash_expand = false,
             // As memcached: kilobytes.
             "worker_logbuf_size" | "watcher_logbuf_size" => {
-                let kb = number()?;
+                let kb = value.ok_or_else(|| bad(format!("Missing {name} argument")))?;
+                let kb: u64 = kb.trim().parse().map_err(|_| bad(format!("could not parse argument to {name}")))?;
                 if !(1..=1024 * 1024).contains(&kb) {
                     return Err(bad(format!("{name} must be 1 to 1048576 (kilobytes)")));
                 }
@@ -147,12 +158,18 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
                 // memcached splits larger items over chunks of this size; an
                 // item here always takes one chunk of up to -I, so only the
                 // bound is checked (the value is reported in `stats settings`).
-                let v = value.and_then(|v| parse_size(v, 1)).ok_or_else(|| bad("invalid slab_chunk_max"))?;
+                let v = value.ok_or_else(|| bad("Missing slab_chunk_max argument"))?;
+                let v = parse_size(v, 1).ok_or_else(|| bad("could not parse argument to slab_chunk_max"))?;
                 if v > item_size_max {
-                    return Err(bad("slab_chunk_max cannot be larger than -I (item_size_max)"));
+                    return Err(bad(format!(
+                        "slab_chunk_max (bytes: {v}) cannot be larger than -I (item_size_max {item_size_max})"
+                    )));
                 }
                 x.slab_chunk_max = Some(v);
             }
+            // memcached: chunks as large as a page, i.e. no item split over
+            // chunks, which is how every item is stored here.
+            "no_chunked_items" => x.slab_chunk_max = Some(item_size_max),
             "strict_protocol" => x.strict = true,
             "track_sizes" => x.track_sizes = true,
             "lru_crawler" => x.lru_crawler = true,
@@ -167,10 +184,10 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
             },
             "no_slab_automove" => x.moves.automove = 0,
             "slab_automove_ratio" => {
-                let r: f64 = value
-                    .and_then(|v| v.trim().parse().ok())
-                    .ok_or_else(|| bad("Missing slab_automove_ratio argument"))?;
-                if !(r > 0.0 && r < 1.0) {
+                // As memcached: 1 is accepted (its message says "< 1").
+                let r = value.ok_or_else(|| bad("Missing slab_automove_ratio argument"))?;
+                let r: f64 = r.trim().parse().unwrap_or(0.0);
+                if !(r > 0.0 && r <= 1.0) {
                     return Err(bad("slab_automove_ratio must be > 0 and < 1"));
                 }
                 x.moves.ratio = r;
@@ -179,7 +196,7 @@ pub fn parse(args: &[String], item_size_max: usize, write_timeout: u32) -> Resul
                 // An item is referenced only while its shard lock is held,
                 // so no tail item is ever stuck and there is nothing to
                 // repair: the bound is checked, the behaviour is the same.
-                let t = number()?;
+                let t = number("Missing numeric argument for tail_repair_time")?;
                 if t < 10 {
                     return Err(bad("Cannot set tail_repair_time to less than 10 seconds"));
                 }
@@ -280,5 +297,31 @@ mod tests {
             assert!(o(opt).is_err(), "{opt}");
         }
         assert!(parse(&["slab_chunk_max=2m".into()], 1024 * 1024, 30).is_err());
+    }
+
+    /// memcached 1.6.18's messages for missing values and out-of-range ones.
+    #[test]
+    fn messages_follow_memcached() {
+        for (opt, msg) in [
+            ("hashpower", "Missing numeric argument for hashpower"),
+            ("hashpower=11", "Initial hashtable multiplier of 11 is too low"),
+            ("idle_timeout", "Missing numeric argument for idle_timeout"),
+            ("tail_repair_time", "Missing numeric argument for tail_repair_time"),
+            ("watcher_logbuf_size", "Missing watcher_logbuf_size argument"),
+            ("worker_logbuf_size=x", "could not parse argument to worker_logbuf_size"),
+            ("slab_chunk_max", "Missing slab_chunk_max argument"),
+            ("slab_chunk_max=x", "could not parse argument to slab_chunk_max"),
+            ("slab_automove_ratio", "Missing slab_automove_ratio argument"),
+            ("slab_automove_ratio=x", "slab_automove_ratio must be > 0 and < 1"),
+            ("slab_automove_ratio=0", "slab_automove_ratio must be > 0 and < 1"),
+        ] {
+            assert_eq!(o(opt).unwrap_err().to_string(), msg, "{opt}");
+        }
+        let high = o("hashpower=33").unwrap_err().to_string();
+        assert!(high.starts_with("Initial hashtable multiplier of 33 is too high\nChoose"), "{high}");
+        assert_eq!(o("slab_automove_ratio=1").unwrap().moves.ratio, 1.0, "1 is accepted, as memcached");
+        let big = o("slab_chunk_max=2097152").unwrap_err().to_string();
+        assert_eq!(big, "slab_chunk_max (bytes: 2097152) cannot be larger than -I (item_size_max 1048576)");
+        assert_eq!(o("slab_chunk_max=16384,no_chunked_items").unwrap().slab_chunk_max, Some(1024 * 1024));
     }
 }

@@ -113,7 +113,6 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     let srv = &cfg.server;
     let st = &cfg.storage;
     let yes_no = |b: bool| if b { "yes" } else { "no" };
-    let inter: Vec<String> = srv.listen.iter().map(|a| a.ip().to_string()).collect();
     // The ports bound where one was picked (-1), else as configured.
     let bound = sh.bound.get();
     let port = bound.and_then(|b| b.tcp.first()).map_or(srv.port, |a| i32::from(a.port()));
@@ -122,7 +121,7 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("maxconns", &srv.max_connections);
     out.stat("tcpport", &port);
     out.stat("udpport", &udp_port);
-    out.stat("inter", &inter.join(","));
+    out.stat("inter", &srv.inter.as_deref().unwrap_or("NULL"));
     out.stat("verbosity", &sh.verbosity.load(Ordering::Relaxed));
     out.stat("evictions", &if st.evictions { "on" } else { "off" });
     match &srv.unix_socket {
@@ -148,7 +147,9 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("binding_protocol", &proto);
     let sasl = srv.auth.is_some() && srv.protocol == ProtocolChoice::Binary;
     out.stat("auth_enabled_sasl", &yes_no(sasl));
-    out.stat("auth_enabled_ascii", &yes_no(srv.auth.is_some() && !sasl));
+    // memcached names the -Y file here.
+    let ascii_auth = srv.auth_file.as_ref().filter(|_| srv.auth.is_some() && !sasl);
+    out.stat("auth_enabled_ascii", &ascii_auth.map_or("no".into(), |p| p.display().to_string()));
     out.stat("item_size_max", &st.item_size_max);
     out.stat("maxconns_fast", &"yes");
     out.stat("hashpower_init", &cfg.reported.hashpower_init);
@@ -165,8 +166,11 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("lru_segmented", &"no");
     out.stat("idle_timeout", &srv.idle_timeout);
     out.stat("write_timeout", &srv.write_timeout);
+    out.stat("watcher_logbuf_size", &srv.watcher_logbuf_size);
+    out.stat("worker_logbuf_size", &srv.worker_logbuf_size);
     out.stat("read_buf_mem_limit", &0);
     out.stat("track_sizes", &yes_no(sh.store.tracks_sizes()));
+    out.stat("inline_ascii_response", &"no");
     tls_settings(srv.tls.as_ref(), out);
     let memory_file = cfg.memory_file.as_ref().map_or("(null)".to_string(), |p| p.display().to_string());
     out.stat("memory_file", &memory_file);

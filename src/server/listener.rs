@@ -134,7 +134,7 @@ pub fn bind_udp_all(addrs: &[SocketAddr], threads: usize) -> Result<(Vec<SocketA
     Ok((bound, per_thread))
 }
 
-/// Binds and listens on the unix socket `path` with permissions `mask`
+/// Binds and listens on the unix socket `path` with the permission bits of `mask`
 /// (see the module doc).
 pub fn bind_unix(path: &Path, mask: u32, backlog: i32) -> Result<UnixListener, Error> {
     let fail = |source: io::Error| Error::Unix { path: path.to_path_buf(), source };
@@ -150,7 +150,7 @@ pub fn bind_unix(path: &Path, mask: u32, backlog: i32) -> Result<UnixListener, E
     s.set_nonblocking(true).map_err(fail)?;
     s.bind(&socket2::SockAddr::unix(path).map_err(fail)?).map_err(fail)?;
     let listening =
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mask)).and_then(|()| s.listen(backlog));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mask & 0o777)).and_then(|()| s.listen(backlog));
     if let Err(e) = listening {
         let _ = std::fs::remove_file(path);
         return Err(fail(e));

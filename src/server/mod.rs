@@ -142,10 +142,19 @@ pub fn run(mut config: Config) -> Result<(), Error> {
 
     if let Some(user) = &config.user {
         if sys::is_root() {
-            sys::drop_privileges(user).map_err(Error::User)?;
+            sys::drop_privileges(user)?;
         }
     } else if sys::is_root() {
         log::warn!("running as root without -u: consider a dedicated user");
+    }
+    // -k after -u, as memcached orders them: locked as root, the memory of
+    // threads started after the switch would count against the user's
+    // RLIMIT_MEMLOCK and fail to map. A failure is reported and the daemon
+    // runs on, as memcached's does.
+    if config.lock_memory {
+        if let Err(e) = sys::lock_memory() {
+            log::warn!("-k: mlockall() failed: {e}; proceeding without locked memory");
+        }
     }
 
     let shared = Arc::new(Shared::with_discovery(config, store, discovery));
