@@ -133,8 +133,25 @@ pub fn daemonize() -> io::Result<()> {
     Ok(())
 }
 
-/// Locks all current and future pages in memory (`-k`, mlockall(2)).
-pub fn lock_memory() -> io::Result<()> {
+/// Locks the process's memory (`-k`): `mlockall` of what is mapped now and
+/// of what is mapped later. Under a finite `RLIMIT_MEMLOCK` below `need`
+/// bytes (the cache, the threads' stacks and a margin) it locks nothing
+/// and says so: with `MCL_FUTURE` in force every later mapping past the
+/// limit fails, so the event loops' stacks or the cache's pages could not
+/// be mapped, and memcached's behaviour under such a limit is to warn and
+/// run on unlocked.
+pub fn lock_memory(need: u64) -> io::Result<()> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0
+        && lim.rlim_cur != libc::RLIM_INFINITY
+        && lim.rlim_cur < need
+    {
+        return Err(io::Error::other(format!(
+            "RLIMIT_MEMLOCK is {} bytes, less than the {need} the cache and its threads would lock",
+            lim.rlim_cur
+        )));
+    }
     // SAFETY: mlockall takes flags only and reports failure through rc.
     if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
         return Err(io::Error::last_os_error());

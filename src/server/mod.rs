@@ -152,7 +152,11 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     // RLIMIT_MEMLOCK and fail to map. A failure is reported and the daemon
     // runs on, as memcached's does.
     if config.lock_memory {
-        if let Err(e) = sys::lock_memory() {
+        // The cache, a stack for every thread (loops and helpers, 8 MiB
+        // each at most) and 64 MiB for tables, buffers and the binary.
+        let threads = config.server.threads as u64 + 16;
+        let need = config.storage.memory_limit as u64 + (threads * 8 + 64) * crate::storage::MEGABYTE as u64;
+        if let Err(e) = sys::lock_memory(need) {
             log::warn!("-k: mlockall() failed: {e}; proceeding without locked memory");
         }
     }
