@@ -96,7 +96,7 @@ pub struct Args {
     #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20, allow_negative_numbers = true)]
     pub reqs_per_event: i64,
     /// Listen backlog, passed to listen(2) as given (the kernel caps it at
-    /// net.core.somaxconn; 0 or less takes its smallest queue)
+    /// net.core.somaxconn, and reads a negative one as that cap)
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024, allow_negative_numbers = true)]
     pub backlog: i32,
     /// Verbose (-v), very verbose (-vv), extremely verbose (-vvv)
@@ -728,7 +728,7 @@ impl Ports {
 fn join_listen(values: &[String]) -> String {
     let mut seen: Vec<&str> = Vec::new();
     for v in values {
-        for e in v.split(',') {
+        for e in v.split([',', ';']) {
             if !seen.contains(&e) {
                 seen.push(e);
             }
@@ -760,8 +760,19 @@ fn resolve_listen(list: &str, port: u16) -> Result<(Vec<SocketAddr>, Vec<bool>),
     if out.is_empty() {
         return Err(bad("no address to listen on (-l)"));
     }
-    out.dedup_by_key(|(a, _)| *a);
-    Ok(out.into_iter().unzip())
+    // An address given twice is bound once; given once with `notls:` and
+    // once without, it cannot be both, so it is refused.
+    let mut kept: Vec<(SocketAddr, bool)> = Vec::with_capacity(out.len());
+    for (a, notls) in out {
+        match kept.iter().find(|(k, _)| *k == a) {
+            Some((_, n)) if *n != notls => {
+                return Err(bad(format!("-l gives {a} both with and without notls:")));
+            }
+            Some(_) => {}
+            None => kept.push((a, notls)),
+        }
+    }
+    Ok(kept.into_iter().unzip())
 }
 
 #[cfg(test)]
@@ -834,6 +845,12 @@ mod tests {
         let c = cfg(&["-Z", "-l", "127.0.0.1", "-l", "notls:127.0.0.2:7001"]);
         let c = c.unwrap();
         assert_eq!(c.server.listen.len(), 2);
+        assert_eq!(c.server.listen_tls, vec![true, false]);
+        // memcached separates with ';' too; a repeat is bound once.
+        let c = cfg(&["-l", "127.0.0.1;127.0.0.10", "-l", "127.0.0.1", "-p", "7000"]).unwrap();
+        assert_eq!(c.server.listen, want);
+        // One address cannot be both TLS and plain text.
+        assert!(cfg(&["-Z", "-l", "127.0.0.1", "-l", "notls:127.0.0.1"]).is_err());
     }
 
     #[test]
