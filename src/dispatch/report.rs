@@ -147,9 +147,8 @@ fn settings<R: Reply>(sh: &Shared, out: &mut R) {
     out.stat("binding_protocol", &proto);
     let sasl = srv.auth.is_some() && srv.protocol == ProtocolChoice::Binary;
     out.stat("auth_enabled_sasl", &yes_no(sasl));
-    // memcached names the -Y file here.
-    let ascii_auth = srv.auth_file.as_ref().filter(|_| srv.auth.is_some() && !sasl);
-    out.stat("auth_enabled_ascii", &ascii_auth.map_or("no".into(), |p| p.display().to_string()));
+    // memcached names the -Y file here whenever -Y is given (with -S too).
+    out.stat("auth_enabled_ascii", &srv.auth_file.as_ref().map_or("no".into(), |p| p.display().to_string()));
     out.stat("item_size_max", &st.item_size_max);
     out.stat("maxconns_fast", &"yes");
     out.stat("hashpower_init", &cfg.reported.hashpower_init);
