@@ -18,8 +18,8 @@
 //! ferrocache-storebench --rounds 7            # the scaling figure as a median
 //! ```
 //!
-//! Thread `i` is pinned to CPU `i mod cores` (`--no-pin` leaves them to
-//! the scheduler). On a shared host one run of one thread count can fall
+//! Thread `i` is pinned to the `i`-th CPU of the process's affinity mask,
+//! modulo their count (`--no-pin` leaves them to the scheduler). On a shared host one run of one thread count can fall
 //! in a slow spell and read 25% off; `--rounds N` runs every thread count
 //! N times in turn and reports the median of the rounds' ratios with
 //! their range.
@@ -71,20 +71,36 @@ struct Args {
     /// both sides of a ratio or drop out of the median.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
-    /// Do not pin thread `i` to CPU `i mod cores`.
+    /// Do not pin thread `i` to the `i`-th CPU the process may use.
     #[arg(long)]
     no_pin: bool,
 }
 
-/// Pins the calling thread to `cpu`; a failure (a restricted CPU set)
-/// leaves it where the scheduler puts it.
+/// The CPUs this process may run on (its affinity mask), in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is an empty set; sched_getaffinity
+    // fills the set it is given, and CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+/// Pins the calling thread to `cpu`; says so when it cannot, and the
+/// thread stays where the scheduler puts it.
 fn pin(cpu: usize) {
     // SAFETY: the set is a plain bit mask built here; sched_setaffinity
     // reads it and changes only this thread's affinity.
-    unsafe {
+    let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        eprintln!("warning: could not pin a thread to CPU {cpu}: {}", std::io::Error::last_os_error());
     }
 }
 
@@ -165,7 +181,7 @@ fn run(
     secs: f64,
     pinned: bool,
 ) -> Rate {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = Arc::new(if pinned { allowed_cpus() } else { Vec::new() });
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let cpu_ns = Arc::new(AtomicU64::new(0));
@@ -175,9 +191,10 @@ fn run(
         .map(|t| {
             let (store, keys, stop, done, bad, start, cpu_ns) =
                 (store.clone(), keys.clone(), stop.clone(), done.clone(), bad.clone(), start.clone(), cpu_ns.clone());
+            let cpus = cpus.clone();
             std::thread::spawn(move || {
-                if pinned {
-                    pin(t % cores);
+                if !cpus.is_empty() {
+                    pin(cpus[t % cpus.len()]);
                 }
                 // Values of every key this thread may write, made before the clock starts.
                 let values: Vec<Vec<u8>> =
@@ -247,13 +264,13 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "ferrocache-storebench: {} keys, {}-byte values, {} s per run, {} shards per thread, {cores} cores, \
-         {} round(s), threads {}",
+         {} round(s), {}",
         a.keys,
         a.value,
         a.seconds,
         a.shards_per_thread,
         a.rounds,
-        if a.no_pin { "not pinned" } else { "pinned to CPU i mod cores" }
+        if a.no_pin { "threads not pinned" } else { "thread i pinned to the i-th allowed CPU (mod their count)" }
     );
     let keys: Arc<Vec<Vec<u8>>> = Arc::new((0..a.keys).map(key).collect());
     println!(
