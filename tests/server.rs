@@ -397,6 +397,38 @@ fn dash_u_drops_root_privileges() {
     assert!(err.contains("can't find the user no-such-user-here to switch to"), "{err}");
 }
 
+/// `-k` never keeps the daemon from serving: under a locked-memory limit
+/// too small for the cache and its threads it locks nothing and says so,
+/// as memcached warns and runs on (locking anyway would leave the loops'
+/// stacks unmappable). With `-u` as root the limit is the user's.
+#[test]
+fn dash_k_serves_under_a_small_memlock_limit() {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<u64>().ok());
+    let root = running_as_root();
+    let args: &[&str] = if root { &["-k", "-t", "2", "-u", "nobody"] } else { &["-k", "-t", "2"] };
+    let server = Server::start(args);
+    let mut c = server.connect();
+    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+    c.expect(b"set k 0 0 1\r\nv\r\n", b"STORED\r\n");
+    if soft.is_some_and(|b| b < 64 << 20) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let locked = status.lines().find(|l| l.starts_with("VmLck:")).unwrap();
+        assert!(locked.split_whitespace().nth(1) == Some("0"), "locked under a small limit: {locked}");
+    }
+}
+
+/// Whether this test runs as root (its effective uid, from /proc).
+fn running_as_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2) == Some("0")
+}
+
 /// One process per port, as with memcached: a second daemon on a port
 /// already served exits with "address already in use" instead of joining
 /// the first one's SO_REUSEPORT group (which would split clients between

@@ -213,6 +213,14 @@ pub fn run(mut config: Config) -> Result<(), Error> {
         shared.config.server.max_connections,
         flags.join(" ")
     );
+    // The loops start before the line below: a daemon that cannot start
+    // its threads exits without ever saying it listens.
+    let handles: Vec<_> = loops
+        .into_iter()
+        .enumerate()
+        .map(|(i, ev)| std::thread::Builder::new().name(format!("loop-{i}")).spawn(move || ev.run()))
+        .collect::<Result<_, _>>()
+        .map_err(|source| Error::Io { what: "starting an event loop thread", source })?;
     // The one line tests and scripts wait for.
     println!("ferrocache listening on {}", addrs.join(","));
     if let Some(l) = metrics {
@@ -226,13 +234,6 @@ pub fn run(mut config: Config) -> Result<(), Error> {
             .map_err(|source| Error::Io { what: "starting the metrics thread", source })?;
     }
     let _ = std::io::stdout().flush();
-
-    let handles: Vec<_> = loops
-        .into_iter()
-        .enumerate()
-        .map(|(i, ev)| std::thread::Builder::new().name(format!("loop-{i}")).spawn(move || ev.run()))
-        .collect::<Result<_, _>>()
-        .map_err(|source| Error::Io { what: "starting an event loop thread", source })?;
 
     if shared.discovery.follows_dns() {
         let sh = shared.clone();
