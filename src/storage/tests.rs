@@ -338,6 +338,13 @@ fn pages_move_from_a_cold_class_to_one_that_evicts() {
     assert!(s.stats().slabs_moved >= needed - 1);
     assert!((0..2000).all(|i| get(&s, format!("b{i:04}").as_bytes()).is_some()), "all of the new keys stay");
     assert!(cs[a].used_chunks > 0, "the old class keeps what its remaining pages hold");
+    // `stats reset` zeroes the moves and the crawler steps, as memcached's
+    // zeroes `slabs_moved` and `lru_crawler_starts`.
+    s.crawl(64);
+    assert!(s.stats().lru_crawler_starts > 0);
+    s.reset_stats();
+    let st = s.stats();
+    assert_eq!((st.slabs_moved, st.lru_crawler_starts), (0, 0));
 }
 
 #[test]
