@@ -531,6 +531,13 @@ impl Store {
         let now = self.clock.now();
         let exp = self.clock.exptime_to_rel(exptime);
         let mut s = shard.lock();
+        // As memcached's `stats slabs` `cmd_set`: every storage command
+        // whose data fits an item counts in the class of that item, stored
+        // or not (a cas that finds no item or another CAS, an add that
+        // finds one); incr/decr and restores are not storage commands.
+        if let Some(id) = self.sizes.class_for(item::total_len(key.len(), value.len(), flags)) {
+            s.class_mut(id).counters.cmd_set += 1;
+        }
         let found = s.lookup_for_write(h, key, now).ok();
         let mut combined = None;
         let mut marks = 0;

@@ -83,6 +83,22 @@ fn cas_succeeds_once_per_token() {
 }
 
 #[test]
+fn class_cmd_set_counts_every_storage_command_stored_or_not() {
+    let (s, _) = small();
+    let id = s.sizes().class_for(item::total_len(1, 1, 0)).unwrap();
+    let cmd_set = |s: &Store| s.class_stats()[usize::from(id) - 1].counters.cmd_set;
+    assert_eq!(s.store(StoreMode::Cas(1), b"k", 0, 0, b"1"), StoreOutcome::NotFound);
+    assert_eq!(s.store(StoreMode::Replace, b"k", 0, 0, b"1"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Set, b"k", 0, 0, b"1"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Add, b"k", 0, 0, b"2"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Cas(u64::MAX), b"k", 0, 0, b"3"), StoreOutcome::Exists);
+    assert_eq!(cmd_set(&s), 5, "as memcached's slab cmd_set");
+    // incr/decr are not storage commands, even when they rewrite the item.
+    assert!(matches!(s.delta(b"k", true, 100), DeltaOutcome::Value(101, _, _)));
+    assert_eq!(cmd_set(&s), 5);
+}
+
+#[test]
 fn disabled_cas_reads_zero() {
     let clock = Arc::new(Clock::manual(0));
     let s = Store::new(&StoreConfig { use_cas: false, ..StoreConfig::default() }, clock);
