@@ -565,13 +565,14 @@ pub static SLABS: &[Figure<ClassStats>] = &[
         |c| n(c.free_chunks_end),
     ),
     both("get_hits", slab_command!("get", "hit"), |c| n(c.counters.get_hits)),
-    // Items written in this class, cas hits among them; the exporter's
-    // set/hit leaves cas out.
+    // Storage commands whose item falls in this class, stored or not, cas
+    // among them; the exporter's set/hit takes cas hits and badvals out
+    // (there is no per-class cas miss to take out).
     stat("cmd_set", |c| n(c.counters.cmd_set)),
     Figure {
         stat: None,
         metric: Some(slab_command!("set", "hit")),
-        get: |c| n(c.counters.cmd_set.saturating_sub(c.counters.cas_hits)),
+        get: |c| n(c.counters.cmd_set.saturating_sub(c.counters.cas_hits + c.counters.cas_badval)),
     },
     both("delete_hits", slab_command!("delete", "hit"), |c| n(c.counters.delete_hits)),
     both("incr_hits", slab_command!("incr", "hit"), |c| n(c.counters.incr_hits)),

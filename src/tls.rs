@@ -384,6 +384,12 @@ impl Tls {
         self.new_sessions.load(Ordering::Relaxed)
     }
 
+    /// `stats reset`: `ssl_new_sessions` counts from zero again, as
+    /// memcached's does.
+    pub fn reset_new_sessions(&self) {
+        self.new_sessions.store(0, Ordering::Relaxed);
+    }
+
     /// What a connection counts its new session in: with
     /// `ssl_session_cache`, each full (not resumed) handshake is one, as
     /// OpenSSL's new-session callback counts them for memcached.

@@ -111,6 +111,31 @@ fn slabs_reassign_replies_and_moves_a_page() {
     assert_eq!(pages(&server)[&src], after[&src] - 1);
 }
 
+/// `stats reset` zeroes `slabs_moved` and the `log_*` line counters, as
+/// memcached's does (they are in the stats it clears); `log_watchers` is a
+/// gauge and stays.
+#[test]
+fn stats_reset_zeroes_slabs_moved_and_the_log_counters() {
+    let server = Server::start(&["-m", "8", "-o", "no_lru_crawler"]);
+    let mut w = server.connect();
+    w.send(b"watch mutations\r\n");
+    assert_eq!(w.read_until(b"\r\n"), b"OK\r\n");
+    let mut c = server.connect();
+    fill(&mut c, "k", 3000, 100);
+    let (&src, _) = pages(&server).iter().max_by_key(|(_, &n)| n).unwrap();
+    let dst = if src == 1 { 2 } else { 1 };
+    c.expect(format!("slabs reassign {src} {dst}\r\n").as_bytes(), b"OK\r\n");
+    assert!(server.stat("slabs_moved") >= 1);
+    assert!(server.stat("log_worker_written") >= 3000);
+    c.expect(b"stats reset\r\n", b"RESET\r\n");
+    let st = server.stats("");
+    let row = |k: &str| st[k].as_str();
+    assert_eq!(row("slabs_moved"), "0");
+    assert_eq!((row("log_worker_written"), row("log_worker_dropped")), ("0", "0"));
+    assert_eq!((row("log_watcher_sent"), row("log_watcher_skipped")), ("0", "0"));
+    assert_eq!(row("log_watchers"), "1");
+}
+
 #[test]
 fn slabs_reassign_is_refused_without_slab_reassign() {
     let server = Server::start(&["-o", "no_modern"]);

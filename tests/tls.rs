@@ -698,8 +698,11 @@ fn sessions_resume_and_only_full_handshakes_are_new_sessions() {
         let after: u64 = stats(&mut again, "")["ssl_new_sessions"].parse().unwrap();
         assert_eq!(after, before, "{versions:?}: a resumed session counted as new");
     }
-    let fresh = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
+    let mut fresh = tls_connect(srv.addr(), client_config(&pki, None)).unwrap();
     assert_eq!(fresh.conn.handshake_kind(), Some(rustls::HandshakeKind::Full));
+    // `stats reset` zeroes it, as memcached's does.
+    assert_eq!(call(&mut fresh, b"stats reset\r\n", b"RESET\r\n").unwrap(), b"RESET\r\n");
+    assert_eq!(stats(&mut fresh, "")["ssl_new_sessions"], "0");
 }
 
 /// `ssl_keyformat=2`: a DER key; the key may also sit in the chain file.

@@ -99,7 +99,6 @@ pub fn run<R: Reply>(
             touching && hit.is_some()
         }
         MetaCommand::Set => {
-            w.cmd_set.incr();
             let cas = flags.compare_cas.unwrap_or(0);
             let mode = match (flags.mode, flags.compare_cas) {
                 (Some(b'E'), _) => StoreMode::Add,

@@ -109,7 +109,6 @@ pub fn dispatch<R: Reply>(
             return retrieve(sh, w, session, keys, Some(exp), cas, reply);
         }
         Request::Store { command, key, flags, exptime, data, cas, noreply: _ } => {
-            w.cmd_set.incr();
             sh.detail.record(key, Event::Set);
             let mode = match command {
                 StoreCommand::Set => StoreMode::Set,

@@ -25,10 +25,14 @@ pub(super) fn looked_up(w: &WorkerStats, touching: bool, hit: bool) {
     }
 }
 
-/// A storage command's outcome (`cmd_set` is counted by the caller when
-/// the command arrives, before any outcome). A compare-and-swap also counts
-/// in `cas_*`.
+/// A storage command's outcome. `cmd_set` counts it unless no item could
+/// be made for it (too large, out of memory), as memcached's, whose
+/// `cmd_set` is the sum of its classes' counts of items read in. A
+/// compare-and-swap also counts in `cas_*`.
 pub(super) fn stored(w: &WorkerStats, mode: StoreMode, outcome: StoreOutcome) -> Status {
+    if !matches!(outcome, StoreOutcome::TooLarge | StoreOutcome::OutOfMemory) {
+        w.cmd_set.incr();
+    }
     if matches!(mode, StoreMode::Cas(_) | StoreMode::CasInvalidate(_)) {
         match outcome {
             StoreOutcome::Stored => w.cas_hits.incr(),

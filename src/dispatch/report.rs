@@ -23,6 +23,10 @@ pub fn stats<R: Reply>(sh: &Shared, args: &[u8], out: &mut R) {
             sh.stats.reset();
             sh.store.reset_stats();
             sh.detail.reset();
+            sh.watch.reset_figures();
+            if let Some(tls) = sh.tls.get() {
+                tls.reset_new_sessions();
+            }
             out.status(Status::Reset, 0);
         }
         Some(b"settings") => settings(sh, out),

@@ -61,6 +61,39 @@ touch a 0\r\ngat 0 a b\r\ncas a 0 0 1 1\r\nx\r\ncas z 0 0 1 1\r\nx\r\n",
 }
 
 #[test]
+fn cmd_set_leaves_out_stores_that_found_no_memory() {
+    let sh = shared(&["-t", "1", "-m", "2", "-M"]);
+    let value = vec![b'v'; 1000];
+    let (mut stored, mut no_memory) = (0u64, 0u64);
+    let (mut ms_stored, mut ms_no_memory) = (0u64, 0u64);
+    for i in 0..3000 {
+        let mut req = format!("set k{i} 0 0 1000\r\n").into_bytes();
+        req.extend_from_slice(&value);
+        req.extend_from_slice(b"\r\nms m");
+        req.extend_from_slice(format!("{i} 1000\r\n").as_bytes());
+        req.extend_from_slice(&value);
+        req.extend_from_slice(b"\r\n");
+        let (out, _) = run(&sh, &req);
+        let out = String::from_utf8(out).unwrap();
+        let (set, ms) = out.split_once("\r\n").unwrap();
+        match set {
+            "STORED" => stored += 1,
+            "SERVER_ERROR out of memory storing object" => no_memory += 1,
+            r => panic!("{r}"),
+        }
+        match ms {
+            "HD\r\n" => ms_stored += 1,
+            "SERVER_ERROR out of memory storing object\r\n" => ms_no_memory += 1,
+            r => panic!("{r}"),
+        }
+    }
+    assert!(no_memory > 0 && ms_no_memory > 0, "the cache filled");
+    assert_eq!(sh.stats.totals().cmd_set, stored + ms_stored);
+    let per_class: u64 = sh.store.class_stats().iter().map(|c| c.counters.cmd_set).sum();
+    assert_eq!(per_class, stored + ms_stored, "stats slabs cmd_set adds up to cmd_set");
+}
+
+#[test]
 fn too_large_set_swallows_and_drops_the_old_value() {
     let sh = shared(&["-t", "1", "-I", "1k", "-m", "8"]);
     let (_, _) = run(&sh, b"set k 0 0 1\r\nx\r\n");

@@ -401,7 +401,6 @@ impl Shard {
         lru::link_head(c, idx);
         c.items += 1;
         c.bytes += total as u64;
-        c.counters.cmd_set += 1;
         self.total_items += 1;
         if let Some(hist) = &mut self.size_hist {
             hist.add(total, cas);

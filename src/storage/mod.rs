@@ -531,6 +531,15 @@ impl Store {
         let now = self.clock.now();
         let exp = self.clock.exptime_to_rel(exptime);
         let mut s = shard.lock();
+        // As memcached's `stats slabs` `cmd_set`: every storage command
+        // whose data fits an item counts in the class of that item, stored
+        // or not (a cas that finds no item or another CAS, an add that
+        // finds one), unless there was no memory for it (taken back
+        // below); incr/decr and restores are not storage commands.
+        let class = self.sizes.class_for(item::total_len(key.len(), value.len(), flags));
+        if let Some(id) = class {
+            s.class_mut(id).counters.cmd_set += 1;
+        }
         let found = s.lookup_for_write(h, key, now).ok();
         let mut combined = None;
         let mut marks = 0;
@@ -598,6 +607,10 @@ impl Store {
         match s.write_item(&self.write_ctx(now), new) {
             Ok(w) => (StoreOutcome::Stored, self.shown_cas(w.cas)),
             Err(e) => {
+                if let (StoreOutcome::OutOfMemory, Some(id)) = (e, class) {
+                    let c = &mut s.class_mut(id).counters.cmd_set;
+                    *c = c.saturating_sub(1);
+                }
                 // A failed set must not leave the old value readable.
                 if mode == StoreMode::Set {
                     if let Some((pred, loc)) = s.find(h, key) {

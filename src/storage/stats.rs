@@ -158,10 +158,12 @@ impl Store {
             s.crawler_items_checked = 0;
             s.reassign_evictions = 0;
             s.reassign_rescues = 0;
-            s.reassign_rescues = 0;
+            s.slabs_moved = 0;
+            s.crawler_starts = 0;
             for c in s.classes.iter_mut() {
                 c.counters = ClassCounters::default();
             }
         }
+        self.admin.crawler_starts.store(0, Ordering::Relaxed);
     }
 }

@@ -83,6 +83,22 @@ fn cas_succeeds_once_per_token() {
 }
 
 #[test]
+fn class_cmd_set_counts_every_storage_command_stored_or_not() {
+    let (s, _) = small();
+    let id = s.sizes().class_for(item::total_len(1, 1, 0)).unwrap();
+    let cmd_set = |s: &Store| s.class_stats()[usize::from(id) - 1].counters.cmd_set;
+    assert_eq!(s.store(StoreMode::Cas(1), b"k", 0, 0, b"1"), StoreOutcome::NotFound);
+    assert_eq!(s.store(StoreMode::Replace, b"k", 0, 0, b"1"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Set, b"k", 0, 0, b"1"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::Add, b"k", 0, 0, b"2"), StoreOutcome::NotStored);
+    assert_eq!(s.store(StoreMode::Cas(u64::MAX), b"k", 0, 0, b"3"), StoreOutcome::Exists);
+    assert_eq!(cmd_set(&s), 5, "as memcached's slab cmd_set");
+    // incr/decr are not storage commands, even when they rewrite the item.
+    assert!(matches!(s.delta(b"k", true, 100), DeltaOutcome::Value(101, _, _)));
+    assert_eq!(cmd_set(&s), 5);
+}
+
+#[test]
 fn disabled_cas_reads_zero() {
     let clock = Arc::new(Clock::manual(0));
     let s = Store::new(&StoreConfig { use_cas: false, ..StoreConfig::default() }, clock);
@@ -338,6 +354,13 @@ fn pages_move_from_a_cold_class_to_one_that_evicts() {
     assert!(s.stats().slabs_moved >= needed - 1);
     assert!((0..2000).all(|i| get(&s, format!("b{i:04}").as_bytes()).is_some()), "all of the new keys stay");
     assert!(cs[a].used_chunks > 0, "the old class keeps what its remaining pages hold");
+    // `stats reset` zeroes the moves and the crawler steps, as memcached's
+    // zeroes `slabs_moved` and `lru_crawler_starts`.
+    s.crawl(64);
+    assert!(s.stats().lru_crawler_starts > 0);
+    s.reset_stats();
+    let st = s.stats();
+    assert_eq!((st.slabs_moved, st.lru_crawler_starts), (0, 0));
 }
 
 #[test]

@@ -93,6 +93,8 @@ pub struct Watch {
     count: AtomicUsize,
     skipped: AtomicU64,
     sent: AtomicU64,
+    /// The counters at the last `stats reset`, subtracted in `figures`.
+    baseline: Mutex<Figures>,
     watcher_buf: usize,
 }
 
@@ -112,6 +114,7 @@ impl Watch {
             count: AtomicUsize::new(0),
             skipped: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            baseline: Mutex::new(Figures::default()),
             watcher_buf,
         }
     }
@@ -191,8 +194,28 @@ impl Watch {
         self.active.store(all, Ordering::SeqCst);
     }
 
-    /// The figures `stats` reports.
+    /// The figures `stats` reports: the line counters since the last
+    /// `stats reset` (as memcached's, which that command zeroes), and the
+    /// watchers now.
     pub fn figures(&self) -> Figures {
+        let raw = self.raw_figures();
+        let base = *self.baseline.lock();
+        Figures {
+            worker_dropped: raw.worker_dropped.saturating_sub(base.worker_dropped),
+            worker_written: raw.worker_written.saturating_sub(base.worker_written),
+            watcher_skipped: raw.watcher_skipped.saturating_sub(base.watcher_skipped),
+            watcher_sent: raw.watcher_sent.saturating_sub(base.watcher_sent),
+            watchers: raw.watchers,
+        }
+    }
+
+    /// `stats reset`: the line counters count from zero again.
+    pub fn reset_figures(&self) {
+        *self.baseline.lock() = self.raw_figures();
+    }
+
+    /// The counters since the start.
+    fn raw_figures(&self) -> Figures {
         let mut f = Figures {
             watcher_skipped: self.skipped.load(Ordering::Relaxed),
             watcher_sent: self.sent.load(Ordering::Relaxed),
