@@ -175,6 +175,12 @@ fn owners_copy_writes_to_successors() {
     let mkey = keys.iter().find(|k| ring.owner(k.as_bytes()) == Some(2)).unwrap();
     clients[2].expect(format!("md {mkey}\r\n").as_bytes(), b"HD\r\n");
     wait_gone(&mut clients[ring.successor(mkey.as_bytes()).unwrap()], mkey);
+    // a vivifying mg creates an item on its owner: copied too
+    let vkey = (0..).map(|i| format!("viv:{i}")).find(|k| ring.owner(k.as_bytes()) == Some(1)).unwrap();
+    clients[1].send(format!("mg {vkey} N30 v\r\n").as_bytes());
+    clients[1].read_until(b"\r\n");
+    let (head, _) = wait_copy(&mut clients[ring.successor(vkey.as_bytes()).unwrap()], &vkey, false, |_, _| true);
+    assert!((20..=30).contains(&ttl_of(&head)), "{head}");
 
     // a binary-protocol key the text protocol cannot carry goes in base64
     let bkey = (0..).map(|i| format!("bin key {i}")).find(|k| ring.owner(k.as_bytes()) == Some(0)).unwrap();
@@ -194,9 +200,9 @@ fn owners_copy_writes_to_successors() {
         let settled = stats.iter().all(|st| peers_sum(st, "queued") == 0);
         let enqueued: i64 = stats.iter().map(|st| peers_sum(st, "enqueued")).sum();
         let sent: i64 = stats.iter().map(|st| peers_sum(st, "sent")).sum();
-        // 90 sets, append, touch, set+incr, delete, md, binary set
+        // 90 sets, append, touch, set+incr, delete, md, vivify, binary set
         if settled && sent == enqueued {
-            assert_eq!(enqueued, 90 + owned_extra + 2 + 2 + 2 + 1, "{stats:?}");
+            assert_eq!(enqueued, 90 + owned_extra + 2 + 2 + 2 + 1 + 1, "{stats:?}");
             for (i, st) in stats.iter().enumerate() {
                 assert_eq!(num(st, "replica_not_copied"), not_owner_writes[i], "node {i}: {st:?}");
                 assert_eq!(peers_sum(st, "dropped"), 0);

@@ -96,7 +96,8 @@ pub fn run<R: Reply>(
             if hit.is_none() {
                 reply.meta(command, MetaCode::En, key, flags, None, None);
             }
-            touching && hit.is_some()
+            // A touch changes the item; so may a vivify (it creates one).
+            (touching || flags.vivify.is_some()) && hit.is_some()
         }
         MetaCommand::Set => {
             let cas = flags.compare_cas.unwrap_or(0);
