@@ -300,11 +300,6 @@ impl Ring {
         self.nodes == 0
     }
 
-    /// The scheme this ring was built with.
-    pub fn scheme(&self) -> Scheme {
-        self.scheme
-    }
-
     /// The hash of a key on this ring. Allocates nothing.
     pub fn hash_key(&self, key: &[u8]) -> u128 {
         match self.scheme {
@@ -332,17 +327,6 @@ impl Ring {
             return None;
         }
         Some(self.points.node(self.position(self.hash_key(key))))
-    }
-
-    /// The node clients send `key` to once `excluded` has left the list:
-    /// the owner on this ring without `excluded`'s points. It is also where
-    /// python-memcached with uhashring falls over to while `excluded` is
-    /// down (the next distinct node of `HashRing.range`).
-    pub fn owner_without(&self, key: &[u8], excluded: usize) -> Option<usize> {
-        if self.points.is_empty() {
-            return None;
-        }
-        self.next_other(self.position(self.hash_key(key)), |n| n == excluded)
     }
 
     /// The key's successor: where clients send it once its owner has left.
