@@ -127,6 +127,7 @@ fn stats_reset_zeroes_slabs_moved_and_the_log_counters() {
     c.expect(format!("slabs reassign {src} {dst}\r\n").as_bytes(), b"OK\r\n");
     assert!(server.stat("slabs_moved") >= 1);
     assert!(server.stat("log_worker_written") >= 3000);
+    assert!(server.stat("log_watcher_sent") + server.stat("log_watcher_skipped") >= 1);
     c.expect(b"stats reset\r\n", b"RESET\r\n");
     let st = server.stats("");
     let row = |k: &str| st[k].as_str();
