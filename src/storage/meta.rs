@@ -128,7 +128,7 @@ impl Store {
             let mut it = c.item_mut(loc.idx);
             let r = it.as_ref();
             let (iflags, atime, old_exptime) = (r.iflags(), r.atime(), r.exptime());
-            let start = if created { 0 } else { r.exptime() };
+            let start = if created { 0 } else { old_exptime };
             let exptime_at = |place: u8| changes.iter().filter(|c| c.0 < place).fold(start, |e, c| c.1.unwrap_or(e));
             let exptime = exptime_at(u8::MAX);
             if exptime != old_exptime {
@@ -144,7 +144,7 @@ impl Store {
                 new_flags |= TOKEN_SENT;
             }
             if !opts.no_bump {
-                if it.as_ref().atime() != now {
+                if atime != now {
                     it.set_atime(now);
                 }
                 new_flags = lru::after_fetch(new_flags);

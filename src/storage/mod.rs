@@ -530,13 +530,13 @@ impl Store {
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
         let exp = self.clock.exptime_to_rel(exptime);
-        let mut s = shard.lock();
         // As memcached's `stats slabs` `cmd_set`: every storage command
         // whose data fits an item counts in the class of that item, stored
         // or not (a cas that finds no item or another CAS, an add that
         // finds one), unless there was no memory for it (taken back
         // below); incr/decr and restores are not storage commands.
         let class = self.sizes.class_for(item::total_len(key.len(), value.len(), flags));
+        let mut s = shard.lock();
         if let Some(id) = class {
             s.class_mut(id).counters.cmd_set += 1;
         }
