@@ -27,14 +27,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::protocol::base64;
 use crate::storage::snapshot::{self, Record};
-use crate::MAX_KEY_LEN;
 
 /// Bytes of requests sent before their replies are read.
 pub const BATCH_BYTES: usize = 256 * 1024;
 /// Largest value accepted from a file (memcached's largest `-I`).
 const MAX_VALUE: usize = 1 << 30;
 /// memcached reads a TTL above this many seconds as a unix time.
-const REALTIME_MAXDELTA: u64 = 60 * 60 * 24 * 30;
+const REALTIME_MAXDELTA: u64 = crate::storage::clock::MAX_RELATIVE_EXPTIME as u64;
 /// How long to wait for a batch's replies.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -81,17 +80,11 @@ fn encode(r: &Record<'_>, now: u64, out: &mut Vec<u8>) -> Encoded {
         e if e - now > REALTIME_MAXDELTA => Some(e),
         e => Some(e - now),
     };
-    let text_key = r.key.iter().all(|&b| b > b' ' && b != 0x7f);
-    let token_len = if text_key { r.key.len() } else { r.key.len().div_ceil(3) * 4 };
-    if !(1..=MAX_KEY_LEN).contains(&token_len) {
+    if !base64::meta_key_fits(r.key) {
         return Encoded::Unsendable;
     }
     out.extend_from_slice(b"ms ");
-    if text_key {
-        out.extend_from_slice(r.key);
-    } else {
-        base64::encode_into(r.key, out);
-    }
+    let text_key = base64::push_meta_key(r.key, out) == Some(false);
     out.extend_from_slice(format!(" {} F{}", r.value.len(), r.flags).as_bytes());
     if let Some(t) = ttl {
         out.extend_from_slice(format!(" T{t}").as_bytes());

@@ -41,6 +41,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::follow::View;
 use crate::discovery::Node;
+use crate::protocol::base64;
 use crate::storage::clock::Clock;
 use crate::storage::Store;
 
@@ -76,9 +77,7 @@ const MAX_REPLY: usize = 1 << 20;
 /// Locks that order the read-and-enqueue of writes to one key.
 pub const STRIPES: usize = 64;
 /// memcached reads an exptime above this as a unix time.
-const RELATIVE_LIMIT: u64 = 60 * 60 * 24 * 30;
-/// Longest key token of a meta command.
-const MAX_TOKEN: usize = 250;
+const RELATIVE_LIMIT: u64 = crate::storage::clock::MAX_RELATIVE_EXPTIME as u64;
 
 /// A copy waiting to be sent: the key, then the value of a set.
 #[derive(Debug)]
@@ -102,25 +101,10 @@ impl Op {
     }
 }
 
-/// A key the text protocol cannot carry goes base64-encoded (flag `b`).
-fn needs_base64(key: &[u8]) -> bool {
-    key.iter().any(|&b| b <= b' ' || b == 0x7f)
-}
-
-/// Whether a meta command can name `key`.
-fn encodable(key: &[u8]) -> bool {
-    let len = if needs_base64(key) { key.len().div_ceil(3) * 4 } else { key.len() };
-    !key.is_empty() && len <= MAX_TOKEN
-}
-
+/// Appends `op`'s key token (see [`base64::push_meta_key`]): true when
+/// base64. Only keys that fit are queued (`written`).
 fn push_key(out: &mut Vec<u8>, key: &[u8]) -> bool {
-    if needs_base64(key) {
-        crate::protocol::base64::encode_into(key, out);
-        true
-    } else {
-        out.extend_from_slice(key);
-        false
-    }
+    base64::push_meta_key(key, out).unwrap_or(false)
 }
 
 /// Appends the meta command for `op` at unix time `now`; a set whose item
@@ -402,7 +386,7 @@ impl Replicator {
         let peer = view
             .copy_target(key)
             .and_then(|i| routes.peers.get(i)?.as_ref())
-            .filter(|p| !p.stop.load(Ordering::Relaxed) && encodable(key));
+            .filter(|p| !p.stop.load(Ordering::Relaxed) && base64::meta_key_fits(key));
         let Some(peer) = peer else {
             self.not_copied.fetch_add(1, Ordering::Relaxed);
             return;
@@ -665,7 +649,7 @@ mod tests {
             b"ms YSBi 1 F0 T0 b q\r\nv\r\nmd YSBi I b q\r\n"
         );
         assert_eq!(encoded(&stale(op(b"k", Some((b"v", 0, 1000)))), 1000), b"md k q\r\n");
-        assert!(encodable(&[b'x'; 250]) && !encodable(&[0u8; 187]) && encodable(&[0u8; 186]) && !encodable(b""));
+        assert!(base64::meta_key_fits(&[b'x'; 250]) && !base64::meta_key_fits(&[0u8; 187]));
     }
 
     #[test]

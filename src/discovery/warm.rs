@@ -307,27 +307,12 @@ pub fn parse_set_line(buf: &[u8]) -> Parsed<SetLine> {
 
 // ------------------------------------------------------------ the commands
 
-/// Appends `key` as a meta-command key: as is when it is printable, else
-/// base64 (then the command needs the `b` flag: returns true). None when
-/// even base64 would exceed the key limit.
-fn key_token(key: &[u8], out: &mut Vec<u8>) -> Option<bool> {
-    if key.iter().all(|&b| b > b' ' && b != 0x7f) {
-        out.extend_from_slice(key);
-        return Some(false);
-    }
-    if key.len().div_ceil(3) * 4 > MAX_KEY_LEN {
-        return None;
-    }
-    base64::encode_into(key, out);
-    Some(true)
-}
-
 /// Appends `mg <key> v f t u` (u: reading for the copy does not bump the
 /// item in the source's LRU). False if the key cannot be written.
 pub fn get_command(key: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
     out.extend_from_slice(b"mg ");
-    match key_token(key, out) {
+    match base64::push_meta_key(key, out) {
         Some(b64) => {
             out.extend_from_slice(if b64 { b" v f t u b\r\n" } else { b" v f t u\r\n" });
             true
@@ -358,7 +343,7 @@ pub fn ttl_flag(ttl: i64, now_unix: u64) -> u64 {
 pub fn set_command(key: &[u8], v: &Value, now_unix: u64, out: &mut Vec<u8>) -> bool {
     let start = out.len();
     out.extend_from_slice(b"ms ");
-    let Some(b64) = key_token(key, out) else {
+    let Some(b64) = base64::push_meta_key(key, out) else {
         out.truncate(start);
         return false;
     };

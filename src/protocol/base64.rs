@@ -23,9 +23,54 @@ pub fn encode_into(data: &[u8], out: &mut Vec<u8>) {
     out.truncate(start + written);
 }
 
+/// Whether a meta command must name `key` in base64 (flag `b`): it holds
+/// a space, a control byte or DEL, which the text protocol cannot carry.
+fn key_needs_base64(key: &[u8]) -> bool {
+    key.iter().any(|&b| b <= b' ' || b == 0x7f)
+}
+
+/// Whether a meta command can name `key`: not empty, and its token (the
+/// key, or its base64 form) at most [`crate::MAX_KEY_LEN`] bytes.
+pub fn meta_key_fits(key: &[u8]) -> bool {
+    let len = if key_needs_base64(key) { key.len().div_ceil(3) * 4 } else { key.len() };
+    (1..=crate::MAX_KEY_LEN).contains(&len)
+}
+
+/// Appends the token a meta command names `key` by: the key as it is, or
+/// its base64 form when the text protocol cannot carry it. `Some(true)`
+/// when base64 (the command then needs the `b` flag); `None`, writing
+/// nothing, when [`meta_key_fits`] says no command can name it.
+pub fn push_meta_key(key: &[u8], out: &mut Vec<u8>) -> Option<bool> {
+    if !meta_key_fits(key) {
+        return None;
+    }
+    if key_needs_base64(key) {
+        encode_into(key, out);
+        Some(true)
+    } else {
+        out.extend_from_slice(key);
+        Some(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn meta_keys_go_as_they_are_or_in_base64_within_250_bytes() {
+        let mut out = Vec::new();
+        assert_eq!(push_meta_key(b"plain:key", &mut out), Some(false));
+        assert_eq!(push_meta_key(b"a b", &mut out), Some(true));
+        assert_eq!(out, b"plain:keyYSBi");
+        assert!(meta_key_fits(&[b'x'; 250]) && !meta_key_fits(&[b'x'; 251]));
+        // 186 bytes encode to 248, 187 to 252
+        assert!(meta_key_fits(&[0u8; 186]) && !meta_key_fits(&[0u8; 187]));
+        assert!(!meta_key_fits(b""));
+        let before = out.len();
+        assert_eq!(push_meta_key(&[0u8; 187], &mut out), None);
+        assert_eq!(out.len(), before, "nothing written for a key no command can name");
+    }
 
     #[test]
     fn round_trips_every_length() {
