@@ -596,6 +596,11 @@ impl Config {
                 return Err(Error::Config("--cluster-dns and --cluster-file both set the node list: give one".into()));
             }
         }
+        if a.replicas > 0 && (server.auth.is_some() || server.tls.is_some()) {
+            return Err(bad(
+                "--replicas 1 cannot be used with -S, -Y or -Z: copies travel in plain text, without credentials",
+            ));
+        }
         let metrics = a.metrics_port.map(|port| SocketAddr::new(a.metrics_listen.unwrap_or(interfaces[0].ip()), port));
         Ok(Config {
             server,
@@ -896,6 +901,7 @@ mod tests {
             (&["-o", "read_buf_mem_limit=1"], "-o read_buf_mem_limit is not supported"),
             (&["-o", "nonsense"], "Illegal suboption"),
             (&["-e", "/tmp/a", "--snapshot-file", "/tmp/b"], "give one"),
+            (&["--replicas", "1", "-Z"], "--replicas 1 cannot be used with"),
         ] {
             let e = cfg(args).expect_err(&format!("{args:?}"));
             assert!(matches!(e, Error::Config(_)), "{args:?}");

@@ -16,11 +16,6 @@ pub fn start(sh: &Arc<Shared>) -> Result<(), String> {
     if c.endpoint.is_none() && c.node_id.is_none() && c.replicas == 0 {
         return Ok(());
     }
-    if c.replicas > 0 && (sh.config.server.auth.is_some() || sh.config.server.tls.is_some()) {
-        return Err(
-            "--replicas 1 cannot be used with -S, -Y or -Z: copies travel in plain text, without credentials".into()
-        );
-    }
     let listen = sh.bound.get().map(|b| b.tcp.clone()).unwrap_or_default();
     let follower = Arc::new(Follower::new(c.endpoint.clone(), c.hash, c.node_id.clone(), listen, c.poll));
     if c.replicas > 0 {
