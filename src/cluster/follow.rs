@@ -17,7 +17,7 @@
 //! readers clone an `Arc`, the follower swaps in a new one.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -349,12 +349,7 @@ impl Follower {
     fn ask(&self, addr: &str, conn: &mut Option<TcpStream>) -> Result<(u64, Vec<Node>, bool), String> {
         let fresh = conn.is_none();
         if fresh {
-            let to = addr.to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
-            let s = TcpStream::connect_timeout(&to, self.timeout).map_err(|e| e.to_string())?;
-            let _ = s.set_read_timeout(Some(self.timeout));
-            let _ = s.set_write_timeout(Some(self.timeout));
-            let _ = s.set_nodelay(true);
-            *conn = Some(s);
+            *conn = Some(crate::discovery::connect(addr, self.timeout)?);
         }
         let s = conn.as_mut().ok_or("no connection")?;
         s.write_all(b"config get cluster\r\n").map_err(|e| e.to_string())?;

@@ -32,7 +32,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -595,11 +595,7 @@ fn send_batch(peer: &Peer, conn: &mut Option<TcpStream>, wbuf: &[u8]) -> Result<
 
 /// Opens a replication connection: [`MARK`], answered `OK`.
 fn connect(node: &Node) -> Result<TcpStream, String> {
-    let addr = node.address().to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    let _ = s.set_nodelay(true);
-    let _ = s.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+    let mut s = crate::discovery::connect(&node.address(), IO_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     s.write_all(MARK).map_err(|e| format!("write: {e}"))?;
     let mut got = [0u8; 4];
     s.read_exact(&mut got).map_err(|e| format!("no answer to the replication mark: {e}"))?;

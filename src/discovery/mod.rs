@@ -453,26 +453,36 @@ pub trait Stream: Read + Write + Send {}
 
 impl<T: Read + Write + Send> Stream for T {}
 
+/// A TCP connection to `addr` (`host:port`, its first address) made
+/// within `timeout`, whose reads and writes time out after it too, with
+/// Nagle off: how the endpoint, the follower and the replicator reach a
+/// node.
+pub fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, String> {
+    let to = addr.to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
+    let tcp = TcpStream::connect_timeout(&to, timeout).map_err(|e| e.to_string())?;
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let _ = tcp.set_write_timeout(Some(timeout));
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 /// Connects to `node` within `timeout`, reads and writes timing out after
-/// it too; over TLS when `tls` is given, the node's certificate verified
+/// it too ([`connect`]); over TLS when `tls` is given, the node's certificate verified
 /// against its host name (or its IP when the host is not a DNS name).
 pub fn open(
     node: &Node,
     timeout: Duration,
     tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
 ) -> Result<Box<dyn Stream>, String> {
-    let addr = node.address().to_socket_addrs().map_err(|e| e.to_string())?.next().ok_or("no address")?;
-    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let _ = tcp.set_write_timeout(Some(timeout));
-    let _ = tcp.set_nodelay(true);
+    let tcp = connect(&node.address(), timeout)?;
     match tls {
         None => Ok(Box::new(tcp)),
         Some(config) => {
             let name = rustls::pki_types::ServerName::try_from(node.host.clone())
                 .ok()
                 .filter(|n| matches!(n, rustls::pki_types::ServerName::DnsName(_)) || node.ip.is_empty())
-                .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
+                .or_else(|| Some(rustls::pki_types::ServerName::IpAddress(tcp.peer_addr().ok()?.ip().into())))
+                .ok_or("no peer address")?;
             let conn = rustls::ClientConnection::new(config.clone(), name).map_err(|e| e.to_string())?;
             Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
         }
