@@ -219,21 +219,17 @@ impl Backups {
 
     /// Writes a snapshot of the store to `path` now, on this thread,
     /// after any other write has finished; logs and counts the outcome.
-    /// `serving`: clients are being served, so the file is written at
-    /// `--snapshot-rate` and written back as it goes (`storage::writeback`);
-    /// otherwise (at shutdown) as fast as it goes.
-    pub fn write_now(
-        &self,
-        sh: &Shared,
-        path: &std::path::Path,
-        why: &str,
-        serving: bool,
-    ) -> Result<snapshot::Summary, String> {
+    /// While clients are served the file is written at `--snapshot-rate`
+    /// and written back as it goes (`storage::writeback`); once [`stop`]
+    /// has asked for haste (shutdown), as fast as it goes.
+    ///
+    /// [`stop`]: Backups::stop
+    pub fn write_now(&self, sh: &Shared, path: &std::path::Path, why: &str) -> Result<snapshot::Summary, String> {
         let _one_at_a_time = self.write_lock.lock();
-        let pace = if serving {
-            snapshot::Pace { rate: sh.config.snapshot_rate, writeback: true, hurry: Some(&self.hurry) }
-        } else {
+        let pace = if self.hurry.load(Ordering::Relaxed) {
             snapshot::Pace::UNPACED
+        } else {
+            snapshot::Pace { rate: sh.config.snapshot_rate, writeback: true, hurry: Some(&self.hurry) }
         };
         match snapshot::write(&sh.store, path, &pace) {
             Ok(s) => {
@@ -302,7 +298,7 @@ pub fn run(sh: &Shared) {
             r.writing = true;
             job
         };
-        let _ = b.write_now(sh, &path, why, true);
+        let _ = b.write_now(sh, &path, why);
         b.requests.lock().writing = false;
         if periodic {
             next = interval.map(|i| Instant::now() + i);

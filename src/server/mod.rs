@@ -338,7 +338,7 @@ pub fn run(mut config: Config) -> Result<(), Error> {
     let _ = backups.join();
     if let Some(path) = &shared.config.snapshot_file {
         let _more_time = notifier.extend_while(&format!("writing {}", path.display()));
-        let _ = shared.backup.write_now(&shared, path, "shutdown", false);
+        let _ = shared.backup.write_now(&shared, path, "shutdown");
     }
     if let Some(path) = &shared.config.memory_file {
         if graceful.load(std::sync::atomic::Ordering::Relaxed) {
