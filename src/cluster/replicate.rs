@@ -200,7 +200,13 @@ impl Peer {
     /// Replication lag: the last batch's, or longer while a copy has been
     /// waiting longer than that (a peer down shows as a growing lag).
     pub fn lag(&self) -> Duration {
-        Duration::from_micros(self.lag_us.load(Ordering::Relaxed)).max(self.waiting().1)
+        self.lag_given(self.waiting().1)
+    }
+
+    /// [`Peer::lag`] when the oldest copy's age is already known (one
+    /// reading of the queue serves both).
+    fn lag_given(&self, oldest: Duration) -> Duration {
+        Duration::from_micros(self.lag_us.load(Ordering::Relaxed)).max(oldest)
     }
 
     /// Appends `op` unless this queue or all queues together would pass
@@ -444,7 +450,7 @@ impl Replicator {
                 (format!("peer:{i}:dropped"), get(&p.dropped)),
                 (format!("peer:{i}:refused"), get(&p.refused)),
                 (format!("peer:{i}:connects"), get(&p.connects)),
-                (format!("peer:{i}:lag_ms"), p.lag().as_millis().to_string()),
+                (format!("peer:{i}:lag_ms"), p.lag_given(oldest).as_millis().to_string()),
                 (format!("peer:{i}:oldest_ms"), oldest.as_millis().to_string()),
             ]);
         }
@@ -711,6 +717,17 @@ mod tests {
         assert_eq!(b.len(), 3);
         p.release(&b);
         assert_eq!(p.bytes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn lag_is_the_last_batch_or_the_oldest_copy_age_if_longer() {
+        let node = Node { host: "x".into(), ip: "127.0.0.1".into(), port: 1 };
+        let p = Peer::new(node, Arc::new(AtomicUsize::new(0)));
+        p.lag_us.store(5_000, Ordering::Relaxed);
+        assert_eq!(p.lag_given(Duration::from_millis(2)), Duration::from_millis(5));
+        assert_eq!(p.lag_given(Duration::from_millis(7)), Duration::from_millis(7));
+        // nothing waiting: the last batch's
+        assert_eq!(p.lag(), Duration::from_millis(5));
     }
 
     fn clock() -> Arc<Clock> {
