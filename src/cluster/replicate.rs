@@ -295,7 +295,9 @@ pub struct Replicator {
     /// Bytes in all queues.
     total: Arc<AtomicUsize>,
     clock: Arc<Clock>,
-    /// False in unit tests that read the queues themselves.
+    /// False in unit tests that read the queues themselves (a build for
+    /// use always starts senders).
+    #[cfg(test)]
     run_senders: bool,
     /// Writes not copied: this node does not own the key, is not listed,
     /// has no peer, or the key cannot be named in a meta command.
@@ -311,6 +313,7 @@ impl Replicator {
             hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
             total: Arc::new(AtomicUsize::new(0)),
             clock,
+            #[cfg(test)]
             run_senders: true,
             not_copied: AtomicU64::new(0),
         }
@@ -370,6 +373,7 @@ impl Replicator {
 
     fn spawn(&self, node: Node) -> Arc<Peer> {
         let peer = Arc::new(Peer::new(node, self.total.clone()));
+        #[cfg(test)]
         if !self.run_senders {
             return peer;
         }
