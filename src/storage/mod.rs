@@ -352,17 +352,7 @@ impl Store {
     /// access time and counters alone (what a watcher is told a command
     /// found before acting).
     pub fn peek(&self, key: &[u8]) -> Option<Peek> {
-        let (h, shard) = self.locate(key);
-        let now = self.clock.now();
-        let s = shard.lock();
-        let (_, loc) = s.find(h, key)?;
-        let it = s.item(loc);
-        s.dead(it, now).is_none().then(|| Peek {
-            class: loc.class,
-            value_len: it.vlen(),
-            flags: it.flags(),
-            exptime: it.exptime(),
-        })
+        self.peek_with(key, |it, class| Peek { class, value_len: it.vlen(), flags: it.flags(), exptime: it.exptime() })
     }
 
     /// `key`'s live item and its relative exptime (0: never expires), as
@@ -371,17 +361,22 @@ impl Store {
     /// meta command): `f` reads it while the shard is locked. Replication
     /// copies an item this way after a write.
     pub fn peek_item<R>(&self, key: &[u8], f: impl FnOnce(ItemView<'_>, u32, bool) -> R) -> Option<R> {
+        self.peek_with(key, |it, _| {
+            let cas = if self.use_cas { it.cas() } else { 0 };
+            let stale = it.iflags() & STALE != 0;
+            f(ItemView { key: it.key(), flags: it.flags(), cas, value: it.value() }, it.exptime(), stale)
+        })
+    }
+
+    /// What `peek` and `peek_item` share: `f` reads `key`'s live item and
+    /// its slab class under the shard lock; nothing about the item changes.
+    fn peek_with<R>(&self, key: &[u8], f: impl FnOnce(item::ItemRef<'_>, u8) -> R) -> Option<R> {
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
         let s = shard.lock();
         let (_, loc) = s.find(h, key)?;
         let it = s.item(loc);
-        if s.dead(it, now).is_some() {
-            return None;
-        }
-        let cas = if self.use_cas { it.cas() } else { 0 };
-        let stale = it.iflags() & STALE != 0;
-        Some(f(ItemView { key: it.key(), flags: it.flags(), cas, value: it.value() }, it.exptime(), stale))
+        s.dead(it, now).is_none().then(|| f(it, loc.class))
     }
 
     /// The clock items are timed by.

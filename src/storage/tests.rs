@@ -122,6 +122,32 @@ fn delete_and_touch() {
 }
 
 #[test]
+fn peek_and_peek_item_see_the_same_live_item_and_change_nothing() {
+    let (s, clock) = small();
+    assert_eq!(s.store(StoreMode::Set, b"k", 42, 10, b"hello"), StoreOutcome::Stored);
+    let figures = || format!("{:?}", s.class_stats());
+    let before = figures();
+    let p = s.peek(b"k").unwrap();
+    assert_eq!((p.class, p.value_len, p.flags), (s.class_of(1, 5, 42), 5, 42));
+    assert_ne!(p.exptime, 0);
+    let seen =
+        s.peek_item(b"k", |it, exptime, stale| (it.key.to_vec(), it.flags, it.cas, it.value.to_vec(), exptime, stale));
+    assert_eq!(figures(), before, "peeks leave counters and the LRU alone");
+    let cas = gets(&s, b"k").unwrap().1;
+    assert_ne!(figures(), before, "a get is counted");
+    assert_eq!(seen, Some((b"k".to_vec(), 42, cas, b"hello".to_vec(), p.exptime, false)));
+    // an item stored with an older CAS token is stale; both still see it
+    assert_eq!(s.store(StoreMode::Set, b"k", 42, 10, b"newer"), StoreOutcome::Stored);
+    assert_eq!(s.store(StoreMode::CasInvalidate(cas), b"k", 42, 10, b"older"), StoreOutcome::Stored);
+    assert_eq!(s.peek_item(b"k", |it, _, stale| (it.value.to_vec(), stale)), Some((b"older".to_vec(), true)));
+    assert!(s.peek(b"k").is_some());
+    // expired or absent: neither sees anything
+    clock.advance(10);
+    assert!(s.peek(b"k").is_none() && s.peek_item(b"k", |_, _, _| ()).is_none());
+    assert!(s.peek(b"absent").is_none() && s.peek_item(b"absent", |_, _, _| ()).is_none());
+}
+
+#[test]
 fn expiry_follows_the_clock() {
     let (s, clock) = small();
     s.store(StoreMode::Set, b"ttl", 0, 10, b"v");
