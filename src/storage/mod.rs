@@ -525,96 +525,95 @@ impl Store {
         let (h, shard) = self.locate(key);
         let now = self.clock.now();
         let exp = self.clock.exptime_to_rel(exptime);
+        let class = self.sizes.class_for(item::total_len(key.len(), value.len(), flags));
+        let mut s = shard.lock();
+        let outcome = 'outcome: {
+            let found = s.lookup_for_write(h, key, now).ok();
+            let mut combined = None;
+            let mut marks = 0;
+            let (mut flags, mut exp) = (flags, exp);
+            match (mode, found) {
+                (StoreMode::Add, Some((_, loc))) => {
+                    // memcached bumps an item that an add found.
+                    lru::bump(s.class_mut(loc.class), loc.idx);
+                    break 'outcome (StoreOutcome::NotStored, 0);
+                }
+                (StoreMode::Replace | StoreMode::Append(_) | StoreMode::Prepend(_), None) => {
+                    break 'outcome (StoreOutcome::NotStored, 0)
+                }
+                (StoreMode::Cas(_) | StoreMode::CasInvalidate(_), None) => break 'outcome (StoreOutcome::NotFound, 0),
+                (StoreMode::CasInvalidate(want), Some((_, loc))) => {
+                    let old = s.item(loc);
+                    let have = self.shown_cas(old.cas());
+                    // A token of 0 compares as "no CAS given", which a CAS store
+                    // refuses; a newer token than the item's never matches.
+                    if want == 0 || want > have {
+                        s.class_mut(loc.class).counters.cas_badval += 1;
+                        break 'outcome (StoreOutcome::Exists, 0);
+                    }
+                    if want < have {
+                        // An older token stores the value but leaves the item
+                        // as it was: stale, with its TTL, and with the recache
+                        // token still counted as sent if it was.
+                        marks = STALE | (old.iflags() & TOKEN_SENT);
+                        exp = old.exptime();
+                    }
+                    s.class_mut(loc.class).counters.cas_hits += 1;
+                }
+                (StoreMode::Cas(want), Some((_, loc))) => {
+                    let have = self.shown_cas(s.item(loc).cas());
+                    let c = s.class_mut(loc.class);
+                    if have != want {
+                        c.counters.cas_badval += 1;
+                        break 'outcome (StoreOutcome::Exists, 0);
+                    }
+                    c.counters.cas_hits += 1;
+                }
+                (StoreMode::Append(want) | StoreMode::Prepend(want), Some((_, loc))) => {
+                    if want != 0 && self.shown_cas(s.item(loc).cas()) != want {
+                        break 'outcome (StoreOutcome::Exists, 0);
+                    }
+                    // The old value is copied out: allocating the new chunk may
+                    // evict or move the old one.
+                    let it = s.item(loc);
+                    flags = it.flags();
+                    exp = it.exptime();
+                    let mut v = Vec::with_capacity(it.vlen() + value.len());
+                    if matches!(mode, StoreMode::Append(_)) {
+                        v.extend_from_slice(it.value());
+                        v.extend_from_slice(value);
+                    } else {
+                        v.extend_from_slice(value);
+                        v.extend_from_slice(it.value());
+                    }
+                    combined = Some(v);
+                }
+                _ => {}
+            }
+            let value = combined.as_deref().unwrap_or(value);
+            let new = NewItem { h, key, flags, exptime: exp, value, marks };
+            match s.write_item(&self.write_ctx(now), new) {
+                Ok(w) => (StoreOutcome::Stored, self.shown_cas(w.cas)),
+                Err(e) => {
+                    // A failed set must not leave the old value readable.
+                    if mode == StoreMode::Set {
+                        if let Some((pred, loc)) = s.find(h, key) {
+                            s.unlink_at(h, pred, loc, Unlink::Removed, now);
+                        }
+                    }
+                    (e, 0)
+                }
+            }
+        };
         // As memcached's `stats slabs` `cmd_set`: every storage command
         // whose data fits an item counts in the class of that item, stored
         // or not (a cas that finds no item or another CAS, an add that
-        // finds one), unless there was no memory for it (taken back
-        // below); incr/decr and restores are not storage commands.
-        let class = self.sizes.class_for(item::total_len(key.len(), value.len(), flags));
-        let mut s = shard.lock();
-        if let Some(id) = class {
+        // finds one), unless there was no memory for it; incr/decr and
+        // restores are not storage commands.
+        if let Some(id) = class.filter(|_| outcome.0 != StoreOutcome::OutOfMemory) {
             s.class_mut(id).counters.cmd_set += 1;
         }
-        let found = s.lookup_for_write(h, key, now).ok();
-        let mut combined = None;
-        let mut marks = 0;
-        let (mut flags, mut exp) = (flags, exp);
-        match (mode, found) {
-            (StoreMode::Add, Some((_, loc))) => {
-                // memcached bumps an item that an add found.
-                lru::bump(s.class_mut(loc.class), loc.idx);
-                return (StoreOutcome::NotStored, 0);
-            }
-            (StoreMode::Replace | StoreMode::Append(_) | StoreMode::Prepend(_), None) => {
-                return (StoreOutcome::NotStored, 0)
-            }
-            (StoreMode::Cas(_) | StoreMode::CasInvalidate(_), None) => return (StoreOutcome::NotFound, 0),
-            (StoreMode::CasInvalidate(want), Some((_, loc))) => {
-                let old = s.item(loc);
-                let have = self.shown_cas(old.cas());
-                // A token of 0 compares as "no CAS given", which a CAS store
-                // refuses; a newer token than the item's never matches.
-                if want == 0 || want > have {
-                    s.class_mut(loc.class).counters.cas_badval += 1;
-                    return (StoreOutcome::Exists, 0);
-                }
-                if want < have {
-                    // An older token stores the value but leaves the item
-                    // as it was: stale, with its TTL, and with the recache
-                    // token still counted as sent if it was.
-                    marks = STALE | (old.iflags() & TOKEN_SENT);
-                    exp = old.exptime();
-                }
-                s.class_mut(loc.class).counters.cas_hits += 1;
-            }
-            (StoreMode::Cas(want), Some((_, loc))) => {
-                let have = self.shown_cas(s.item(loc).cas());
-                let c = s.class_mut(loc.class);
-                if have != want {
-                    c.counters.cas_badval += 1;
-                    return (StoreOutcome::Exists, 0);
-                }
-                c.counters.cas_hits += 1;
-            }
-            (StoreMode::Append(want) | StoreMode::Prepend(want), Some((_, loc))) => {
-                if want != 0 && self.shown_cas(s.item(loc).cas()) != want {
-                    return (StoreOutcome::Exists, 0);
-                }
-                // The old value is copied out: allocating the new chunk may
-                // evict or move the old one.
-                let it = s.item(loc);
-                flags = it.flags();
-                exp = it.exptime();
-                let mut v = Vec::with_capacity(it.vlen() + value.len());
-                if matches!(mode, StoreMode::Append(_)) {
-                    v.extend_from_slice(it.value());
-                    v.extend_from_slice(value);
-                } else {
-                    v.extend_from_slice(value);
-                    v.extend_from_slice(it.value());
-                }
-                combined = Some(v);
-            }
-            _ => {}
-        }
-        let value = combined.as_deref().unwrap_or(value);
-        let new = NewItem { h, key, flags, exptime: exp, value, marks };
-        match s.write_item(&self.write_ctx(now), new) {
-            Ok(w) => (StoreOutcome::Stored, self.shown_cas(w.cas)),
-            Err(e) => {
-                if let (StoreOutcome::OutOfMemory, Some(id)) = (e, class) {
-                    let c = &mut s.class_mut(id).counters.cmd_set;
-                    *c = c.saturating_sub(1);
-                }
-                // A failed set must not leave the old value readable.
-                if mode == StoreMode::Set {
-                    if let Some((pred, loc)) = s.find(h, key) {
-                        s.unlink_at(h, pred, loc, Unlink::Removed, now);
-                    }
-                }
-                (e, 0)
-            }
-        }
+        outcome
     }
 
     /// delete: true if a live item was removed.

@@ -330,6 +330,14 @@ fn without_evictions_a_full_cache_answers_out_of_memory() {
     assert_eq!(s.store(StoreMode::Set, b"more", 0, 0, b"v"), StoreOutcome::OutOfMemory);
     assert!(get(&s, b"k0000").is_some(), "nothing was evicted");
     assert_eq!(s.class_stats()[0].counters.outofmemory, 1);
+    // A class's cmd_set leaves out stores that found no memory, and counts
+    // those that needed none (an add that finds the item).
+    let cmd_set = || s.class_stats()[0].counters.cmd_set;
+    assert_eq!(cmd_set(), per_page as u64);
+    assert_eq!(s.store(StoreMode::Append(0), b"k0000", 0, 0, b"v"), StoreOutcome::OutOfMemory);
+    assert_eq!(cmd_set(), per_page as u64);
+    assert_eq!(s.store(StoreMode::Add, b"k0000", 0, 0, b"v"), StoreOutcome::NotStored);
+    assert_eq!(cmd_set(), per_page as u64 + 1);
 }
 
 #[test]
