@@ -9,8 +9,10 @@
 //! have expired are skipped. Sets go in batches of about [`BATCH_BYTES`],
 //! each closed by `mn`; the batch's replies (only failures, as `q` asks)
 //! are read up to `MN` before the next batch is sent, so memory stays at
-//! one batch plus one value. CAS values are not carried over: the node
-//! gives each item a new one.
+//! one batch plus one value (a reply line over 1 MiB stops the restore);
+//! replication sends its batches the same way
+//! ([`exchange`]). CAS values are
+//! not carried over: the node gives each item a new one.
 //!
 //! A key whose `ms` key token would be empty or over 250 characters (a key
 //! that needs base64 and is longer than 186 bytes) cannot be sent: it is
@@ -20,11 +22,12 @@
 //! For the same reason any reply line that is neither `MN` nor a refusal
 //! of one item stops the restore with an error.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::cluster::replicate::exchange;
 use crate::protocol::base64;
 use crate::storage::snapshot::{self, Record};
 
@@ -119,37 +122,28 @@ fn classify(line: &str) -> Reply {
 }
 
 /// Sends `batch` (ending with `mn`) and reads its replies up to `MN`.
-fn flush(
-    conn: &mut TcpStream,
-    replies: &mut BufReader<TcpStream>,
-    batch: &mut Vec<u8>,
-    o: &mut Outcome,
-) -> io::Result<()> {
+fn flush(conn: &mut TcpStream, batch: &mut Vec<u8>, o: &mut Outcome) -> io::Result<()> {
     batch.extend_from_slice(b"mn\r\n");
-    conn.write_all(batch)?;
-    batch.clear();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if replies.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the node closed the connection"));
-        }
-        let l = line.trim_end();
-        match classify(l) {
-            Reply::End => return Ok(()),
-            Reply::Refused => {}
-            Reply::Unexpected => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("the node replied {l:?}, neither a set's refusal nor MN; restore stopped"),
-                ))
-            }
+    let sent = exchange(conn, batch, |line| {
+        let l = String::from_utf8_lossy(line);
+        let l = l.trim_end();
+        if classify(l) != Reply::Refused {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the node replied {l:?}, neither a set's refusal nor MN; restore stopped"),
+            ));
         }
         o.refused = o.refused.saturating_add(1);
         if o.first_refusal.is_none() {
             o.first_refusal = Some(l.to_string());
         }
-    }
+        Ok(())
+    });
+    batch.clear();
+    sent.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => io::Error::new(e.kind(), "the node closed the connection"),
+        _ => e,
+    })
 }
 
 /// Restores the snapshot at `file` into the node at `addr`.
@@ -166,7 +160,6 @@ pub fn restore(file: &Path, addr: &str) -> Result<Outcome, Failure> {
     let mut conn = TcpStream::connect(target).map_err(Failure::Node)?;
     conn.set_nodelay(true).map_err(Failure::Node)?;
     conn.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(Failure::Node)?;
-    let mut replies = BufReader::new(conn.try_clone().map_err(Failure::Node)?);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut batch = Vec::with_capacity(BATCH_BYTES + 4096);
     let mut sent = Ok(());
@@ -181,13 +174,13 @@ pub fn restore(file: &Path, addr: &str) -> Result<Outcome, Failure> {
         }
         o.sent += 1;
         if batch.len() >= BATCH_BYTES {
-            sent = flush(&mut conn, &mut replies, &mut batch, &mut o);
+            sent = flush(&mut conn, &mut batch, &mut o);
         }
     });
     sent.map_err(Failure::Node)?;
     // The file was verified above; a failure now means it changed since.
     read.map_err(|e| Failure::BadFile(format!("{e} (the file changed during the restore)")))?;
-    flush(&mut conn, &mut replies, &mut batch, &mut o).map_err(Failure::Node)?;
+    flush(&mut conn, &mut batch, &mut o).map_err(Failure::Node)?;
     Ok(o)
 }
 

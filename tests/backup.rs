@@ -294,3 +294,29 @@ fn a_named_snapshot_never_replaces_a_file_the_server_keeps() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn restore_counts_the_sets_a_node_refuses_and_goes_on() {
+    let dir = temp_dir("refused");
+    let a = Server::start(&["--snapshot-dir", dir.to_str().unwrap()]);
+    let mut c = a.connect();
+    let big = vec![b'b'; 2000];
+    for i in 0..3 {
+        c.send(&[format!("set big{i} 0 0 {} noreply\r\n", big.len()).as_bytes(), &big, b"\r\n"].concat());
+    }
+    fill(&mut c, 0..5);
+    assert_eq!(a.stat("curr_items"), 8);
+    let file = snapshot_named(&mut c, &dir, "refused");
+
+    // Items over 1 KiB are too large for this node: each set is refused
+    // (its data read and dropped), and the others still land.
+    let b = Server::start(&["-I", "1k"]);
+    let out = restore(&file, &b);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text.contains("restored 5 of 8 items"), "{text}");
+    assert!(text.contains("3 refused by the node, first: SERVER_ERROR object too large for cache"), "{text}");
+    assert_eq!(b.stat("curr_items"), 5);
+    check(&mut b.connect(), 0..5);
+    let _ = std::fs::remove_dir_all(&dir);
+}

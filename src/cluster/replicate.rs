@@ -71,9 +71,9 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// A batch that failed this many times is dropped (counted).
 const ATTEMPTS: u32 = 3;
-/// Largest reply accepted for one batch (error lines only: copies are
-/// quiet).
-const MAX_REPLY: usize = 1 << 20;
+/// Longest reply line accepted for one batch (error lines only: copies
+/// are quiet).
+pub const MAX_REPLY: usize = 1 << 20;
 /// Locks that order the read-and-enqueue of writes to one key.
 pub const STRIPES: usize = 64;
 /// memcached reads an exptime above this as a unix time.
@@ -576,31 +576,57 @@ fn send_batch(peer: &Peer, conn: &mut Option<TcpStream>, wbuf: &[u8]) -> Result<
         peer.connected.store(true, Ordering::Relaxed);
     }
     let s = conn.as_mut().ok_or("no connection")?;
-    s.write_all(wbuf).map_err(|e| format!("write: {e}"))?;
     let mut refused = 0;
+    exchange(s, wbuf, |line| {
+        if refused == 0 {
+            log::debug!("replica {} refused a copy: {}", peer.node, String::from_utf8_lossy(line));
+        }
+        refused += 1;
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(refused)
+}
+
+/// Writes `batch`, quiet meta commands closed by `mn`, to `s` and reads
+/// the replies up to `MN`, handing every other line (without its line
+/// end) to `line`, which may stop the exchange with an error. Also an
+/// error: the stream ending or failing before `MN`, a line longer than
+/// [`MAX_REPLY`], bytes after `MN` (they would be read as the next
+/// batch's replies). Replication and `ferrocache restore` send their
+/// batches this way.
+pub fn exchange(
+    s: &mut (impl Read + Write),
+    batch: &[u8],
+    mut line: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Error;
+    s.write_all(batch).map_err(|e| Error::new(e.kind(), format!("write: {e}")))?;
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 4096];
+    // The start of `buf` known to hold no line end (a long line is not
+    // searched again from its start after every read).
+    let mut searched = 0;
     loop {
-        while let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+        while let Some(end) = buf[searched..].windows(2).position(|w| w == b"\r\n").map(|i| searched + i) {
             if &buf[..end] == b"MN" && end + 2 == buf.len() {
-                return Ok(refused);
+                return Ok(());
             }
             if &buf[..end] == b"MN" {
-                return Err("bytes after MN".into());
+                return Err(Error::new(ErrorKind::InvalidData, "bytes after MN"));
             }
-            if refused == 0 {
-                log::debug!("replica {} refused a copy: {}", peer.node, String::from_utf8_lossy(&buf[..end]));
-            }
-            refused += 1;
+            line(&buf[..end])?;
             buf.drain(..end + 2);
+            searched = 0;
         }
+        searched = buf.len().saturating_sub(1);
         if buf.len() > MAX_REPLY {
-            return Err("reply too long".into());
+            return Err(Error::new(ErrorKind::InvalidData, "reply too long"));
         }
         match s.read(&mut chunk) {
-            Ok(0) => return Err("connection closed".into()),
+            Ok(0) => return Err(Error::new(ErrorKind::UnexpectedEof, "connection closed")),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(Error::new(e.kind(), format!("read: {e}"))),
         }
     }
 }
@@ -658,6 +684,60 @@ mod tests {
         );
         assert_eq!(encoded(&stale(op(b"k", Some((b"v", 0, 1000)))), 1000), b"md k q\r\n");
         assert!(base64::meta_key_fits(&[b'x'; 250]) && !base64::meta_key_fits(&[0u8; 187]));
+    }
+
+    /// A stream that records what is written and answers `replies`, a
+    /// few bytes per read.
+    struct Scripted<'a> {
+        replies: &'a [u8],
+        written: Vec<u8>,
+    }
+
+    impl Read for Scripted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.replies.len()).min(3);
+            buf[..n].copy_from_slice(&self.replies[..n]);
+            self.replies = &self.replies[n..];
+            Ok(n)
+        }
+    }
+
+    impl Write for Scripted<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines `exchange` hands over for `replies`, or its error.
+    fn exchanged(replies: &[u8]) -> Result<Vec<String>, String> {
+        let mut s = Scripted { replies, written: Vec::new() };
+        let mut lines = Vec::new();
+        let got = exchange(&mut s, b"ms k 1 q\r\nv\r\nmn\r\n", |l| {
+            if l == b"STOP" {
+                return Err(std::io::Error::other("stopped"));
+            }
+            lines.push(String::from_utf8_lossy(l).into_owned());
+            Ok(())
+        });
+        assert_eq!(s.written, b"ms k 1 q\r\nv\r\nmn\r\n");
+        got.map(|()| lines).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_batch_exchange_reads_the_lines_before_mn_and_nothing_after() {
+        assert_eq!(exchanged(b"MN\r\n"), Ok(vec![]));
+        let refused = b"NS\r\nSERVER_ERROR out of memory storing object\r\nMN\r\n";
+        assert_eq!(exchanged(refused), Ok(vec!["NS".into(), "SERVER_ERROR out of memory storing object".into()]));
+        assert_eq!(exchanged(b"MN\r\nNS\r\n"), Err("bytes after MN".into()));
+        assert_eq!(exchanged(b"NS\r\nMN"), Err("connection closed".into()));
+        assert_eq!(exchanged(b"NS\r\nSTOP\r\nNS\r\nMN\r\n"), Err("stopped".into()));
+        let endless = vec![b'x'; MAX_REPLY + 10];
+        assert_eq!(exchanged(&endless), Err("reply too long".into()));
     }
 
     #[test]
