@@ -183,6 +183,25 @@ fn addresses_in(records: &[wire::Record], name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The addresses of a name's A and AAAA questions together. One family's
+/// failure (a resolver that drops or refuses AAAA questions) leaves the
+/// other's answer; only both failing is an error (one reason when both
+/// failed alike).
+fn either_family(v4: Result<Vec<IpAddr>, String>, v6: Result<Vec<IpAddr>, String>) -> Result<Vec<IpAddr>, String> {
+    match (v4, v6) {
+        (Ok(mut v4), Ok(v6)) => {
+            v4.extend(v6);
+            Ok(v4)
+        }
+        (Ok(found), Err(e)) | (Err(e), Ok(found)) => {
+            log::debug!("--cluster-dns: one address family failed, the other answered: {e}");
+            Ok(found)
+        }
+        (Err(e4), Err(e6)) if e4 == e6 => Err(e4),
+        (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
+    }
+}
+
 fn rcode_name(code: u8) -> String {
     match code {
         1 => "FORMERR".into(),
@@ -312,7 +331,8 @@ impl Membership {
             }
         } else {
             let port = t.port.unwrap_or(0); // parse() requires it without SRV
-            for ip in self.either_family(&t.name)? {
+            let v4 = self.resolver.addresses(&t.name, wire::TYPE_A);
+            for ip in either_family(v4, self.resolver.addresses(&t.name, wire::TYPE_AAAA))? {
                 nodes.push(Node { host: ip.to_string(), ip: ip.to_string(), port });
             }
         }
@@ -336,34 +356,7 @@ impl Membership {
         if let Some(ip) = v4.as_ref().ok().and_then(|found| found.iter().min()) {
             return Ok(Some(*ip));
         }
-        match (v4, self.resolver.addresses(target, wire::TYPE_AAAA)) {
-            (_, Ok(v6)) => Ok(v6.into_iter().min()),
-            (Ok(_), Err(e)) => {
-                log::debug!("--cluster-dns: {target} has no A record and its AAAA question failed: {e}");
-                Ok(None)
-            }
-            (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
-        }
-    }
-
-    /// The A and the AAAA addresses of `name`. One family's failure (a
-    /// resolver that drops or refuses AAAA questions) leaves the other's
-    /// answer; the lookup fails only if both do.
-    fn either_family(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-        let v4 = self.resolver.addresses(name, wire::TYPE_A);
-        let v6 = self.resolver.addresses(name, wire::TYPE_AAAA);
-        match (v4, v6) {
-            (Ok(mut v4), Ok(v6)) => {
-                v4.extend(v6);
-                Ok(v4)
-            }
-            (Ok(found), Err(e)) | (Err(e), Ok(found)) => {
-                log::debug!("--cluster-dns: one address family failed, the other answered: {e}");
-                Ok(found)
-            }
-            (Err(e4), Err(e6)) if e4 == e6 => Err(e4),
-            (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
-        }
+        Ok(either_family(v4, self.resolver.addresses(target, wire::TYPE_AAAA))?.into_iter().min())
     }
 
     /// `stats cluster` lines.
@@ -604,6 +597,20 @@ mod tests {
         let m = Membership::new(Target::parse("_memcache._tcp.test").unwrap(), resolver(server));
         let want = Node { host: "node2.test".into(), ip: "10.0.0.2".into(), port: 11212 };
         assert_eq!(m.lookup(), Ok(vec![want]));
+    }
+
+    #[test]
+    fn an_srv_target_whose_families_both_fail_alike_gives_one_reason() {
+        // the SRV question is answered; node1's A and AAAA ones are not
+        let server = serve(3, |q| match asked(q) {
+            (wire::TYPE_SRV, _) => {
+                vec![answer(q, 0, &[(wire::TYPE_SRV, b"\x00\x01\x00\x01\x2b\xcb\x05node1\x04test\x00")])]
+            }
+            _ => vec![],
+        });
+        let quick = Resolver { timeout: Duration::from_secs(1), ..resolver(server) };
+        let e = Membership::new(Target::parse("_memcache._tcp.test").unwrap(), quick).lookup().unwrap_err();
+        assert!(e.starts_with("node1.test: no reply from") && e.matches("no reply").count() == 1, "{e}");
     }
 
     #[test]
