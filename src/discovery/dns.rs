@@ -269,13 +269,10 @@ impl Membership {
     }
 
     /// From `--cluster-dns` and `--dns-server`; None without
-    /// `--cluster-dns`. (`Config` has refused it beside `--cluster-file`.)
+    /// `--cluster-dns`. (`Config` has parsed its target and refused it
+    /// beside `--cluster-file`.)
     pub fn from_config(cluster: &crate::cluster::ClusterConfig) -> Result<Option<Membership>, String> {
-        let Some(spec) = &cluster.dns else { return Ok(None) };
-        let target = Target::parse(spec).map_err(|e| format!("--cluster-dns {e}"))?;
-        if let (true, Some(port)) = (target.srv, target.port) {
-            log::warn!("--cluster-dns {spec}: SRV records carry the ports; {port} is not used");
-        }
+        let Some(target) = &cluster.dns else { return Ok(None) };
         let server = match cluster.dns_server {
             Some(s) => s,
             None => {
@@ -283,7 +280,7 @@ impl Membership {
                 nameserver(&text).ok_or_else(|| format!("no nameserver in {RESOLV_CONF}: give --dns-server"))?
             }
         };
-        Ok(Some(Membership::new(target, Resolver::new(server))))
+        Ok(Some(Membership::new(target.clone(), Resolver::new(server))))
     }
 
     pub fn name(&self) -> &str {
