@@ -19,7 +19,7 @@
 //! of /etc/resolv.conf) over UDP, one question per query from a fresh
 //! socket (a random source port) with a random id; a reply must come from
 //! that server, carry the id and repeat the question, else it is ignored.
-//! No TCP: a truncated reply is a failed lookup. Nothing async: the
+//! No TCP: a truncated reply, or one over 4096 bytes, is a failed lookup. Nothing async: the
 //! lookups run on their own thread (`server`).
 
 pub mod wire;
@@ -37,8 +37,11 @@ const QUERY_TIMEOUT: Duration = Duration::from_millis(1000);
 const QUERY_ATTEMPTS: u32 = 2;
 /// CNAME hops followed from the asked name.
 const MAX_CHAIN: usize = 8;
-/// Largest UDP datagram accepted (a reply without EDNS is at most 512).
-const MAX_REPLY: usize = 65_535;
+/// Largest reply read. A query offers [`wire::EDNS_PAYLOAD`] bytes (512
+/// without EDNS); a server that ignores the offer is still heard up to the
+/// 4096 bytes resolvers commonly offered before 2020. A larger datagram
+/// is not read whole and counts as a bad reply.
+const MAX_REPLY: usize = 4096;
 
 /// Where `--cluster-dns` looks (the first `nameserver` of this file when no
 /// `--dns-server` is given).
@@ -120,7 +123,9 @@ impl Resolver {
         socket.connect(self.server).map_err(io)?;
         socket.send(&query).map_err(io)?;
         let deadline = Instant::now() + self.timeout;
-        let mut buf = vec![0u8; MAX_REPLY];
+        // one byte more than a reply may have: a datagram that fills it
+        // was cut by the read
+        let mut buf = [0u8; MAX_REPLY + 1];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -138,6 +143,10 @@ impl Resolver {
             let msg = &buf[..n];
             if msg.len() < 2 || msg[..2] != id.to_be_bytes() {
                 continue; // not ours (a late reply to an earlier query)
+            }
+            if n > MAX_REPLY {
+                *bad = Some(format!("reply larger than {MAX_REPLY} bytes"));
+                continue;
             }
             let reply = match wire::decode(msg) {
                 Ok(reply) => reply,
@@ -504,6 +513,30 @@ mod tests {
         });
         let ips = resolver(server).addresses("cache.test", wire::TYPE_A).unwrap();
         assert_eq!(ips, [IpAddr::from([10, 0, 0, 3])]);
+    }
+
+    #[test]
+    fn replies_past_the_offered_size_are_read_up_to_4096_bytes() {
+        // 250 A records: about 4 KB, more than the 1232 bytes offered
+        let ips: Vec<[u8; 4]> = (0..250u8).map(|i| [10, 1, 0, i]).collect();
+        let reply_to = move |q: &[u8]| {
+            let records: Vec<(u16, &[u8])> = ips.iter().map(|ip| (wire::TYPE_A, &ip[..])).collect();
+            answer(q, 0, &records)
+        };
+        let size = reply_to(&wire::encode_query(0, "cache.test", wire::TYPE_A, true).unwrap()).len();
+        assert!(size > usize::from(wire::EDNS_PAYLOAD) && size <= MAX_REPLY, "{size}");
+        let server = serve_once(move |q| vec![reply_to(q)]);
+        assert_eq!(resolver(server).addresses("cache.test", wire::TYPE_A).unwrap().len(), 250);
+        // the same reply with more bytes after it than a reply may have
+        let server = serve_once(|q| {
+            let mut big = answer(q, 0, &[(wire::TYPE_A, &[10, 0, 0, 1])]);
+            big.resize(MAX_REPLY + 1, 0);
+            vec![big]
+        });
+        let e = Resolver { timeout: Duration::from_secs(2), ..resolver(server) }
+            .query("cache.test", wire::TYPE_A)
+            .unwrap_err();
+        assert!(e.contains("no valid reply") && e.contains("larger than 4096 bytes"), "{e}");
     }
 
     /// A server answering A questions with `a` and AAAA ones with `aaaa`
