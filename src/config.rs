@@ -590,12 +590,22 @@ impl Config {
             hash_expand: x.hash_expand,
             track_sizes: x.track_sizes,
         };
-        if let Some(spec) = &a.cluster_dns {
-            crate::discovery::dns::Target::parse(spec).map_err(|e| Error::Config(format!("--cluster-dns {e}")))?;
-            if a.cluster_file.is_some() {
-                return Err(Error::Config("--cluster-dns and --cluster-file both set the node list: give one".into()));
+        let cluster_dns = match &a.cluster_dns {
+            None => None,
+            Some(spec) => {
+                let target = crate::discovery::dns::Target::parse(spec)
+                    .map_err(|e| Error::Config(format!("--cluster-dns {e}")))?;
+                if a.cluster_file.is_some() {
+                    return Err(Error::Config(
+                        "--cluster-dns and --cluster-file both set the node list: give one".into(),
+                    ));
+                }
+                if let (true, Some(port)) = (target.srv, target.port) {
+                    warnings.push(format!("--cluster-dns {spec}: SRV records carry the ports; {port} is not used"));
+                }
+                Some(target)
             }
-        }
+        };
         if a.replicas > 0 && (server.auth.is_some() || server.tls.is_some()) {
             return Err(bad(
                 "--replicas 1 cannot be used with -S, -Y or -Z: copies travel in plain text, without credentials",
@@ -631,7 +641,7 @@ impl Config {
                 hash: a.cluster_hash.parse().map_err(|e: String| Error::Config(format!("--cluster-hash: {e}")))?,
                 warm_rate: a.warm_rate,
                 warm_timeout: std::time::Duration::from_millis(a.warm_timeout_ms),
-                dns: a.cluster_dns,
+                dns: cluster_dns,
                 dns_server: a.dns_server,
             },
             memory_file: a.memory_file,
@@ -786,6 +796,21 @@ mod tests {
 
     fn cfg(args: &[&str]) -> Result<Config, Error> {
         Config::parse_from(std::iter::once("ferrocache").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cluster_dns_is_parsed_once_here() {
+        let c = cfg(&["--cluster-dns", "cache.test.:11211"]).unwrap();
+        let want = crate::discovery::dns::Target { name: "cache.test".into(), port: Some(11211), srv: false };
+        assert_eq!(c.cluster.dns, Some(want));
+        assert!(c.warnings.is_empty());
+        // an SRV name's records carry the ports: a given one is warned of
+        let c = cfg(&["--cluster-dns", "_memcache._tcp.test:11211"]).unwrap();
+        assert!(c.cluster.dns.is_some_and(|t| t.srv));
+        assert!(c.warnings.iter().any(|w| w.contains("11211 is not used")), "{:?}", c.warnings);
+        assert!(cfg(&["--cluster-dns", "cache.test"]).is_err());
+        let e = cfg(&["--cluster-dns", "cache.test:1", "--cluster-file", "/nonexistent"]).unwrap_err();
+        assert!(e.to_string().contains("give one"), "{e}");
     }
 
     #[test]

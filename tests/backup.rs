@@ -8,37 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use common::{bin, Client, Server, TIMEOUT};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocache-backup-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A value that proves its own integrity: derived from the index.
-fn value_for(i: usize) -> Vec<u8> {
-    (0..(i * 37) % 3000).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()
-}
-
-/// Stores items `range` (flags = index), then waits for the replies.
-fn fill(c: &mut Client, range: std::ops::Range<usize>) {
-    for i in range {
-        let v = value_for(i);
-        c.send(&[format!("set key:{i} {i} 0 {} noreply\r\n", v.len()).as_bytes(), &v, b"\r\n"].concat());
-    }
-    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
-}
-
-/// Asserts items `range` are all there, byte for byte, with their flags.
-fn check(c: &mut Client, range: std::ops::Range<usize>) {
-    for i in range {
-        let v = value_for(i);
-        let want = [format!("VALUE key:{i} {i} {}\r\n", v.len()).as_bytes(), &v, b"\r\nEND\r\n"].concat();
-        c.expect(format!("get key:{i}\r\n").as_bytes(), &want);
-    }
-}
+use common::{bin, check_items, fill_items, temp_dir, Client, Server, TIMEOUT};
 
 /// The file's identity (inode), if it exists: a new snapshot is a new file
 /// renamed into place.
@@ -85,7 +55,7 @@ fn the_snapshot_command_writes_a_file_that_loads() {
     let n = 3000;
     let mut a = Server::start(&["--snapshot-dir", dir.to_str().unwrap()]);
     let mut c = a.connect();
-    fill(&mut c, 0..n);
+    fill_items(&mut c, 0..n);
     c.expect(b"set ttl 0 1000 2\r\nhi\r\n", b"STORED\r\n");
     // No warm-restart file: a plain `snapshot` has nowhere to go.
     c.expect(b"snapshot\r\n", b"SERVER_ERROR no snapshot file (--snapshot-file); give a name\r\n");
@@ -105,7 +75,7 @@ fn the_snapshot_command_writes_a_file_that_loads() {
 
     let b = Server::start(&["--snapshot-file", file.to_str().unwrap()]);
     let mut c = b.connect();
-    check(&mut c, 0..n);
+    check_items(&mut c, 0..n);
     c.expect(b"get ttl\r\n", b"VALUE ttl 0 2\r\nhi\r\nEND\r\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -117,16 +87,16 @@ fn sigusr2_writes_the_warm_restart_file_while_serving() {
     let n = 2000;
     let mut a = Server::start(&["--snapshot-file", file.to_str().unwrap()]);
     let mut c = a.connect();
-    fill(&mut c, 0..n);
+    fill_items(&mut c, 0..n);
     let before = inode(&file);
     kill(&mut a, "USR2");
     wait_replaced(&file, before, 1);
-    check(&mut c, 0..10);
+    check_items(&mut c, 0..10);
     // kill -9: no shutdown snapshot; the SIGUSR2 one is what comes back.
     kill(&mut a, "KILL");
     a.wait();
     let b = Server::start(&["--snapshot-file", file.to_str().unwrap()]);
-    check(&mut b.connect(), 0..n);
+    check_items(&mut b.connect(), 0..n);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -138,7 +108,7 @@ fn a_periodic_snapshot_survives_kill_9() {
     let n = 3000;
     let mut a = Server::start(&["--snapshot-file", f, "--snapshot-interval", "1"]);
     let mut c = a.connect();
-    fill(&mut c, 0..n);
+    fill_items(&mut c, 0..n);
     // Counted from after the fill: the first new file may have been copied
     // before the fill ended; the second began after the first was done, so
     // after the fill. (A snapshot done in between is not counted: the
@@ -146,12 +116,12 @@ fn a_periodic_snapshot_survives_kill_9() {
     let after_fill = inode(&file);
     wait_replaced(&file, after_fill, 2);
     // Written after the last snapshot: may be lost, as documented.
-    fill(&mut c, n..n + 100);
+    fill_items(&mut c, n..n + 100);
     kill(&mut a, "KILL");
     a.wait();
     assert!(inode(&file).is_some());
     let b = Server::start(&["--snapshot-file", f, "--snapshot-interval", "1"]);
-    check(&mut b.connect(), 0..n);
+    check_items(&mut b.connect(), 0..n);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -178,7 +148,7 @@ fn restore_seeds_another_running_node() {
     let n = 3000;
     let a = Server::start(&["--snapshot-dir", dir.to_str().unwrap()]);
     let mut c = a.connect();
-    fill(&mut c, 0..n);
+    fill_items(&mut c, 0..n);
     c.expect(b"set ttl 5 1000 2\r\nhi\r\n", b"STORED\r\n");
     // A key the text protocol cannot carry, stored through meta's base64.
     c.expect(b"ms YSBi 1 b\r\nx\r\n", b"HD\r\n");
@@ -190,7 +160,7 @@ fn restore_seeds_another_running_node() {
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains(&format!("restored {} of {} items", n + 2, n + 2)), "{text}");
     let mut c = b.connect();
-    check(&mut c, 0..n);
+    check_items(&mut c, 0..n);
     c.expect(b"get ttl\r\n", b"VALUE ttl 5 2\r\nhi\r\nEND\r\n");
     // The remaining TTL came along: at most the 1000 s it was set with.
     c.send(b"mg ttl t\r\n");
@@ -209,7 +179,7 @@ fn a_corrupt_file_is_refused_by_restore_and_at_start() {
     let dir = temp_dir("corrupt");
     let file = dir.join("cache.snap");
     let mut a = Server::start(&["--snapshot-file", file.to_str().unwrap()]);
-    fill(&mut a.connect(), 0..500);
+    fill_items(&mut a.connect(), 0..500);
     assert!(a.signal_and_wait(15).success());
     let mut bytes = std::fs::read(&file).unwrap();
     // Near the end: most records are good and come before the bad one.

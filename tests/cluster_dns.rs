@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, TIMEOUT};
+use common::{config_get, temp_dir, Server, TIMEOUT};
 use ferrocache::discovery::dns::{wire, Resolver};
 
 /// The tests bind the same loopback addresses: one at a time.
@@ -85,10 +85,7 @@ fn setup(name: &str) -> Option<(PathBuf, PathBuf)> {
         eprintln!("skipped: no dnsmasq (Debian: apt-get install dnsmasq-base; `make test` installs it)");
         return None;
     };
-    let dir = std::env::temp_dir().join(format!("ferrocache-dns-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Some((bin, dir))
+    Some((bin, temp_dir(&format!("dns-{name}"))))
 }
 
 /// Writes the hosts file dnsmasq serves (readable by the user it drops to).
@@ -135,12 +132,7 @@ fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 /// What clients read from `config get cluster` on the config port: the
 /// version and the node entries.
 fn served(endpoint: &Server) -> (u64, Vec<String>) {
-    let mut c = Client::connect(endpoint.addrs[1]);
-    c.send(b"config get cluster\r\n");
-    let reply = String::from_utf8(c.read_until(b"END\r\n")).unwrap();
-    let mut lines = reply.lines().skip(1);
-    let version = lines.next().and_then(|l| l.parse().ok()).unwrap_or_else(|| panic!("{reply:?}"));
-    (version, lines.next().unwrap_or("").split_whitespace().map(String::from).collect())
+    config_get(endpoint.addrs[1])
 }
 
 /// Waits until the endpoint serves exactly `want` (in this order).

@@ -3,36 +3,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, TIMEOUT};
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocache-disc-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{config_get, temp_dir, Client, Server, TIMEOUT};
 
 fn node_line(addr: SocketAddr, name: &str) -> String {
     format!("{name}|{}|{}", addr.ip(), addr.port())
-}
-
-/// `config get cluster` -> (version, node entries).
-fn config_get(addr: SocketAddr) -> (u64, Vec<String>) {
-    let mut c = Client::connect(addr);
-    c.send(b"config get cluster\r\n");
-    let reply = String::from_utf8(c.read_until(b"END\r\n")).unwrap();
-    let mut lines = reply.split("\r\n");
-    let head = lines.next().unwrap();
-    let n: usize = head.strip_prefix("CONFIG cluster 0 ").unwrap().parse().unwrap();
-    let body = &reply[head.len() + 2..head.len() + 2 + n];
-    assert!(reply.ends_with("\n\r\nEND\r\n") && !body.contains('\r'), "{reply:?}");
-    let mut b = body.lines();
-    let version = b.next().unwrap().parse().unwrap();
-    let nodes = b.next().unwrap_or("").split_whitespace().map(String::from).collect();
-    (version, nodes)
 }
 
 fn wait_for(what: &str, addr: SocketAddr, want: impl Fn(&(u64, Vec<String>)) -> bool) -> (u64, Vec<String>, Duration) {
@@ -49,7 +25,7 @@ fn wait_for(what: &str, addr: SocketAddr, want: impl Fn(&(u64, Vec<String>)) -> 
 
 #[test]
 fn endpoint_follows_membership_failures_and_edits() {
-    let d = dir("flow");
+    let d = temp_dir("disc-flow");
     let nodes: Vec<Server> =
         (1..=3).map(|i| Server::start_raw(&["-l", &format!("127.0.0.{}", 10 + i), "-p", "-1"])).collect();
     let file = d.join("cluster");

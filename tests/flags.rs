@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Server;
+use common::{temp_dir, Server};
 
 fn refused(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
@@ -27,8 +27,7 @@ fn a_refused_flag_exits_64_with_the_reason() {
 
 #[test]
 fn a_config_file_is_read_and_the_command_line_adds_to_it() {
-    let dir = std::env::temp_dir().join(format!("ferrocache-flags-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("flags");
     let conf = dir.join("memcached.conf");
     std::fs::write(&conf, "# as Debian ships it\n-m 16\n-c 99\n-p 11211\n").unwrap();
     let server = Server::start(&["--config-file", conf.to_str().unwrap(), "-o", "no_lru_crawler"]);
@@ -46,8 +45,7 @@ fn a_config_file_is_read_and_the_command_line_adds_to_it() {
 /// a damaged FILE.meta refuses the start.
 #[test]
 fn memory_file_survives_a_graceful_restart_only() {
-    let dir = std::env::temp_dir().join(format!("ferrocache-memfile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("memfile");
     let file = dir.join("mem");
     let path = file.to_str().unwrap();
     let mut server = Server::start(&["-e", path]);

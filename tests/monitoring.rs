@@ -5,26 +5,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use common::Server;
+use common::{http, temp_dir, Server};
 
-fn scrape(server: &mut Server) -> (String, String) {
-    let url = server.stdout.next().unwrap().unwrap();
-    let addr = url.strip_prefix("ferrocache metrics on http://").unwrap().strip_suffix("/metrics").unwrap();
-    let get = || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).unwrap();
-        let (head, body) = reply.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-        body.to_string()
-    };
-    (get(), addr.to_string())
+/// The body of a `GET /metrics` (the reply checked to be a 200).
+fn scrape(server: &mut Server) -> String {
+    let reply = http(&server.metrics_addr(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    body.to_string()
 }
 
 /// Every series name the scrape can hold: each `# TYPE` family, with a
@@ -100,7 +91,7 @@ fn dashboard_and_alerts_use_only_served_metrics() {
     let mut server = Server::start(&["--metrics-port", "0"]);
     // Traffic, so that per-slab families have classes to report.
     server.connect().expect(b"set a 0 0 1\r\nx\r\nget a\r\n", b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
-    let (body, _) = scrape(&mut server);
+    let body = scrape(&mut server);
     let have = served(&body);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut total = 0;
@@ -136,7 +127,7 @@ fn names_and_meanings_are_memcached_exporters() {
         &[b"set big 0 0 2000\r\n".as_slice(), &big, b"\r\n"].concat(),
         b"SERVER_ERROR object too large for cache\r\n",
     );
-    let (body, _) = scrape(&mut server);
+    let body = scrape(&mut server);
     let have = served(&body);
     for name in [
         "memcached_up",
@@ -226,20 +217,14 @@ fn names_and_meanings_are_memcached_exporters() {
 
 #[test]
 fn snapshot_figures_follow_the_backups() {
-    let dir = std::env::temp_dir().join(format!("ferrocache-monitoring-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("monitoring");
     let mut server = Server::start(&["--metrics-port", "0", "--snapshot-dir", dir.to_str().unwrap()]);
     let mut c = server.connect();
     c.expect(b"set a 0 0 1\r\nx\r\nsnapshot one\r\n", b"STORED\r\nOK\r\n");
-    let url = server.stdout.next().unwrap().unwrap();
-    let addr = url.strip_prefix("ferrocache metrics on http://").unwrap().strip_suffix("/metrics").unwrap().to_string();
+    let addr = server.metrics_addr();
     let deadline = std::time::Instant::now() + common::TIMEOUT;
     let body = loop {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
+        let body = http(&addr, "GET /metrics HTTP/1.0\r\n\r\n");
         if line_value(&body, "ferrocache_snapshots_total{result=\"written\"}") == Some(1.0) {
             break body;
         }

@@ -3,20 +3,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Server, TIMEOUT};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocache-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{check_items, fill_items, http, temp_dir, Server, TIMEOUT};
 
 /// What systemd does with dist/ferrocache.service: read the settings file,
 /// expand ExecStart, set NOTIFY_SOCKET and STATE_DIRECTORY. PORT is made -1
@@ -60,11 +51,6 @@ fn next_notification(sock: &UnixDatagram) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-/// A value that proves its own integrity: derived from the key and index.
-fn value_for(i: usize) -> Vec<u8> {
-    (0..(i * 37) % 3000).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()
-}
-
 #[test]
 fn a_restart_under_the_unit_keeps_the_cache_byte_for_byte() {
     let dir = temp_dir("unit");
@@ -77,11 +63,8 @@ fn a_restart_under_the_unit_keeps_the_cache_byte_for_byte() {
     let ready = next_notification(&notify);
     assert!(ready.starts_with("READY=1"), "{ready}");
     let mut c = first.connect();
-    for i in 0..n {
-        let v = value_for(i);
-        c.send(&[format!("set key:{i} {i} 0 {} noreply\r\n", v.len()).as_bytes(), &v, b"\r\n"].concat());
-    }
-    c.expect(b"set ttl 0 100 2\r\nhi\r\nversion\r\n", b"STORED\r\nVERSION 1.6.18\r\n");
+    fill_items(&mut c, 0..n);
+    c.expect(b"set ttl 0 100 2\r\nhi\r\n", b"STORED\r\n");
     assert!(first.signal_and_wait(15).success(), "SIGTERM (KillSignal) exits 0");
     assert_eq!(next_notification(&notify), "STOPPING=1");
     let log = first.stderr_text();
@@ -94,11 +77,7 @@ fn a_restart_under_the_unit_keeps_the_cache_byte_for_byte() {
     }
     assert!(note.starts_with("READY=1"), "{note}");
     let mut c = second.connect();
-    for i in 0..n {
-        let v = value_for(i);
-        let want = [format!("VALUE key:{i} {i} {}\r\n", v.len()).as_bytes(), &v, b"\r\nEND\r\n"].concat();
-        c.expect(format!("get key:{i}\r\n").as_bytes(), &want);
-    }
+    check_items(&mut c, 0..n);
     c.expect(b"get ttl\r\n", b"VALUE ttl 0 2\r\nhi\r\nEND\r\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -123,26 +102,16 @@ fn a_damaged_snapshot_is_refused_and_the_daemon_starts_empty() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn scrape(url_line: &str) -> String {
-    let addr = url_line.strip_prefix("ferrocache metrics on http://").unwrap().strip_suffix("/metrics").unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
 #[test]
 fn metrics_port_serves_prometheus_text() {
     let mut server = Server::start(&["--metrics-port", "0"]);
-    let url = server.stdout.next().unwrap().unwrap();
+    let addr = server.metrics_addr();
     let mut c = server.connect();
     c.expect(
         b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\nincr a 1\r\n",
         b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\nEND\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
     );
-    let body = scrape(&url);
+    let body = http(&addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
     for line in [
         "memcached_up 1",
@@ -159,11 +128,7 @@ fn metrics_port_serves_prometheus_text() {
         assert!(body.lines().any(|l| l == line), "missing {line:?} in\n{body}");
     }
     // anything else is a 404
-    let addr = url.strip_prefix("ferrocache metrics on http://").unwrap().strip_suffix("/metrics").unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
+    let r = http(&addr, "GET / HTTP/1.0\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
 }
 

@@ -4,26 +4,15 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{bin, Client, Server, TIMEOUT};
+use common::{base64, bin, config_set, http, node_list, Client, Server, TIMEOUT};
 use ferrocache::cluster::{Ring, Scheme};
 use ferrocache::discovery::Node;
 
 fn node_of(addr: SocketAddr) -> Node {
     Node { host: addr.ip().to_string(), ip: addr.ip().to_string(), port: addr.port() }
-}
-
-fn list(nodes: &[Node]) -> String {
-    nodes.iter().map(Node::to_string).collect::<Vec<_>>().join(" ")
-}
-
-/// `config set cluster` with `text` as the data.
-fn config_set(addr: SocketAddr, text: &str) {
-    let mut c = Client::connect(addr);
-    c.expect(format!("config set cluster 0 {}\r\n{text}\r\n", text.len()).as_bytes(), b"STORED\r\n");
 }
 
 /// Waits (bounded) until `stats cluster` of `s` satisfies `want`.
@@ -107,7 +96,7 @@ fn owners_copy_writes_to_successors() {
     let servers: Vec<Server> =
         ["127.0.0.10", "127.0.0.11", "127.0.0.12"].iter().map(|ip| start_node(ip, config_addr)).collect();
     let nodes: Vec<Node> = servers.iter().map(|s| node_of(s.addr())).collect();
-    config_set(config_addr, &list(&nodes));
+    config_set(config_addr, &node_list(&nodes));
     for (i, s) in servers.iter().enumerate() {
         let st = wait_stats(s, "the node to find itself", |st| st.get("node_view_self") == Some(&i.to_string()));
         assert_eq!(num(&st, "node_view_nodes"), 3);
@@ -189,7 +178,7 @@ fn owners_copy_writes_to_successors() {
     extras.extend_from_slice(&0u32.to_be_bytes());
     let r = servers[0].connect().bin_call(&bin(0x01, &extras, bkey.as_bytes(), b"binval", 0, 0));
     assert_eq!(r.status, 0);
-    let b64 = base64_of(bkey.as_bytes());
+    let b64 = base64(bkey.as_bytes());
     let (head, value) = wait_copy(&mut clients[bsucc], &b64, true, |_, _| true);
     assert!(value == "binval" && head.split(' ').any(|t| t == "f77"), "{head} {value}");
 
@@ -224,7 +213,7 @@ fn owners_copy_writes_to_successors() {
     assert_eq!(num(&servers[0].stats("cluster"), "replica_not_copied"), not_owner_writes[0]);
 
     // the endpoint drops node 2: node 0's keys that went to 2 go to 1 now
-    config_set(config_addr, &list(&nodes[..2]));
+    config_set(config_addr, &node_list(&nodes[..2]));
     for s in &servers {
         wait_stats(s, "the smaller view", |st| st.get("node_view_nodes").map(String::as_str) == Some("2"));
     }
@@ -278,23 +267,6 @@ fn owners_copy_writes_to_successors() {
     wait_gone(&mut clients[1], &mgone);
 }
 
-fn base64_of(data: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// A peer on 127.0.0.11 that accepts connections and never reads from them.
 fn black_hole() -> SocketAddr {
     let hole = TcpListener::bind("127.0.0.11:0").unwrap();
@@ -315,20 +287,13 @@ fn start_with_metrics(more: &[&str]) -> (Server, String) {
     args.extend_from_slice(more);
     args.extend_from_slice(&["--metrics-port", "0"]);
     let mut node = Server::start_raw(&args);
-    let url = node.stdout.next().unwrap().unwrap();
-    let metrics =
-        url.strip_prefix("ferrocache metrics on http://").unwrap().strip_suffix("/metrics").unwrap().to_string();
+    let metrics = node.metrics_addr();
     (node, metrics)
 }
 
 /// The response (head and body) to `GET /metrics`.
 fn scrape(metrics: &str) -> String {
-    let mut s = TcpStream::connect(metrics).unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
+    http(metrics, "GET /metrics HTTP/1.0\r\n\r\n")
 }
 
 #[test]
@@ -337,7 +302,7 @@ fn a_black_holed_peer_never_slows_clients() {
     let (node, metrics) = start_with_metrics(&["-m", "128"]);
     let nodes = vec![node_of(node.addr()), node_of(hole_addr)];
     // the node is its own endpoint here: it follows its local list
-    config_set(node.addr(), &list(&nodes));
+    config_set(node.addr(), &node_list(&nodes));
     wait_stats(&node, "the hole as a peer", |st| st.get("peer:0:addr") == Some(&nodes[1].to_string()));
     let ring = Ring::from_nodes(Scheme::Ketama, &nodes);
     let value = vec![b'x'; 64 * 1024];
@@ -384,7 +349,7 @@ fn addresses_listed_twice_get_one_sender_and_one_series() {
     let (node, metrics) = start_with_metrics(&[]);
     let me = node_of(node.addr());
     let other = node_of(hole_addr);
-    config_set(node.addr(), &list(&[me.clone(), other.clone(), me, other.clone()]));
+    config_set(node.addr(), &node_list(&[me.clone(), other.clone(), me, other.clone()]));
     let st = wait_stats(&node, "the list", |st| st.get("node_view_nodes").map(String::as_str) == Some("4"));
     assert_eq!(st.get("peer:0:addr"), Some(&other.to_string()), "{st:?}");
     assert!(!st.contains_key("peer:1:addr"), "one sender per address, none to this node: {st:?}");

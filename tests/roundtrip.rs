@@ -4,6 +4,8 @@
 //! (alone, and with another request behind it), and every proper prefix of
 //! it parses as `Incomplete`.
 
+mod common;
+
 use std::borrow::Cow;
 
 use ferrocache::protocol::binary::{self, opcode as op, Meta};
@@ -210,19 +212,6 @@ fn text_req() -> impl Strategy<Value = TextReq> {
     prop_oneof![store, get, touch, delete, arith, meta, Just(TextReq::MetaNoop)]
 }
 
-/// Standard padded base64, written independently of the crate's.
-fn base64(data: &[u8]) -> Vec<u8> {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    for c in data.chunks(3) {
-        let n = c.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= c.len() { A[(n >> (18 - 6 * i) & 63) as usize] } else { b'=' });
-        }
-    }
-    out
-}
-
 impl TextReq {
     fn encode(&self) -> Vec<u8> {
         let noreply = |on: bool| if on { " noreply" } else { "" };
@@ -282,7 +271,7 @@ impl TextReq {
                 };
                 w.extend_from_slice(&[b'm', c, b' ']);
                 if flags.iter().any(|f| matches!(f, Flag::Plain(b'b'))) {
-                    w.extend_from_slice(&base64(key));
+                    w.extend_from_slice(common::base64(key).as_bytes());
                 } else {
                     w.extend_from_slice(key);
                 }

@@ -10,7 +10,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, TIMEOUT};
+use common::{config_get, config_set, node_list, temp_dir, Client, Server, TIMEOUT};
 use ferrocache::cluster::{Ring, Scheme};
 use ferrocache::discovery::Node;
 
@@ -46,22 +46,15 @@ fn start_endpoint(extra: &[&str]) -> (Server, SocketAddr) {
     (s, config)
 }
 
-fn config_set(addr: SocketAddr, nodes: &[Node]) {
-    let data: Vec<String> = nodes.iter().map(Node::to_string).collect();
-    let data = data.join(" ");
-    Client::connect(addr)
-        .expect(format!("config set cluster 0 {}\r\n{data}\r\n", data.len()).as_bytes(), b"STORED\r\n");
+/// `config set cluster` with `nodes`.
+fn set_nodes(addr: SocketAddr, nodes: &[Node]) {
+    config_set(addr, &node_list(nodes));
 }
 
 /// `config get cluster` -> (version, nodes).
-fn config_get(addr: SocketAddr) -> (u64, Vec<Node>) {
-    let mut c = Client::connect(addr);
-    c.send(b"config get cluster\r\n");
-    let reply = String::from_utf8(c.read_until(b"END\r\n")).unwrap();
-    let mut lines = reply.split('\n').skip(1);
-    let version = lines.next().unwrap().parse().unwrap();
-    let nodes = ferrocache::discovery::format::parse_nodes(lines.next().unwrap()).unwrap();
-    (version, nodes)
+fn served_nodes(addr: SocketAddr) -> (u64, Vec<Node>) {
+    let (version, entries) = config_get(addr);
+    (version, ferrocache::discovery::format::parse_nodes(&entries.join(" ")).unwrap())
 }
 
 #[derive(Clone)]
@@ -188,8 +181,8 @@ fn setup_with(node_args: &[&str], extra: &[&str], items: Vec<Item>) -> Setup {
     let (j, nj) = start_node_with("127.0.0.12", node_args);
     let (endpoint, config) = start_endpoint(extra);
     let served = [na.clone(), nb.clone()];
-    config_set(config, &served);
-    assert_eq!(config_get(config), (1, served.to_vec()), "the first list is served at once");
+    set_nodes(config, &served);
+    assert_eq!(served_nodes(config), (1, served.to_vec()), "the first list is served at once");
     fill(&[&a, &b], &served, &items);
     assert_eq!(curr_items(&a) + curr_items(&b), n as u64);
     Setup { a, b, j, endpoint, config, future: vec![na, nb, nj], items }
@@ -198,13 +191,13 @@ fn setup_with(node_args: &[&str], extra: &[&str], items: Vec<Item>) -> Setup {
 impl Setup {
     /// Adds J and waits (bounded) for its publication, the one bump.
     fn add_j_and_wait(&self) {
-        config_set(self.config, &self.future);
+        set_nodes(self.config, &self.future);
         let start = Instant::now();
-        while config_get(self.config).0 == 1 {
+        while served_nodes(self.config).0 == 1 {
             assert!(start.elapsed() < TIMEOUT, "never published");
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(config_get(self.config), (2, self.future.clone()));
+        assert_eq!(served_nodes(self.config), (2, self.future.clone()));
     }
 
     /// The items J must hold once served: those it owns, and with
@@ -226,12 +219,12 @@ fn an_added_node_is_served_once_it_holds_its_keys() {
     assert!(owned.len() > 250, "{}", owned.len());
 
     let t0 = Instant::now();
-    config_set(s.config, &s.future);
+    set_nodes(s.config, &s.future);
     let st = cluster_stats(&s.endpoint);
     assert_eq!((st["node:2:state"].as_str(), st["cluster_joining"].as_str()), ("joining", "1"), "{st:?}");
     let mut seen_joining = 0;
     let (version, served) = loop {
-        let (v, nodes) = config_get(s.config);
+        let (v, nodes) = served_nodes(s.config);
         if v != 1 {
             break (v, nodes);
         }
@@ -291,12 +284,12 @@ fn the_warm_timeout_publishes_a_copy_the_rate_keeps_from_finishing() {
     assert!(owned > 100, "{owned}");
 
     let t0 = Instant::now();
-    config_set(s.config, &s.future);
+    set_nodes(s.config, &s.future);
     let bound = |t: Instant| 20.0 * t.elapsed().as_secs_f64() + 1.0;
     loop {
         let on_j = curr_items(&s.j);
         assert!(on_j as f64 <= bound(t0), "{on_j} items after {:?}", t0.elapsed());
-        if config_get(s.config).0 != 1 {
+        if served_nodes(s.config).0 != 1 {
             break;
         }
         assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(3), "never published");
@@ -304,7 +297,7 @@ fn the_warm_timeout_publishes_a_copy_the_rate_keeps_from_finishing() {
     }
     let waited = t0.elapsed();
     assert!(waited >= Duration::from_millis(3000), "published after {waited:?}, before the timeout");
-    assert_eq!(config_get(s.config), (2, s.future.clone()));
+    assert_eq!(served_nodes(s.config), (2, s.future.clone()));
     let on_j = curr_items(&s.j);
     assert!(on_j as f64 <= bound(t0), "{on_j} items after {:?}", t0.elapsed());
     assert!(on_j < owned, "the copy could not have finished: {on_j} of {owned}");
@@ -320,15 +313,15 @@ fn a_node_added_during_a_copy_is_copied_with_it_and_both_join_together() {
     // 100 items/s: J's ~300 keys take 3 s, time to add a fourth node
     let s = setup(&["--warm-rate", "100"], 900);
     let (k, nk) = start_node("127.0.0.13");
-    config_set(s.config, &s.future);
+    set_nodes(s.config, &s.future);
     assert_eq!(cluster_stats(&s.endpoint)["node:2:state"], "joining");
     let mut four = s.future.clone();
     four.push(nk);
-    config_set(s.config, &four);
+    set_nodes(s.config, &four);
     let st = cluster_stats(&s.endpoint);
     let t0 = Instant::now();
     let (version, served) = loop {
-        let (v, nodes) = config_get(s.config);
+        let (v, nodes) = served_nodes(s.config);
         if nodes.len() == 4 {
             break (v, nodes);
         }
@@ -348,23 +341,21 @@ fn a_node_added_during_a_copy_is_copied_with_it_and_both_join_together() {
 
 #[test]
 fn a_node_back_from_a_warm_restart_gets_what_was_written_while_it_was_down() {
-    let dir = std::env::temp_dir().join(format!("ferrocache-warm-join-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("warm-join");
     let snap = dir.join("b.snapshot");
     let (a, na) = start_node("127.0.0.10");
     let mut b = Server::start_raw(&["-l", "127.0.0.11", "-p", "-1", "--snapshot-file", snap.to_str().unwrap()]);
     let nb = Node { host: "127.0.0.11".into(), ip: "127.0.0.11".into(), port: b.port() };
     let (_endpoint, config) = start_endpoint(&[]);
     let both = [na.clone(), nb.clone()];
-    config_set(config, &both);
+    set_nodes(config, &both);
     let mut all = items(300);
     fill(&[&a, &b], &both, &all);
 
     // B stops (writing its snapshot) and is dropped
     assert!(b.signal_and_wait(15).success());
     let t0 = Instant::now();
-    while config_get(config).1.len() != 1 {
+    while served_nodes(config).1.len() != 1 {
         assert!(t0.elapsed() < TIMEOUT, "B never dropped");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -384,11 +375,11 @@ fn a_node_back_from_a_warm_restart_gets_what_was_written_while_it_was_down() {
         Server::start_raw(&["-l", "127.0.0.11", "-p", &nb.port.to_string(), "--snapshot-file", snap.to_str().unwrap()]);
     assert!(curr_items(&b) > 0, "the snapshot was loaded");
     let t0 = Instant::now();
-    while config_get(config).1.len() != 2 {
+    while served_nodes(config).1.len() != 2 {
         assert!(t0.elapsed() < TIMEOUT, "B never served again");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(config_get(config), (3, both.to_vec()));
+    assert_eq!(served_nodes(config), (3, both.to_vec()));
     assert_holds(&b, &mine);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -403,9 +394,9 @@ fn a_slow_copy_never_leaves_a_metadump_unread() {
     let small = (0..200_000).map(|i| Item { key: format!("k{i}"), value: b"12345678".to_vec(), flags: 0, ttl: 0 });
     let mut s =
         setup_with(&["-o", "write_timeout=1"], &["--warm-rate", "50", "--warm-timeout-ms", "4000"], small.collect());
-    config_set(s.config, &s.future);
+    set_nodes(s.config, &s.future);
     let t0 = Instant::now();
-    while config_get(s.config).0 == 1 {
+    while served_nodes(s.config).0 == 1 {
         assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(4), "never published");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -429,7 +420,7 @@ fn a_node_restarted_within_the_health_window_joins_again() {
     // 1000 failed checks 100 ms apart: the restart is never seen as down
     let (endpoint, config) = start_endpoint(&["--health-failures", "1000"]);
     let both = [na.clone(), nb.clone()];
-    config_set(config, &both);
+    set_nodes(config, &both);
     let all = items(300);
     fill(&[&a, &b], &both, &all);
     // B's keys also on A, its successor, as --replicas 1 keeps them
@@ -450,7 +441,7 @@ fn a_node_restarted_within_the_health_window_joins_again() {
     let t0 = Instant::now();
     let mut versions = Vec::new();
     loop {
-        let (v, nodes) = config_get(config);
+        let (v, nodes) = served_nodes(config);
         if versions.last() != Some(&v) {
             versions.push(v);
         }
@@ -463,7 +454,7 @@ fn a_node_restarted_within_the_health_window_joins_again() {
         assert!(t0.elapsed() < TIMEOUT + Duration::from_secs(5), "B never rejoined: versions {versions:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(config_get(config), (3, both.to_vec()), "out, then back after its copy: versions {versions:?}");
+    assert_eq!(served_nodes(config), (3, both.to_vec()), "out, then back after its copy: versions {versions:?}");
     assert_holds(&b, &mine);
     let st = cluster_stats(&endpoint);
     assert_eq!(st["node:1:restarts"], "1", "{st:?}");

@@ -39,8 +39,8 @@ pub struct ClusterConfig {
     pub warm_rate: u64,
     /// `--warm-timeout-ms`.
     pub warm_timeout: Duration,
-    /// `--cluster-dns`: NAME:PORT the endpoint's list is resolved from.
-    pub dns: Option<String>,
+    /// `--cluster-dns`: what the endpoint's list is resolved from.
+    pub dns: Option<crate::discovery::dns::Target>,
     /// `--dns-server`.
     pub dns_server: Option<SocketAddr>,
 }

@@ -561,9 +561,14 @@ mod tests {
     }
 
     #[test]
-    fn points_are_stored_small() {
-        assert_eq!(std::mem::size_of::<(u32, u32)>(), 8);
-        assert_eq!(std::mem::size_of::<([u8; 16], u32)>(), 20);
+    fn points_are_stored_small_and_in_order() {
+        // the lookup's binary search needs the stored order to be the
+        // numbers' order: wide points as big-endian bytes keep it
+        for scheme in [Scheme::Ketama, Scheme::KetamaWeighted, Scheme::Uhashring] {
+            let ring = Ring::new(scheme, &names(3));
+            let points: Vec<u128> = (0..ring.points.len()).map(|k| ring.points.point(k)).collect();
+            assert!(points.windows(2).all(|w| w[0] <= w[1]), "{scheme:?}: points out of order");
+        }
         assert!(matches!(Ring::new(Scheme::Ketama, &names(2)).points, Points::Narrow(_)));
         assert!(matches!(Ring::new(Scheme::KetamaWeighted, &names(2)).points, Points::Narrow(_)));
         assert!(matches!(Ring::new(Scheme::Uhashring, &names(2)).points, Points::Wide(_)));

@@ -19,7 +19,7 @@
 //! of /etc/resolv.conf) over UDP, one question per query from a fresh
 //! socket (a random source port) with a random id; a reply must come from
 //! that server, carry the id and repeat the question, else it is ignored.
-//! No TCP: a truncated reply is a failed lookup. Nothing async: the
+//! No TCP: a truncated reply, or one over 4096 bytes, is a failed lookup. Nothing async: the
 //! lookups run on their own thread (`server`).
 
 pub mod wire;
@@ -37,8 +37,11 @@ const QUERY_TIMEOUT: Duration = Duration::from_millis(1000);
 const QUERY_ATTEMPTS: u32 = 2;
 /// CNAME hops followed from the asked name.
 const MAX_CHAIN: usize = 8;
-/// Largest UDP datagram accepted (a reply without EDNS is at most 512).
-const MAX_REPLY: usize = 65_535;
+/// Largest reply read. A query offers [`wire::EDNS_PAYLOAD`] bytes (512
+/// without EDNS); a server that ignores the offer is still heard up to the
+/// 4096 bytes resolvers commonly offered before 2020. A larger datagram
+/// is not read whole and counts as a bad reply.
+const MAX_REPLY: usize = 4096;
 
 /// Where `--cluster-dns` looks (the first `nameserver` of this file when no
 /// `--dns-server` is given).
@@ -120,7 +123,9 @@ impl Resolver {
         socket.connect(self.server).map_err(io)?;
         socket.send(&query).map_err(io)?;
         let deadline = Instant::now() + self.timeout;
-        let mut buf = vec![0u8; MAX_REPLY];
+        // one byte more than a reply may have: a datagram that fills it
+        // was cut by the read
+        let mut buf = [0u8; MAX_REPLY + 1];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -138,6 +143,10 @@ impl Resolver {
             let msg = &buf[..n];
             if msg.len() < 2 || msg[..2] != id.to_be_bytes() {
                 continue; // not ours (a late reply to an earlier query)
+            }
+            if n > MAX_REPLY {
+                *bad = Some(format!("reply larger than {MAX_REPLY} bytes"));
+                continue;
             }
             let reply = match wire::decode(msg) {
                 Ok(reply) => reply,
@@ -181,6 +190,25 @@ fn addresses_in(records: &[wire::Record], name: &str) -> Vec<IpAddr> {
             _ => None,
         })
         .collect()
+}
+
+/// The addresses of a name's A and AAAA questions together. One family's
+/// failure (a resolver that drops or refuses AAAA questions) leaves the
+/// other's answer; only both failing is an error (one reason when both
+/// failed alike).
+fn either_family(v4: Result<Vec<IpAddr>, String>, v6: Result<Vec<IpAddr>, String>) -> Result<Vec<IpAddr>, String> {
+    match (v4, v6) {
+        (Ok(mut v4), Ok(v6)) => {
+            v4.extend(v6);
+            Ok(v4)
+        }
+        (Ok(found), Err(e)) | (Err(e), Ok(found)) => {
+            log::debug!("--cluster-dns: one address family failed, the other answered: {e}");
+            Ok(found)
+        }
+        (Err(e4), Err(e6)) if e4 == e6 => Err(e4),
+        (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
+    }
 }
 
 fn rcode_name(code: u8) -> String {
@@ -250,13 +278,10 @@ impl Membership {
     }
 
     /// From `--cluster-dns` and `--dns-server`; None without
-    /// `--cluster-dns`. (`Config` has refused it beside `--cluster-file`.)
+    /// `--cluster-dns`. (`Config` has parsed its target and refused it
+    /// beside `--cluster-file`.)
     pub fn from_config(cluster: &crate::cluster::ClusterConfig) -> Result<Option<Membership>, String> {
-        let Some(spec) = &cluster.dns else { return Ok(None) };
-        let target = Target::parse(spec).map_err(|e| format!("--cluster-dns {e}"))?;
-        if let (true, Some(port)) = (target.srv, target.port) {
-            log::warn!("--cluster-dns {spec}: SRV records carry the ports; {port} is not used");
-        }
+        let Some(target) = &cluster.dns else { return Ok(None) };
         let server = match cluster.dns_server {
             Some(s) => s,
             None => {
@@ -264,7 +289,7 @@ impl Membership {
                 nameserver(&text).ok_or_else(|| format!("no nameserver in {RESOLV_CONF}: give --dns-server"))?
             }
         };
-        Ok(Some(Membership::new(target, Resolver::new(server))))
+        Ok(Some(Membership::new(target.clone(), Resolver::new(server))))
     }
 
     pub fn name(&self) -> &str {
@@ -312,7 +337,8 @@ impl Membership {
             }
         } else {
             let port = t.port.unwrap_or(0); // parse() requires it without SRV
-            for ip in self.either_family(&t.name)? {
+            let v4 = self.resolver.addresses(&t.name, wire::TYPE_A);
+            for ip in either_family(v4, self.resolver.addresses(&t.name, wire::TYPE_AAAA))? {
                 nodes.push(Node { host: ip.to_string(), ip: ip.to_string(), port });
             }
         }
@@ -336,34 +362,7 @@ impl Membership {
         if let Some(ip) = v4.as_ref().ok().and_then(|found| found.iter().min()) {
             return Ok(Some(*ip));
         }
-        match (v4, self.resolver.addresses(target, wire::TYPE_AAAA)) {
-            (_, Ok(v6)) => Ok(v6.into_iter().min()),
-            (Ok(_), Err(e)) => {
-                log::debug!("--cluster-dns: {target} has no A record and its AAAA question failed: {e}");
-                Ok(None)
-            }
-            (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
-        }
-    }
-
-    /// The A and the AAAA addresses of `name`. One family's failure (a
-    /// resolver that drops or refuses AAAA questions) leaves the other's
-    /// answer; the lookup fails only if both do.
-    fn either_family(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-        let v4 = self.resolver.addresses(name, wire::TYPE_A);
-        let v6 = self.resolver.addresses(name, wire::TYPE_AAAA);
-        match (v4, v6) {
-            (Ok(mut v4), Ok(v6)) => {
-                v4.extend(v6);
-                Ok(v4)
-            }
-            (Ok(found), Err(e)) | (Err(e), Ok(found)) => {
-                log::debug!("--cluster-dns: one address family failed, the other answered: {e}");
-                Ok(found)
-            }
-            (Err(e4), Err(e6)) if e4 == e6 => Err(e4),
-            (Err(e4), Err(e6)) => Err(format!("{e4}; {e6}")),
-        }
+        Ok(either_family(v4, self.resolver.addresses(target, wire::TYPE_AAAA))?.into_iter().min())
     }
 
     /// `stats cluster` lines.
@@ -516,6 +515,30 @@ mod tests {
         assert_eq!(ips, [IpAddr::from([10, 0, 0, 3])]);
     }
 
+    #[test]
+    fn replies_past_the_offered_size_are_read_up_to_4096_bytes() {
+        // 250 A records: about 4 KB, more than the 1232 bytes offered
+        let ips: Vec<[u8; 4]> = (0..250u8).map(|i| [10, 1, 0, i]).collect();
+        let reply_to = move |q: &[u8]| {
+            let records: Vec<(u16, &[u8])> = ips.iter().map(|ip| (wire::TYPE_A, &ip[..])).collect();
+            answer(q, 0, &records)
+        };
+        let size = reply_to(&wire::encode_query(0, "cache.test", wire::TYPE_A, true).unwrap()).len();
+        assert!(size > usize::from(wire::EDNS_PAYLOAD) && size <= MAX_REPLY, "{size}");
+        let server = serve_once(move |q| vec![reply_to(q)]);
+        assert_eq!(resolver(server).addresses("cache.test", wire::TYPE_A).unwrap().len(), 250);
+        // the same reply with more bytes after it than a reply may have
+        let server = serve_once(|q| {
+            let mut big = answer(q, 0, &[(wire::TYPE_A, &[10, 0, 0, 1])]);
+            big.resize(MAX_REPLY + 1, 0);
+            vec![big]
+        });
+        let e = Resolver { timeout: Duration::from_secs(2), ..resolver(server) }
+            .query("cache.test", wire::TYPE_A)
+            .unwrap_err();
+        assert!(e.contains("no valid reply") && e.contains("larger than 4096 bytes"), "{e}");
+    }
+
     /// A server answering A questions with `a` and AAAA ones with `aaaa`
     /// (None: silence) for `queries` queries.
     fn dual(queries: usize, a: Option<u8>, aaaa: Option<u8>) -> SocketAddr {
@@ -604,6 +627,20 @@ mod tests {
         let m = Membership::new(Target::parse("_memcache._tcp.test").unwrap(), resolver(server));
         let want = Node { host: "node2.test".into(), ip: "10.0.0.2".into(), port: 11212 };
         assert_eq!(m.lookup(), Ok(vec![want]));
+    }
+
+    #[test]
+    fn an_srv_target_whose_families_both_fail_alike_gives_one_reason() {
+        // the SRV question is answered; node1's A and AAAA ones are not
+        let server = serve(3, |q| match asked(q) {
+            (wire::TYPE_SRV, _) => {
+                vec![answer(q, 0, &[(wire::TYPE_SRV, b"\x00\x01\x00\x01\x2b\xcb\x05node1\x04test\x00")])]
+            }
+            _ => vec![],
+        });
+        let quick = Resolver { timeout: Duration::from_secs(1), ..resolver(server) };
+        let e = Membership::new(Target::parse("_memcache._tcp.test").unwrap(), quick).lookup().unwrap_err();
+        assert!(e.starts_with("node1.test: no reply from") && e.matches("no reply").count() == 1, "{e}");
     }
 
     #[test]

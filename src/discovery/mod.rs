@@ -490,8 +490,11 @@ pub fn open(
 }
 
 /// Most bytes of a health check's reply read (memcached's `stats` is
-/// about 3 KB).
+/// about 3 KB, ferrocache's about 2 KB).
 const CHECK_REPLY_MAX: usize = 32 * 1024;
+/// A health check's reads: the reply grows by at most this much a read,
+/// so a usual one takes a single allocation of about its size.
+const CHECK_READ: usize = 4096;
 
 /// Sends `version` and `stats` in one write; None unless the reply starts
 /// with `VERSION `. Whatever `stats` gives before its `END`, an error
@@ -499,8 +502,8 @@ const CHECK_REPLY_MAX: usize = 32 * 1024;
 /// for the [`Identity`].
 fn ask_version(mut s: Box<dyn Stream>) -> Option<Option<Identity>> {
     s.write_all(b"version\r\nstats\r\n").and_then(|()| s.flush()).ok()?;
-    let mut buf = vec![0u8; CHECK_REPLY_MAX];
-    let mut got = 0;
+    let mut buf = Vec::with_capacity(CHECK_READ);
+    let mut chunk = [0u8; CHECK_READ];
     // `stats` answered: its last line is END or an error
     let complete = |b: &[u8]| {
         let Some(after_version) = b.iter().position(|&c| c == b'\n').map(|nl| &b[nl + 1..]) else { return false };
@@ -508,16 +511,18 @@ fn ask_version(mut s: Box<dyn Stream>) -> Option<Option<Identity>> {
         let last = body.iter().rposition(|&c| c == b'\n').map_or(body, |nl| &body[nl + 1..]);
         last == b"END\r" || [&b"ERROR"[..], b"CLIENT_ERROR", b"SERVER_ERROR"].iter().any(|e| last.starts_with(e))
     };
-    while got < buf.len() {
-        match s.read(&mut buf[got..]) {
+    while buf.len() < CHECK_REPLY_MAX {
+        let room = chunk.len().min(CHECK_REPLY_MAX - buf.len());
+        match s.read(&mut chunk[..room]) {
             Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-        if !buf[..got.min(8)].starts_with(&b"VERSION "[..got.min(8)]) || complete(&buf[..got]) {
+        let head = buf.len().min(8);
+        if !buf[..head].starts_with(&b"VERSION "[..head]) || complete(&buf) {
             break;
         }
     }
-    let reply = &buf[..got];
+    let reply = &buf[..];
     let nl = reply.iter().position(|&c| c == b'\n')?;
     reply.starts_with(b"VERSION ").then(|| Identity::from_stats(&reply[nl + 1..]))
 }
@@ -623,6 +628,27 @@ mod tests {
             Some(format!("VERSION 1.6.18\r\nSTAT pid {pid}\r\nSTAT uptime 10\r\nSTAT time 1700000000\r\nEND\r\n"))
         });
         (port, pid)
+    }
+
+    #[test]
+    fn a_long_stats_reply_is_read_up_to_its_bound() {
+        let node = |port| parse_nodes(&format!("n|127.0.0.1|{port}")).remove(0);
+        // `filler` bytes of STAT lines before the pid and uptime
+        let reply = |filler: usize| {
+            let mut r = String::from("VERSION 1.6.18\r\n");
+            while r.len() < filler {
+                r.push_str("STAT filler_stat_with_a_long_name 1234567890\r\n");
+            }
+            r + "STAT pid 7\r\nSTAT uptime 3\r\nEND\r\n"
+        };
+        let found = Some(Some(Identity { pid: 7, uptime: 3, time: None }));
+        let timeout = Duration::from_secs(10);
+        // several reads' worth, under the bound: all read
+        let port = fake_node(move || Some(reply(5 * CHECK_READ)));
+        assert_eq!(check(&node(port), timeout, None), found);
+        // past the bound: the check passes, the identity is not reached
+        let port = fake_node(move || Some(reply(CHECK_REPLY_MAX)));
+        assert_eq!(check(&node(port), timeout, None), Some(None));
     }
 
     #[test]

@@ -171,9 +171,17 @@ mod tests {
         assert_eq!(written(&pace, &[&data]), data);
         assert!(t.elapsed() >= Duration::from_millis(3000 / 16), "{:?}", t.elapsed());
         // A rate so low that honouring it would take hours: hurry set,
-        // the write ends (the test would hang otherwise).
-        let hurry = AtomicBool::new(true);
-        let pace = Pace { rate: 1, writeback: true, hurry: Some(&hurry) };
-        assert_eq!(written(&pace, &[&data]), data);
+        // the write ends. It runs on its own thread so that a writer that
+        // ignores hurry fails the test after a bounded wait, not hangs it.
+        static HURRY: AtomicBool = AtomicBool::new(true);
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pace = Pace { rate: 1, writeback: true, hurry: Some(&HURRY) };
+            let _ = done.send(written(&pace, &[&data]) == data);
+        });
+        match ended.recv_timeout(Duration::from_secs(60)) {
+            Ok(same) => assert!(same, "the hurried write changed the bytes"),
+            Err(_) => panic!("a hurried write at 1 byte/s did not end within 60 s: hurry did not lift the rate"),
+        }
     }
 }

@@ -419,3 +419,100 @@ impl Server {
         self.stats("")[name].parse().unwrap()
     }
 }
+
+/// A fresh, empty directory `ferrocache-{name}-{pid}` in the temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrocache-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A value that proves its own integrity: derived from the index.
+pub fn value_for(i: usize) -> Vec<u8> {
+    (0..(i * 37) % 3000).map(|j| ((i * 31 + j * 7) % 251) as u8).collect()
+}
+
+/// Stores items `range` (`key:{i}`, flags = index, [`value_for`]), then
+/// waits for the replies.
+pub fn fill_items(c: &mut Client, range: std::ops::Range<usize>) {
+    for i in range {
+        let v = value_for(i);
+        c.send(&[format!("set key:{i} {i} 0 {} noreply\r\n", v.len()).as_bytes(), &v, b"\r\n"].concat());
+    }
+    c.expect(b"version\r\n", b"VERSION 1.6.18\r\n");
+}
+
+/// Asserts items `range` of [`fill_items`] are all there, byte for byte,
+/// with their flags.
+pub fn check_items(c: &mut Client, range: std::ops::Range<usize>) {
+    for i in range {
+        let v = value_for(i);
+        let want = [format!("VALUE key:{i} {i} {}\r\n", v.len()).as_bytes(), &v, b"\r\nEND\r\n"].concat();
+        c.expect(format!("get key:{i}\r\n").as_bytes(), &want);
+    }
+}
+
+/// Standard padded base64, written independently of the server's and of
+/// the crate's.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = c.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= c.len() { char::from(A[(n >> (18 - 6 * i) & 63) as usize]) } else { '=' });
+        }
+    }
+    out
+}
+
+/// A node list as `config set cluster` takes it: entries separated by
+/// spaces.
+pub fn node_list(nodes: &[ferrocache::discovery::Node]) -> String {
+    nodes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// `config set cluster` with `text` as the data; STORED expected.
+pub fn config_set(addr: SocketAddr, text: &str) {
+    let mut c = Client::connect(addr);
+    c.expect(format!("config set cluster 0 {}\r\n{text}\r\n", text.len()).as_bytes(), b"STORED\r\n");
+}
+
+/// `config get cluster` -> (version, node entries), the reply's framing
+/// checked: its length, the body's line ends, `END`.
+pub fn config_get(addr: SocketAddr) -> (u64, Vec<String>) {
+    let mut c = Client::connect(addr);
+    c.send(b"config get cluster\r\n");
+    let reply = String::from_utf8(c.read_until(b"END\r\n")).unwrap();
+    let mut lines = reply.split("\r\n");
+    let head = lines.next().unwrap();
+    let n: usize = head.strip_prefix("CONFIG cluster 0 ").unwrap_or_else(|| panic!("{reply:?}")).parse().unwrap();
+    let body = &reply[head.len() + 2..head.len() + 2 + n];
+    assert!(reply.ends_with("\n\r\nEND\r\n") && !body.contains('\r'), "{reply:?}");
+    let mut b = body.lines();
+    let version = b.next().unwrap().parse().unwrap();
+    let nodes = b.next().unwrap_or("").split_whitespace().map(String::from).collect();
+    (version, nodes)
+}
+
+impl Server {
+    /// The metrics listener's `host:port`, from the line `ferrocache
+    /// metrics on http://ADDR/metrics` (the next one on standard output).
+    pub fn metrics_addr(&mut self) -> String {
+        let line = self.stdout.next().unwrap().unwrap();
+        let url = line.strip_prefix("ferrocache metrics on http://").unwrap_or_else(|| panic!("{line}"));
+        url.strip_suffix("/metrics").unwrap_or_else(|| panic!("{line}")).to_string()
+    }
+}
+
+/// Sends `request` to `addr` and reads the response (head and body) to the
+/// connection's end.
+pub fn http(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+}
