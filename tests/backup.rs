@@ -274,7 +274,7 @@ fn restore_counts_the_sets_a_node_refuses_and_goes_on() {
     for i in 0..3 {
         c.send(&[format!("set big{i} 0 0 {} noreply\r\n", big.len()).as_bytes(), &big, b"\r\n"].concat());
     }
-    fill(&mut c, 0..5);
+    fill_items(&mut c, 0..5);
     assert_eq!(a.stat("curr_items"), 8);
     let file = snapshot_named(&mut c, &dir, "refused");
 
@@ -287,6 +287,6 @@ fn restore_counts_the_sets_a_node_refuses_and_goes_on() {
     assert!(text.contains("restored 5 of 8 items"), "{text}");
     assert!(text.contains("3 refused by the node, first: SERVER_ERROR object too large for cache"), "{text}");
     assert_eq!(b.stat("curr_items"), 5);
-    check(&mut b.connect(), 0..5);
+    check_items(&mut b.connect(), 0..5);
     let _ = std::fs::remove_dir_all(&dir);
 }
