@@ -72,8 +72,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// A batch that failed this many times is dropped (counted).
 const ATTEMPTS: u32 = 3;
 /// Longest reply line accepted for one batch (error lines only: copies
-/// are quiet).
-pub const MAX_REPLY: usize = 1 << 20;
+/// are quiet), checked between reads of up to 4 KiB.
+const MAX_REPLY: usize = 1 << 20;
 /// Locks that order the read-and-enqueue of writes to one key.
 pub const STRIPES: usize = 64;
 /// memcached reads an exptime above this as a unix time.
@@ -592,7 +592,7 @@ fn send_batch(peer: &Peer, conn: &mut Option<TcpStream>, wbuf: &[u8]) -> Result<
 /// the replies up to `MN`, handing every other line (without its line
 /// end) to `line`, which may stop the exchange with an error. Also an
 /// error: the stream ending or failing before `MN`, a line longer than
-/// [`MAX_REPLY`], bytes after `MN` (they would be read as the next
+/// about 1 MiB, bytes after `MN` (they would be read as the next
 /// batch's replies). Replication and `ferrocache restore` send their
 /// batches this way.
 pub fn exchange(
@@ -626,6 +626,7 @@ pub fn exchange(
         match s.read(&mut chunk) {
             Ok(0) => return Err(Error::new(ErrorKind::UnexpectedEof, "connection closed")),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::new(e.kind(), format!("read: {e}"))),
         }
     }
