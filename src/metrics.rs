@@ -154,41 +154,46 @@ fn replication(o: &mut String, sh: &Shared) {
     };
     family(o, &not_copied, &[(String::new(), r.not_copied.load(Ordering::Relaxed) as f64)]);
     let peers = r.peers();
-    type Value = fn(&crate::cluster::replicate::Peer) -> f64;
+    // Each peer's queue is read once a scrape: its length, and the oldest
+    // copy's age that the lag is also taken from.
+    let readings: Vec<_> = peers.iter().map(|p| (p, p.waiting())).collect();
+    type Value = fn(&crate::cluster::replicate::Peer, (usize, std::time::Duration)) -> f64;
     let rows: [(&'static str, Kind, &'static str, Value); 8] = [
-        ("ferrocache_replica_queued", Kind::Gauge, "Copies waiting for a peer.", |p| p.waiting().0 as f64),
-        ("ferrocache_replica_queue_bytes", Kind::Gauge, "Bytes of copies queued or in flight to a peer.", |p| {
+        ("ferrocache_replica_queued", Kind::Gauge, "Copies waiting for a peer.", |_, w| w.0 as f64),
+        ("ferrocache_replica_queue_bytes", Kind::Gauge, "Bytes of copies queued or in flight to a peer.", |p, _| {
             p.bytes.load(Ordering::Relaxed) as f64
         }),
-        ("ferrocache_replica_sent_total", Kind::Counter, "Copies a peer acknowledged.", |p| {
+        ("ferrocache_replica_sent_total", Kind::Counter, "Copies a peer acknowledged.", |p, _| {
             p.sent.load(Ordering::Relaxed) as f64
         }),
-        ("ferrocache_replica_dropped_total", Kind::Counter, "Copies dropped: queue full or peer unreachable.", |p| {
+        ("ferrocache_replica_dropped_total", Kind::Counter, "Copies dropped: queue full or peer unreachable.", |p, _| {
             p.dropped.load(Ordering::Relaxed) as f64
         }),
-        ("ferrocache_replica_refused_total", Kind::Counter, "Copies a peer answered with an error.", |p| {
+        ("ferrocache_replica_refused_total", Kind::Counter, "Copies a peer answered with an error.", |p, _| {
             p.refused.load(Ordering::Relaxed) as f64
         }),
         (
             "ferrocache_replica_lag_seconds",
             Kind::Gauge,
             "Queue-to-acknowledgement time of the last batch's oldest copy, or the age of the oldest copy not yet acknowledged if greater.",
-            |p| p.lag().as_secs_f64(),
+            |p, w| p.lag_given(w.1).as_secs_f64(),
         ),
         (
             "ferrocache_replica_oldest_copy_seconds",
             Kind::Gauge,
             "Age of the oldest copy waiting for a peer or in flight (0: none).",
-            |p| p.waiting().1.as_secs_f64(),
+            |_, w| w.1.as_secs_f64(),
         ),
-        ("ferrocache_replica_connected", Kind::Gauge, "Whether the connection to a peer is up.", |p| {
+        ("ferrocache_replica_connected", Kind::Gauge, "Whether the connection to a peer is up.", |p, _| {
             f64::from(u8::from(p.connected.load(Ordering::Relaxed)))
         }),
     ];
     for (name, kind, help, value) in rows {
         let m = Metric { name, labels: "", kind, help };
-        let samples: Vec<(String, f64)> =
-            peers.iter().map(|p| (format!("peer=\"{}\"", escape_label(&p.node.address())), value(p))).collect();
+        let samples: Vec<(String, f64)> = readings
+            .iter()
+            .map(|&(p, w)| (format!("peer=\"{}\"", escape_label(&p.node.address())), value(p, w)))
+            .collect();
         family(o, &m, &samples);
     }
 }

@@ -197,15 +197,11 @@ impl Peer {
         (q.len(), q.front().map_or(Duration::ZERO, |op| op.at.elapsed()).max(flying))
     }
 
-    /// Replication lag: the last batch's, or longer while a copy has been
-    /// waiting longer than that (a peer down shows as a growing lag).
-    pub fn lag(&self) -> Duration {
-        self.lag_given(self.waiting().1)
-    }
-
-    /// [`Peer::lag`] when the oldest copy's age is already known (one
-    /// reading of the queue serves both).
-    fn lag_given(&self, oldest: Duration) -> Duration {
+    /// Replication lag, given the oldest copy's age from
+    /// [`Peer::waiting`] (one reading of the queue serves both): the last
+    /// batch's, or longer while a copy has been waiting longer than that (a
+    /// peer down shows as a growing lag).
+    pub fn lag_given(&self, oldest: Duration) -> Duration {
         Duration::from_micros(self.lag_us.load(Ordering::Relaxed)).max(oldest)
     }
 
@@ -812,7 +808,7 @@ mod tests {
         assert_eq!(p.lag_given(Duration::from_millis(2)), Duration::from_millis(5));
         assert_eq!(p.lag_given(Duration::from_millis(7)), Duration::from_millis(7));
         // nothing waiting: the last batch's
-        assert_eq!(p.lag(), Duration::from_millis(5));
+        assert_eq!(p.lag_given(p.waiting().1), Duration::from_millis(5));
     }
 
     fn clock() -> Arc<Clock> {
