@@ -5,7 +5,7 @@ BIN_DEBUG := target/debug/ferrocache
 BIN_RELEASE := target/release/ferrocache
 
 .PHONY: all build release run test lint unit clients ops package deb install demo soak fuzz bench bench-floor clean memcached-suite
-.PHONY: bench-replication
+.PHONY: bench-replication bench-tls
 
 all: build
 
@@ -91,6 +91,15 @@ bench:
 bench-floor:
 	$(CARGO) build --release
 	scripts/bench-vs-memcached --floor $${BENCH_SECS:-3} $${BENCH_ROUNDS:-12}
+
+# TLS: ferrocache -Z against memcached -Z, every TLS workload (get-heavy
+# unpipelined, the same with both held to one request rate, pipelined 16,
+# set 1 KiB, TLS over plain text, handshakes); needs memtier_benchmark
+# built with TLS on the PATH. Each workload prints the rounds' geometric
+# mean ratio with its 95% interval (docs/performance.md).
+bench-tls:
+	$(CARGO) build --release
+	scripts/bench-vs-memcached --tls $${BENCH_SECS:-3} $${BENCH_ROUNDS:-12}
 
 # What --replicas 1 costs (server CPU per operation against --replicas 0)
 # and a black-holed peer's effect on clients, on 127.0.0.10-12 (issue 16).
