@@ -154,9 +154,10 @@ fn replication(o: &mut String, sh: &Shared) {
     };
     family(o, &not_copied, &[(String::new(), r.not_copied.load(Ordering::Relaxed) as f64)]);
     let peers = r.peers();
-    // Each peer's queue is read once a scrape: its length, and the oldest
-    // copy's age that the lag is also taken from.
-    let readings: Vec<_> = peers.iter().map(|p| (p, p.waiting())).collect();
+    // Each peer's queue is read once a scrape (its length, and the oldest
+    // copy's age that the lag is also taken from), and its label made once.
+    let readings: Vec<_> =
+        peers.iter().map(|p| (p, p.waiting(), format!("peer=\"{}\"", escape_label(&p.node.address())))).collect();
     type Value = fn(&crate::cluster::replicate::Peer, (usize, std::time::Duration)) -> f64;
     let rows: [(&'static str, Kind, &'static str, Value); 8] = [
         ("ferrocache_replica_queued", Kind::Gauge, "Copies waiting for a peer.", |_, w| w.0 as f64),
@@ -190,10 +191,7 @@ fn replication(o: &mut String, sh: &Shared) {
     ];
     for (name, kind, help, value) in rows {
         let m = Metric { name, labels: "", kind, help };
-        let samples: Vec<(String, f64)> = readings
-            .iter()
-            .map(|&(p, w)| (format!("peer=\"{}\"", escape_label(&p.node.address())), value(p, w)))
-            .collect();
+        let samples: Vec<(String, f64)> = readings.iter().map(|(p, w, label)| (label.clone(), value(p, *w))).collect();
         family(o, &m, &samples);
     }
 }
